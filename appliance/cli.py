@@ -1,0 +1,177 @@
+"""The `appliance` command.
+
+Exit codes: 0 ok, 2 bad config or input, 1 anything else. Errors print one line:
+what went wrong, where, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .config import DEFAULT_CONFIG, Settings, load_config
+from .errors import ApplianceError, InputError
+
+log = logging.getLogger("appliance")
+
+HELP = {
+    "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
+    "verify": "Without a URL: print the exact message the human must tweet. With the tweet's URL: verify the agent.",
+    "status": "Show verified, live, viewers, uptime and token address (from the running appliance, else from the API).",
+    "doctor": "Check binaries, display, sound sink, FFmpeg encoders and the API; print a pass/fail table with fixes.",
+    "sandbox": "Run a local stand-in for retake.tv (REST, Socket.IO, RTMP ingest) on 127.0.0.1 for tests and rehearsals.",
+    "up": "Start the whole process tree (Xvfb, openbox, PulseAudio, content window, controller) under supervisord.",
+    "live": "Go live and stay live: the 10-step sequence, chat, thumbnails, recovery, until SIGTERM or `appliance stop`.",
+    "rehearse": "Start the sandbox and the whole appliance against it, go live, show simulated viewers; Ctrl-C stops.",
+    "stop": "Ask the running appliance to end the stream (stream/stop) and exit.",
+    "say": "Speak TEXT on stream (TTS into the sound sink; the encoder keeps running).",
+    "show": "Show TEXT on screen (the content window).",
+    "chat": "Post MESSAGE in the agent's own chat.",
+}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_config(args.config)
+
+
+def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
+    from .credentials import require_credentials
+    from .retake.client import RetakeClient
+    client = RetakeClient(settings.retake)
+    if auth:
+        client = client.with_token(require_credentials(settings.paths.credentials_path()).access_token)
+    return client
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from .verification import register_agent
+    settings = _settings(args)
+    creds, path = register_agent(settings, _client(settings, auth=False))
+    print(f"registered {creds.agent_name} (userDbId {creds.userDbId}); credentials saved to {path} (mode 600)")
+    print("next: appliance verify   (prints the message your human posts on Twitter/X)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verification import tweet_instructions, validate_tweet_url
+    settings = _settings(args)
+    client = _client(settings)
+    if not args.tweet_url:
+        if client.verification_status().verified:
+            print("already verified")
+            return 0
+        print(tweet_instructions(client.prepare_verify().verification_message))
+        return 0
+    url = validate_tweet_url(args.tweet_url)
+    result = client.verify(url)
+    print("verified: the agent can go live" if result.verified else "not verified yet: the platform did not accept the tweet")
+    return 0 if result.verified else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .control import ControlClient
+    settings = _settings(args)
+    try:
+        data = ControlClient.from_state(settings.state_dir).call("GET", "/status")
+        source = "running appliance"
+    except ApplianceError:
+        client = _client(settings)
+        status = client.stream_status()
+        data = {"state": "not running here", "verified": client.verification_status().verified,
+                "is_live": status.is_live, "viewers": status.viewers, "uptime_s": status.uptime_seconds,
+                "token_address": status.token_address or "-"}
+        source = settings.retake.base_url
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"status from {source}")
+        for key, value in data.items():
+            print(f"  {key:<16} {value}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+    return run_doctor(_settings(args) if Path(args.config).exists() else None, args.config)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import run_sandbox_cli
+    return run_sandbox_cli(host="127.0.0.1", port=args.port, rtmp=not args.no_rtmp,
+                           viewer_interval=args.viewers, comments_shape=args.comments_shape,
+                           record_dir=args.record_dir)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .supervisor import run_up
+    return run_up(Path(args.config), _settings(args))
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from .runner import run_live
+    return run_live(_settings(args))
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from .rehearse import run_rehearsal
+    return run_rehearsal(Path(args.config), seconds=args.seconds)
+
+
+def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
+    from .control import ControlClient
+    result = ControlClient.from_state(_settings(args).state_dir).call(method, path, body)
+    print(json.dumps(result) if not isinstance(result, str) else result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appliance", description="Puts an AI agent live on retake.tv and keeps it there.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=HELP[name], description=HELP[name])
+        p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                       help=f"the YAML config (default {DEFAULT_CONFIG})")
+        p.set_defaults(func=func)
+        return p
+
+    add("register", cmd_register)
+    add("verify", cmd_verify).add_argument("tweet_url", nargs="?", help="https://x.com/<you>/status/<id>")
+    add("status", cmd_status).add_argument("--json", action="store_true", help="machine-readable output")
+    add("doctor", cmd_doctor)
+    p = add("sandbox", cmd_sandbox)
+    p.add_argument("--port", type=int, default=8765, help="HTTP port on 127.0.0.1 (default 8765)")
+    p.add_argument("--no-rtmp", action="store_true", help="no RTMP ingest (no nginx needed)")
+    p.add_argument("--viewers", type=float, default=8.0, help="seconds between simulated viewer comments (0: none)")
+    p.add_argument("--comments-shape", choices=["documented", "observed"], default="documented",
+                   help="answer stream/comments as documented or as the platform was observed to")
+    p.add_argument("--record-dir", help="where the ingest records streams (default: a temp folder)")
+    add("up", cmd_up)
+    add("live", cmd_live)
+    add("rehearse", cmd_rehearse).add_argument("--seconds", type=float, default=0,
+                                               help="stop by itself after this long (0: until Ctrl-C)")
+    add("stop", lambda a: _control(a, "POST", "/stop", {}))
+    add("say", lambda a: _control(a, "POST", "/say", {"text": a.text})).add_argument("text")
+    add("show", lambda a: _control(a, "POST", "/show", {"text": a.text})).add_argument("text")
+    add("chat", lambda a: _control(a, "POST", "/chat", {"message": a.message})).add_argument("message")
+
+    args = parser.parse_args(argv)
+    from .logs import setup_logging
+    setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as exc:
+        print(f"appliance {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"appliance {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The appliance's YAML config, validated at load with pydantic v2.
+
+One model per concern, composed into :class:`Settings`. Unknown keys are errors, every
+field has a default except the agent profile, and a bad file is reported as
+``<file>: agent.ticker: at most 10 characters`` (see :func:`load_config`).
+Secrets never live here: the access token comes from ``RETAKE_ACCESS_TOKEN`` or the
+credentials file (see :mod:`appliance.credentials`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from .errors import ConfigError
+
+IN_CONTAINER = Path("/config").is_dir() and Path("/.dockerenv").exists() or bool(
+    os.environ.get("APPLIANCE_IN_CONTAINER"))
+DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
+DEFAULT_STATE_DIR = Path("/state") if IN_CONTAINER else Path(
+    os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "retake-appliance"
+RETAKE_HOST = "retake.tv"
+
+_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
+_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58_decode(text: str) -> bytes:
+    """Decode a base58 (Bitcoin alphabet) string; ValueError on a bad character."""
+    if not text or not _BASE58.match(text):
+        raise ValueError("not base58 (letters and digits without 0, O, I, l)")
+    number = 0
+    for char in text:
+        number = number * 58 + _B58_ALPHABET.index(char)
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\x00" * (len(text) - len(text.lstrip("1"))) + body
+
+
+def validate_solana_address(value: str) -> str:
+    """A Solana public key is base58 text that decodes to exactly 32 bytes."""
+    try:
+        decoded = base58_decode(value)
+    except ValueError as exc:
+        raise ValueError(f"wallet address is {exc}") from None
+    if len(decoded) != 32:
+        raise ValueError(f"a Solana public key decodes to 32 bytes, this one to {len(decoded)}")
+    return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class AgentConfig(_Model):
+    """The public profile registered on retake.tv (reference section 1)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    image_url: str
+    wallet_address: str
+    ticker: Annotated[str, Field(min_length=1, max_length=10)]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v):
+            raise ValueError("letters, digits, '_', '.' and '-' only (it becomes the stream URL)")
+        return v
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be a public https:// URL of a square jpg/png")
+        return v
+
+    @field_validator("wallet_address", "ticker", "name", mode="before")
+    @classmethod
+    def _digits_are_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # YAML reads 1111... as a number
+
+    @field_validator("wallet_address")
+    @classmethod
+    def _wallet(cls, v: str) -> str:
+        return validate_solana_address(v)
+
+    @field_validator("ticker")
+    @classmethod
+    def _ticker(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]+", v):
+            raise ValueError("letters and digits only")
+        return v
+
+
+class RetakeConfig(_Model):
+    """Where the API is and how patiently to talk to it."""
+
+    base_url: str = "https://retake.tv/api/v1"
+    # A loopback base_url (the sandbox) is accepted only when this says so explicitly.
+    sandbox: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    backoff_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0, le=300)] = 8.0
+    skill_check: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://retake.tv/api/v1")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _host_allowed(self) -> "RetakeConfig":
+        parts = urlsplit(self.base_url)
+        host = parts.hostname
+        if host == RETAKE_HOST:
+            if parts.scheme != "https":
+                raise ValueError("base_url: retake.tv is only reached over https")
+        elif is_loopback_host(host):
+            if not self.sandbox:
+                raise ValueError("base_url: a loopback host is the sandbox; set retake.sandbox: true")
+        else:
+            raise ValueError(f"base_url: the access token goes to retake.tv only, not {host!r} "
+                             "(or a loopback sandbox with retake.sandbox: true)")
+        return self
+
+
+class PathsConfig(_Model):
+    """Where secrets and state live (a volume in the container)."""
+
+    credentials: Path | None = None  # default: ~/.config/retake/credentials.json or /state/...
+    state_dir: Path = DEFAULT_STATE_DIR
+
+    def credentials_path(self) -> Path:
+        if self.credentials is not None:
+            return self.credentials.expanduser()
+        if IN_CONTAINER:
+            return self.state_dir / "credentials.json"
+        return Path.home() / ".config/retake/credentials.json"
+
+
+class StreamConfig(_Model):
+    """Display and encoder settings; defaults are the reference's FFmpeg command."""
+
+    display: str = ":99"
+    width: Annotated[int, Field(ge=320, le=3840)] = 1280
+    height: Annotated[int, Field(ge=240, le=2160)] = 720
+    framerate: Annotated[int, Field(ge=10, le=60)] = 30
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    video_bitrate_k: Annotated[int, Field(ge=200, le=20000)] = 1500
+    bufsize_k: Annotated[int, Field(ge=200, le=40000)] = 3000
+    keyframe_s: Annotated[float, Field(gt=0, le=4)] = 2.0
+    audio_bitrate_k: Annotated[int, Field(ge=32, le=320)] = 128
+    sample_rate: Literal[44100, 48000] = 44100
+    strict_cbr: bool = False  # x264 nal-hrd=cbr; the reference command is not strict CBR
+    audio_source: Literal["pulse", "silent"] = "pulse"
+    sink: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "stream"
+    thumbnail_interval_s: float = 180.0
+    live_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    status_poll_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    stall_after_s: Annotated[float, Field(ge=2, le=60)] = 6.0
+    min_speed: Annotated[float, Field(gt=0, le=1)] = 0.95
+
+    @field_validator("thumbnail_interval_s")
+    @classmethod
+    def _clamp_thumbnail(cls, v: float) -> float:
+        # the platform asks for a refresh every 2-5 minutes
+        return min(max(v, 120.0), 300.0)
+
+
+class VoiceConfig(_Model):
+    """Text to speech into the PulseAudio sink."""
+
+    engine: Literal["espeak", "gtts"] = "espeak"
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = "en"
+    espeak_voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-]+$")] = "en-us"
+    words_per_minute: Annotated[int, Field(ge=80, le=400)] = 165
+    max_chars: Annotated[int, Field(ge=20, le=2000)] = 400
+    fallback_to_espeak: bool = True
+
+
+class OverlayConfig(_Model):
+    """The content window and on-screen text."""
+
+    content_log: Path | None = None  # default: <state_dir>/stream.log
+    font_size: Annotated[int, Field(ge=6, le=48)] = 12
+    foreground: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#00ff00"
+    background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#000000"
+    max_line_chars: Annotated[int, Field(ge=20, le=400)] = 150
+
+
+class ChatConfig(_Model):
+    """How the agent reads and answers its chat."""
+
+    poll_s: Annotated[float, Field(ge=1, le=10)] = 3.0
+    quiet_poll_s: Annotated[float, Field(ge=1, le=30)] = 6.0
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    opening_message: Annotated[str, Field(min_length=1, max_length=500)] = (
+        "I'm live. What should we explore today?")
+    quiet_after_s: Annotated[float, Field(ge=10, le=600)] = 60.0
+    responder: Literal["offline"] = "offline"
+    max_reply_chars: Annotated[int, Field(ge=20, le=500)] = 280
+    stream_ideas: list[Annotated[str, Field(min_length=3, max_length=200)]] = Field(
+        default_factory=lambda: [
+            "A live build: chat picks a tiny tool and I write it on screen in 20 minutes",
+            "Prediction market: chat bets on which of my experiments breaks first",
+            "Hot seat: every viewer question gets answered in exactly one sentence",
+        ], min_length=3, max_length=5)
+
+
+class NotifyConfig(_Model):
+    """How the operator is told about live, blocked and failed states."""
+
+    webhook_url: str | None = None
+    file: Path | None = None  # default: <state_dir>/notifications.log
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).scheme not in ("https", "http"):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
+class ControlConfig(_Model):
+    """The local control API (127.0.0.1 only)."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 8787
+
+
+class RecoveryConfig(_Model):
+    """How hard to try after a crash, without 'spam streaming'."""
+
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    backoff_max_s: Annotated[float, Field(ge=1, le=900)] = 120.0
+    max_restarts_per_hour: Annotated[int, Field(ge=1, le=60)] = 6
+    verification_recheck_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+
+
+class Settings(_Model):
+    """The whole config file."""
+
+    agent: AgentConfig
+    retake: RetakeConfig = Field(default_factory=RetakeConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    auto_register: bool = False  # register on `live` when no credentials exist
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
+    overlay: OverlayConfig = Field(default_factory=OverlayConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # `notify:` with everything commented out reads as null: it means "all defaults"
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k != "agent" else v) for k, v in data.items()}
+        return data
+
+    @property
+    def state_dir(self) -> Path:
+        return self.paths.state_dir.expanduser()
+
+    def content_log(self) -> Path:
+        return self.overlay.content_log or self.state_dir / "stream.log"
+
+    def notify_file(self) -> Path:
+        return self.notify.file or self.state_dir / "notifications.log"
+
+    def stream_url(self) -> str:
+        return f"https://retake.tv/{self.agent.name}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        reason = "unknown key (see config.example.yaml for the keys there are)"
+    elif kind == "missing":
+        reason = "required"
+    elif kind == "string_too_long":
+        reason = f"at most {ctx.get('max_length')} characters"
+    elif kind == "string_too_short":
+        reason = f"at least {ctx.get('min_length')} character(s)"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        reason = error["msg"].lower()
+    else:
+        reason = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {reason}"
+
+
+def parse_config(data: Any, source: str = "config") -> Settings:
+    """Validate already-parsed YAML; ConfigError names every bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with an 'agent:' section",
+                          fix="start from config.example.yaml")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}", fix="edit the file; config.example.yaml documents every key") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate the YAML config at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file",
+                          fix="copy config.example.yaml there, or pass --config FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,208 @@
+"""The local control API: how the CLI and an outside agent (an LLM runtime) drive the appliance.
+
+HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/control.json``
+(mode 600, with the port); every endpoint but ``/health`` and ``/ready`` requires it.
+``openapi.yaml`` at the repository root documents the endpoints.
+
+    GET  /health   process alive, age of the last loop heartbeat          (no token)
+    GET  /ready    200 when live and the encoder is healthy, else 503     (no token)
+    GET  /status   JSON: state, uptime, viewers, last error, ...
+    GET  /metrics  Prometheus text
+    POST /say      {"text": "..."}     speech into the sink, encoder keeps running
+    POST /show     {"text": "..."}     text on screen
+    POST /chat     {"message": "..."}  a line in the agent's own chat
+    POST /stop     {}                  stream/stop, then exit
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import requests
+
+from .errors import ApplianceError, InputError
+
+log = logging.getLogger("appliance.control")
+MAX_BODY = 16_384
+MAX_TEXT = 2000
+
+
+class Commands(Protocol):
+    def health(self) -> dict[str, Any]: ...
+    def ready(self) -> tuple[bool, str]: ...
+    def status(self) -> dict[str, Any]: ...
+    def metrics(self) -> str: ...
+    def say(self, text: str) -> dict[str, Any]: ...
+    def show(self, text: str) -> dict[str, Any]: ...
+    def chat(self, message: str) -> dict[str, Any]: ...
+    def stop(self) -> dict[str, Any]: ...
+
+
+def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
+    posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
+        "/say": ("text", commands.say), "/show": ("text", commands.show),
+        "/chat": ("message", commands.chat),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "retake-appliance"
+        sys_version = ""
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # our format, no headers
+            log.debug("control %s %s", self.command, self.path)
+
+        def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorized(self) -> bool:
+            given = self.headers.get("Authorization", "")
+            ok = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+            if not ok:
+                self._send(401, {"error": "missing or wrong bearer token (see <state>/control.json)"})
+            return ok
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if path == "/health":
+                return self._send(200, commands.health())
+            if path == "/ready":
+                ok, why = commands.ready()
+                return self._send(200 if ok else 503, {"ready": ok, "reason": why})
+            if not self._authorized():
+                return None
+            if path == "/status":
+                return self._send(200, commands.status())
+            if path == "/metrics":
+                return self._send(200, commands.metrics(), "text/plain; version=0.0.4")
+            return self._send(404, {"error": f"no endpoint GET {path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if not self._authorized():
+                return None
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                return self._send(413, {"error": f"body larger than {MAX_BODY} bytes"})
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("body must be a JSON object")
+                if path == "/stop":
+                    return self._send(202, commands.stop())
+                if path not in posts:
+                    return self._send(404, {"error": f"no endpoint POST {path}"})
+                key, command = posts[path]
+                text = body.get(key)
+                if not isinstance(text, str) or not text.strip():
+                    raise InputError(f"'{key}' must be a non-empty string")
+                if len(text) > MAX_TEXT:
+                    raise InputError(f"'{key}' longer than {MAX_TEXT} characters")
+                return self._send(200, command(text))
+            except ValueError as exc:
+                return self._send(400, {"error": f"bad JSON: {exc}"})
+            except InputError as exc:
+                return self._send(400, {"error": exc.message})
+            except ApplianceError as exc:
+                return self._send(503, {"error": str(exc)})
+
+    return Handler
+
+
+class ControlServer:
+    """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
+
+    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0) -> None:
+        self.token = secrets.token_urlsafe(32)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token))
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.info_path = Path(state_dir) / "control.json"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="control", daemon=True)
+
+    def start(self) -> "ControlServer":
+        self.info_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.info_path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"url": f"http://127.0.0.1:{self.port}", "token": self.token, "pid": os.getpid()}, fh)
+        os.replace(self.info_path.with_suffix(".tmp"), self.info_path)
+        self._thread.start()
+        log.info("control API on http://127.0.0.1:%d (token in %s)", self.port, self.info_path)
+        return self
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        try:
+            if json.loads(self.info_path.read_text()).get("pid") == os.getpid():
+                self.info_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+@dataclass
+class ControlClient:
+    """What the CLI's status/stop/say/show/chat use."""
+
+    url: str
+    token: str
+    timeout: float = 30.0
+
+    @classmethod
+    def from_state(cls, state_dir: Path) -> "ControlClient":
+        path = Path(state_dir) / "control.json"
+        try:
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ApplianceError(f"the appliance is not running ({path} not found)",
+                                 fix="start it with `appliance live` or `appliance up`") from None
+        except (OSError, ValueError) as exc:
+            raise ApplianceError(f"{path}: unreadable ({exc})") from None
+        return cls(url=str(info["url"]), token=str(info["token"]))
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        session = requests.Session()
+        session.trust_env = False
+        try:
+            response = session.request(method, self.url + path, json=body, timeout=self.timeout,
+                                       headers={"Authorization": f"Bearer {self.token}"})
+        except requests.RequestException:
+            raise ApplianceError(f"the appliance's control API at {self.url} does not answer",
+                                 fix="is `appliance live` running? see its log") from None
+        try:
+            data = response.json() if "json" in response.headers.get("Content-Type", "") else response.text
+        except ValueError:
+            data = response.text
+        if response.status_code >= 400:
+            error = data.get("error") if isinstance(data, dict) else data
+            raise ApplianceError(f"{method} {path}: {error}")
+        return data
+
+
+def prometheus(metrics: dict[str, tuple[str, float | int | None]], labels: dict[str, str] | None = None) -> str:
+    """Prometheus text: ``{name: (help, value)}``, all gauges/counters under one prefix."""
+    lines = []
+    for name, (help_text, value) in metrics.items():
+        if value is None:
+            continue
+        kind = "counter" if name.endswith("_total") else "gauge"
+        full = f"retake_appliance_{name}"
+        lines += [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
+        label = ""
+        if labels and name in labels:
+            label = labels[name]
+        lines.append(f"{full}{label} {float(value):g}")
+    return "\n".join(lines) + "\n"

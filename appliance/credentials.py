@@ -1,0 +1,140 @@
+"""The agent's retake.tv credentials (reference section 1).
+
+Stored as JSON with the reference's fields, written atomically (temp file + fsync + rename),
+mode 600 in a mode-700 folder. ``RETAKE_ACCESS_TOKEN`` from the environment wins over the
+file's token. The token is wrapped in :class:`Secret` so it never shows in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from .errors import CredentialsError
+
+ENV_TOKEN = "RETAKE_ACCESS_TOKEN"
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What ``agent/register`` returned, plus the token fields set after the first stream."""
+
+    access_token: Secret
+    agent_name: str
+    agent_id: str
+    userDbId: str
+    wallet_address: str
+    ticker: str
+    token_address: str = ""
+    token_ticker: str = ""
+    source: str = field(default="file", compare=False)  # "file" or "env" (where the token came from)
+
+    def to_json(self) -> dict[str, str]:
+        data = asdict(self)
+        data.pop("source")
+        data["access_token"] = self.access_token.reveal()
+        return data
+
+    def with_token_info(self, token_address: str, token_ticker: str) -> "Credentials":
+        return replace(self, token_address=token_address, token_ticker=token_ticker)
+
+
+_FIELDS = ("access_token", "agent_name", "agent_id", "userDbId", "wallet_address", "ticker")
+
+
+def _harden_dir(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+
+
+def save_credentials(path: Path, creds: Credentials) -> None:
+    """Write atomically, mode 600, folder 700; never leaves a half-written file."""
+    path = Path(path).expanduser()
+    _harden_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(creds.to_json(), fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Credentials | None:
+    """The saved credentials (None when there is no file); the env token wins over the file's."""
+    environ = os.environ if environ is None else environ
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Tighten rather than refuse: the file is ours, and 600 is what it must be.
+        os.chmod(path, 0o600)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"{path}: unreadable credentials ({exc})",
+                               fix="restore it from a backup; do not register again under the same name") from None
+    if not isinstance(data, dict):
+        raise CredentialsError(f"{path}: credentials must be a JSON object")
+    missing = [k for k in _FIELDS if not isinstance(data.get(k), str) or (k != "access_token" and not data.get(k))]
+    if missing:
+        raise CredentialsError(f"{path}: missing or empty {', '.join(missing)}",
+                               fix="restore the file that `appliance register` wrote")
+    token, source = data["access_token"], "file"
+    if environ.get(ENV_TOKEN):
+        token, source = environ[ENV_TOKEN], "env"
+    if not token:
+        raise CredentialsError(f"{path}: no access_token", fix=f"set {ENV_TOKEN} or restore the file")
+    return Credentials(access_token=Secret(token), agent_name=data["agent_name"], agent_id=data["agent_id"],
+                       userDbId=data["userDbId"], wallet_address=data["wallet_address"], ticker=data["ticker"],
+                       token_address=str(data.get("token_address") or ""),
+                       token_ticker=str(data.get("token_ticker") or ""), source=source)
+
+
+def require_credentials(path: Path) -> Credentials:
+    creds = load_credentials(path)
+    if creds is None:
+        raise CredentialsError(f"{path}: no credentials yet", fix="run `appliance register` first")
+    return creds

@@ -1,0 +1,144 @@
+"""`appliance doctor`: is this host (or container) able to go live? One row per check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from .config import Settings
+from .errors import ApplianceError
+
+Verdict = Literal["ok", "FAIL", "warn"]
+
+BINARIES = {  # binary -> (Debian package, needed for)
+    "Xvfb": ("xvfb", "the virtual display"),
+    "openbox": ("openbox", "the window manager"),
+    "xterm": ("xterm", "the content window"),
+    "pulseaudio": ("pulseaudio", "the sound sink"),
+    "pactl": ("pulseaudio-utils", "sink set-up"),
+    "paplay": ("pulseaudio-utils", "voice into the sink"),
+    "ffmpeg": ("ffmpeg", "the encoder"),
+    "ffprobe": ("ffmpeg", "media checks"),
+    "scrot": ("scrot", "thumbnails"),
+    "espeak-ng": ("espeak-ng", "the offline voice"),
+    "supervisord": ("supervisor (or the venv's supervisor)", "the process tree"),
+}
+OPTIONAL = {"nginx": ("nginx libnginx-mod-rtmp", "the sandbox's RTMP ingest")}
+
+
+@dataclass
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+def _run(argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def check_binaries(which: Callable[[str], str | None] = shutil.which) -> list[Check]:
+    rows = []
+    for binary, (package, purpose) in BINARIES.items():
+        path = which(binary)
+        rows.append(Check(f"binary {binary}", "ok" if path else "FAIL", path or f"missing ({purpose})",
+                          "" if path else f"apt-get install {package}"))
+    for binary, (package, purpose) in OPTIONAL.items():
+        path = which(binary)
+        rows.append(Check(f"binary {binary}", "ok" if path else "warn", path or f"missing ({purpose})",
+                          "" if path else f"apt-get install {package}"))
+    return rows
+
+
+def check_ffmpeg() -> list[Check]:
+    if not shutil.which("ffmpeg"):
+        return []
+    encoders = _run(["ffmpeg", "-hide_banner", "-encoders"]).stdout
+    devices = _run(["ffmpeg", "-hide_banner", "-devices"]).stdout
+    rows = []
+    for name, text, what in (("libx264", encoders, "encoder"), ("aac", encoders, "encoder"),
+                             ("x11grab", devices, "input device"), ("pulse", devices, "input device")):
+        ok = f" {name} " in text
+        rows.append(Check(f"ffmpeg {what} {name}", "ok" if ok else "FAIL", "present" if ok else "missing",
+                          "" if ok else "install Debian's ffmpeg (it has all four)"))
+    return rows
+
+
+def check_display(display: str) -> Check:
+    if not shutil.which("xdpyinfo"):
+        number = display.lstrip(":").split(".")[0]
+        ok = Path(f"/tmp/.X11-unix/X{number}").exists()
+        return Check(f"display {display}", "ok" if ok else "FAIL", "socket present" if ok else "no X server",
+                     "" if ok else "start the process tree: appliance up")
+    result = _run(["xdpyinfo", "-display", display], timeout=5)
+    if result.returncode == 0:
+        dims = next((l.split()[1] for l in result.stdout.splitlines() if "dimensions:" in l), "?")
+        return Check(f"display {display}", "ok", f"answers, {dims}")
+    return Check(f"display {display}", "FAIL", "does not answer", "start the process tree: appliance up")
+
+
+def check_sink(sink: str) -> Check:
+    if not shutil.which("pactl"):
+        return Check(f"sink {sink}", "FAIL", "pactl missing", "apt-get install pulseaudio-utils")
+    result = _run(["pactl", "list", "short", "sinks"], timeout=5)
+    if result.returncode != 0:
+        return Check(f"sink {sink}", "FAIL", "PulseAudio does not answer",
+                     "start the process tree (appliance up) or set stream.audio_source: silent")
+    if any(line.split("\t")[1:2] == [sink] for line in result.stdout.splitlines()):
+        return Check(f"sink {sink}", "ok", "exists")
+    return Check(f"sink {sink}", "FAIL", "no such sink", f"pactl load-module module-null-sink sink_name={sink}")
+
+
+def check_api(settings: Settings) -> list[Check]:
+    from .credentials import load_credentials
+    from .retake.client import RetakeClient
+    rows = []
+    path = settings.paths.credentials_path()
+    try:
+        creds = load_credentials(path)
+    except ApplianceError as exc:
+        return [Check("credentials", "FAIL", exc.message, exc.fix or "")]
+    if creds is None:
+        rows.append(Check("credentials", "warn", f"none at {path}", "appliance register"))
+    else:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+        rows.append(Check("credentials", "ok" if mode == 0o600 else "FAIL",
+                          f"{path} mode {mode:o}, token from {creds.source}",
+                          "" if mode == 0o600 else f"chmod 600 {path}"))
+    client = RetakeClient(settings.retake, creds.access_token if creds else None)
+    try:
+        if creds:
+            verified = client.verification_status().verified
+            rows.append(Check("api", "ok", f"{settings.retake.base_url} answers; verified={verified}"))
+            if not verified:
+                rows.append(Check("verification", "warn", "not verified", "appliance verify"))
+        else:
+            client.live_users()
+            rows.append(Check("api", "ok", f"{settings.retake.base_url} answers"))
+    except ApplianceError as exc:
+        rows.append(Check("api", "FAIL", exc.message, exc.fix or ""))
+    return rows
+
+
+def run_doctor(settings: Settings | None, config_path: str, *, out: Callable[[str], None] = print) -> int:
+    rows = check_binaries() + check_ffmpeg()
+    if settings is None:
+        rows.append(Check("config", "FAIL", f"{config_path} not found", "copy config.example.yaml there"))
+    else:
+        rows.append(Check("config", "ok", config_path))
+        rows.append(check_display(os.environ.get("DISPLAY") or settings.stream.display))
+        if settings.stream.audio_source == "pulse":
+            rows.append(check_sink(settings.stream.sink))
+        rows += check_api(settings)
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        out(f"{r.verdict:<4}  {r.name:<{width}}  {r.detail}" + (f"  -> fix: {r.fix}" if r.fix else ""))
+    failed = sum(r.verdict == "FAIL" for r in rows)
+    out(f"doctor: {failed} of {len(rows)} checks failed" if failed else f"doctor: all {len(rows)} checks ok")
+    return 1 if failed else 0

@@ -1,0 +1,140 @@
+"""Wires the real parts together for `appliance live`: client, encoder, display capture,
+voice, content window log, state, notifications, the lifecycle and the control API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from .config import Settings
+from .control import ControlServer, prometheus
+from .errors import ApplianceError, InputError
+from .lifecycle import Lifecycle, State
+from .notify import Notifier
+from .retake.client import RetakeClient
+from .state import StateStore
+
+log = logging.getLogger("appliance.live")
+
+
+class LiveCommands:
+    """The control API's commands, backed by a running :class:`Lifecycle`."""
+
+    def __init__(self, lifecycle: Lifecycle, *, speaker: Any, content: Any, encoder: Any) -> None:
+        self.lc, self.speaker, self.content, self.encoder = lifecycle, speaker, content, encoder
+
+    def health(self) -> dict[str, Any]:
+        m = self.lc.metrics
+        return {"alive": True, "state": m.state.value,
+                "heartbeat_age_s": round(self.lc.clock() - m.last_heartbeat, 1)}
+
+    def ready(self) -> tuple[bool, str]:
+        m = self.lc.metrics
+        if m.state is not State.LIVE or not m.is_live:
+            return False, f"state {m.state.value}, is_live {m.is_live}"
+        health = self.encoder.health()
+        return (health.state == "running", f"encoder {health.state}")
+
+    def status(self) -> dict[str, Any]:
+        m, data = self.lc.metrics, self.lc.store.data
+        now = self.lc.clock()
+        stats = self.encoder.stats() if hasattr(self.encoder, "stats") else None
+        return {"state": m.state.value, "agent": self.lc.settings.agent.name,
+                "url": self.lc.settings.stream_url(), "is_live": m.is_live, "viewers": m.viewers,
+                "uptime_s": round(now - m.live_since, 1) if m.live_since else 0,
+                "restarts": m.restarts, "thumbnails": m.thumbnails, "go_live_s": m.go_live_s,
+                "token_address": m.token_address or (self.lc.creds.token_address if self.lc.creds else ""),
+                "messages_in": data.messages_in, "messages_out": data.messages_out,
+                "encoder": self.encoder.health().state,
+                "fps": getattr(stats, "fps", None), "speed": getattr(stats, "speed", None),
+                "last_error": m.last_error or "-"}
+
+    def metrics(self) -> str:
+        m, data = self.lc.metrics, self.lc.store.data
+        stats = self.encoder.stats() if hasattr(self.encoder, "stats") else None
+        chat = self.lc.chat
+        values: dict[str, tuple[str, float | int | None]] = {
+            "up": ("1 while the controller runs", 1),
+            "state_info": ("current lifecycle state (label)", 1),
+            "is_live": ("1 when the platform reports the stream live", int(m.is_live)),
+            "viewers": ("viewers reported by the platform", m.viewers),
+            "restarts_total": ("stream recoveries since start", m.restarts),
+            "thumbnails_total": ("thumbnails uploaded", m.thumbnails),
+            "chat_messages_in_total": ("viewer messages handled", data.messages_in),
+            "chat_messages_out_total": ("messages sent", data.messages_out),
+            "chat_lag_seconds": ("age of the newest viewer message when handled", chat.lag_s if chat else None),
+            "encoder_fps": ("encoder frames per second", getattr(stats, "fps", None)),
+            "encoder_speed": ("encoder speed (1.0 = real time)", getattr(stats, "speed", None)),
+            "encoder_dropped_frames_total": ("frames dropped by the encoder", getattr(stats, "drop_frames", None)),
+            "encoder_duplicated_frames_total": ("frames duplicated by the encoder", getattr(stats, "dup_frames", None)),
+            "encoder_bitrate_kbps": ("encoder output bitrate", getattr(stats, "bitrate_kbps", None)),
+            "go_live_seconds": ("start to initial thumbnail", m.go_live_s),
+            "api_requests_total": ("retake.tv API requests", self.lc.client.stats.requests),
+            "api_retries_total": ("retake.tv API retries", self.lc.client.stats.retries),
+        }
+        return prometheus(values, {"state_info": f'{{state="{m.state.value}"}}'})
+
+    def say(self, text: str) -> dict[str, Any]:
+        if self.speaker is None:
+            raise ApplianceError("no voice: PulseAudio is not available", fix="run under `appliance up`")
+        seconds = self.speaker.say(text)
+        self.content.write(f"(says) {text}")
+        return {"spoken": True, "seconds": seconds}
+
+    def show(self, text: str) -> dict[str, Any]:
+        self.content.write(text)
+        return {"shown": True}
+
+    def chat(self, message: str) -> dict[str, Any]:
+        if self.lc.chat is None:
+            raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+        if not self.lc.chat.send(message):
+            raise ApplianceError("the platform did not take the message; see the log")
+        return {"sent": True}
+
+    def stop(self) -> dict[str, Any]:
+        self.lc.request_stop()
+        return {"stopping": True}
+
+
+def run_live(settings: Settings) -> int:
+    from .audio import ensure_sink, pulse_available
+    from .content import ContentLog
+    from .display import capture_png
+    from .encoder import Encoder
+    from .voice import Speaker, make_voice
+
+    state_dir = settings.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    store = StateStore(state_dir)
+    content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
+    speaker = None
+    if settings.stream.audio_source == "pulse" and pulse_available():
+        ensure_sink(settings.stream.sink, settings.stream.sample_rate)
+        speaker = Speaker(make_voice(settings.voice), settings.stream.sink)
+    encoder = Encoder(settings.stream)
+    stop = threading.Event()
+    lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
+                          capture=lambda: capture_png(settings.stream.display),
+                          notifier=Notifier(settings), state=store, stop_event=stop,
+                          content=content.write, progress=lambda line: print(line, flush=True))
+    commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    content.write(f"{settings.agent.name} is getting ready to go live...")
+    try:
+        return lifecycle.run()
+    finally:
+        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

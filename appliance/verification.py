@@ -1,0 +1,49 @@
+"""Registration and Twitter/X verification (reference sections 1 and 1b)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .config import Settings
+from .credentials import Credentials, Secret, load_credentials, save_credentials
+from .errors import CredentialsError, InputError
+from .retake.client import RetakeClient
+
+_TWEET_HOSTS = {"twitter.com", "www.twitter.com", "mobile.twitter.com", "x.com", "www.x.com", "mobile.x.com"}
+_STATUS_PATH = re.compile(r"^/[A-Za-z0-9_]{1,15}/status(?:es)?/\d{1,25}/?$")
+
+
+def validate_tweet_url(url: str) -> str:
+    """Only a real twitter.com / x.com status URL (``https://x.com/<user>/status/<id>``)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https" or (parts.hostname or "").lower() not in _TWEET_HOSTS \
+            or not _STATUS_PATH.match(parts.path) or parts.username or parts.port:
+        raise InputError(f"{url!r} is not a Twitter/X status URL",
+                         fix="paste the tweet's link, like https://x.com/<user>/status/1234567890")
+    return url.strip()
+
+
+def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credentials, Path]:
+    """Register once; refuses when credentials exist so nobody re-registers by accident."""
+    path = settings.paths.credentials_path()
+    if load_credentials(path) is not None:
+        raise CredentialsError(f"already registered: credentials exist at {path}",
+                               fix="use them (appliance status); move the file away only to create a new agent")
+    agent = settings.agent
+    result = client.register(agent_name=agent.name, agent_description=agent.description,
+                             image_url=agent.image_url, wallet_address=agent.wallet_address,
+                             ticker=agent.ticker)
+    creds = Credentials(access_token=Secret(result.access_token), agent_name=agent.name,
+                        agent_id=result.agent_id, userDbId=result.userDbId,
+                        wallet_address=result.wallet_address or agent.wallet_address, ticker=agent.ticker,
+                        token_address=result.token_address, token_ticker=result.token_ticker)
+    save_credentials(path, creds)
+    return creds, path
+
+
+def tweet_instructions(message: str) -> str:
+    return ("Please post this exact message in a tweet:\n\n"
+            f"    {message}\n\n"
+            "Then run: appliance verify https://x.com/<you>/status/<id>")
