@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything the appliance and its tests need on a Debian bookworm host (as root, or
+# with sudo): Debian's media packages, then a venv at .venv with the package and test tools.
+# Idempotent: a second run only checks. Prints one line per step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '%s setup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+PACKAGES=(xvfb openbox xterm x11-utils pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
+          supervisor nginx libnginx-mod-rtmp python3-venv tini)
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+if ! .venv/bin/python -c 'import appliance, pytest, socketio, aiohttp' >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  say "installing the appliance and test tools into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch .venv/.installed
+else
+  say "venv up to date"
+fi
+say "ready: .venv/bin/appliance --help"
