@@ -1,0 +1,119 @@
+"""`appliance rehearse`: the sandbox plus the whole appliance against it, live, until Ctrl-C.
+
+Everything of a rehearsal lives in ``<state_dir>/rehearsal/`` (its own credentials, state,
+config and the sandbox's recordings), so it never touches the real credentials. The agent
+profile is the user's config; only the platform is swapped for the local sandbox — going
+live for real is the same config with the sandbox switched off (`appliance up`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .config import Settings, load_config, parse_config
+from .errors import ApplianceError
+from .retake.client import RetakeClient
+from .sanitize import clean_text
+from .verification import register_agent
+
+SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
+
+
+def free_display(start: int = 90) -> str:
+    for number in range(start, start + 100):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return f":{number}"
+    raise ApplianceError("no free X display number between :90 and :189")
+
+
+def rehearsal_settings(base: Settings, root: Path, base_url: str) -> dict[str, Any]:
+    data = base.model_dump(mode="json", exclude_none=True)
+    data["retake"].update(base_url=base_url, sandbox=True)
+    data["paths"] = {"credentials": str(root / "credentials.json"), "state_dir": str(root / "state")}
+    data["stream"]["display"] = free_display()
+    data["overlay"].pop("content_log", None)
+    data["notify"] = {}
+    data["control"] = {"port": 0}
+    return data
+
+
+def _watch_chat(origin: str, user_id: str, out: Callable[[str], None], stop: threading.Event) -> Any:
+    """Print the stream's chat as it happens (Socket.IO, as a viewer would see it)."""
+    import socketio  # the client from python-socketio
+    sio = socketio.Client(reconnection=True, reconnection_attempts=5)
+
+    @sio.on("message")
+    def on_message(data: Any) -> None:
+        if isinstance(data, dict):
+            name = clean_text(data.get("sender_username") or data.get("username") or "?", 32)
+            out(f"chat | {name}: {clean_text(data.get('text', ''), 200)}")
+
+    @sio.event
+    def connect() -> None:
+        sio.emit("joinRoom", {"roomId": user_id})
+
+    try:
+        sio.connect(origin, socketio_path="/socket.io/", transports=["websocket", "polling"], wait_timeout=5)
+    except Exception as exc:  # noqa: BLE001 - chat display is a nicety, not the rehearsal
+        out(f"rehearsal: chat display unavailable ({type(exc).__name__})")
+        return None
+    return sio
+
+
+def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = print) -> int:
+    from .sandbox import Sandbox
+    from .supervisor import ProcessTree, make_runtime_dir, tree_environment
+
+    base = load_config(config_path)
+    root = base.state_dir / "rehearsal"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, mode=0o700)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    out(f"rehearsal: everything goes under {root}")
+    try:
+        with Sandbox(port=0, rtmp=True, viewer_interval=6.0, record_dir=root / "recordings") as sb:
+            out(f"rehearsal: sandbox retake.tv at {sb.base_url}, RTMP ingest {sb.rtmp_url}")
+            data = rehearsal_settings(base, root, sb.base_url)
+            cfg_path = root / "appliance.yaml"
+            cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+            settings = parse_config(data, str(cfg_path))
+            creds, _ = register_agent(settings, RetakeClient(settings.retake))
+            client = RetakeClient(settings.retake, creds.access_token)
+            message = client.prepare_verify().verification_message
+            client.verify(SIMULATED_TWEET)
+            out(f"rehearsal: registered {creds.agent_name} in the sandbox and verified it with a simulated "
+                f"tweet of {message!r} (for real, a human posts it)")
+            runtime_dir, _ = make_runtime_dir({})
+            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir)
+            env.pop("RETAKE_ACCESS_TOKEN", None)  # a real token must never reach the sandbox
+            chat = _watch_chat(sb.origin, creds.userDbId, out, stop)
+            started = time.monotonic()
+            tree = ProcessTree(env).start()
+            try:
+                while not stop.is_set() and tree.alive():
+                    if seconds and time.monotonic() - started >= seconds:
+                        break
+                    stop.wait(1.0)
+                out("rehearsal: stopping (stream/stop, then every process)")
+            finally:
+                status = tree.stop()
+                if chat is not None:
+                    chat.disconnect()
+                shutil.rmtree(runtime_dir, ignore_errors=True)
+            for rec in sb.recordings():
+                out(f"rehearsal: recording {rec.get('path')} ({rec.get('size', 0)} bytes) — play it with ffplay")
+            out(f"rehearsal: ended with status {status}; the appliance's state is in {root / 'state'}")
+            return status
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
