@@ -25,18 +25,18 @@ def agent_lines(sandbox, client, me):
 def test_answers_new_messages_once_even_across_a_restart(sandbox, tmp_path):
     _, client = register(RetakeClient(config(sandbox)), "ChatAgent")
     me = client.stream_status().userDbId
-    sandbox.post_comment(text="said before we started", username="alice", user_id=me)
+    sandbox.post_comment(text="said before we started", username="alice", user_db_id=me)
     loop = make_loop(sandbox, tmp_path, client, me, "ChatAgent")
     assert loop.poll_once() == 0  # history is baseline, not a question
-    sandbox.post_comment(text="hello there", username="alice", user_id=me)
-    sandbox.post_comment(text="!uptime", username="bob", user_id=me)
+    sandbox.post_comment(text="hello there", username="alice", user_db_id=me)
+    sandbox.post_comment(text="!uptime", username="bob", user_db_id=me)
     assert loop.poll_once() == 2
     replies = agent_lines(sandbox, client, me)
     assert any("Welcome, alice" in r for r in replies) and any(r.startswith("bob: live for") for r in replies)
     assert loop.poll_once() == 0  # our own replies are not viewer messages
 
     # a new controller process on the same state folder: nothing is answered twice
-    sandbox.post_comment(text="!help", username="bob", user_id=me)
+    sandbox.post_comment(text="!help", username="bob", user_db_id=me)
     restarted = make_loop(sandbox, tmp_path, client, me, "ChatAgent")
     assert restarted.poll_once() == 1
     assert restarted.poll_once() == 0
@@ -53,7 +53,7 @@ def test_hostile_text_is_sanitized_and_silence_is_filled(sandbox, tmp_path):
     loop.poll_once()
     seen = []
     loop.on_message = seen.append
-    sandbox.post_comment(text="\x1b]0;owned\x07\x1b[2Jhi" + "x" * 5000, username="mallory\x1b[31m", user_id=me)
+    sandbox.post_comment(text="\x1b]0;owned\x07\x1b[2Jhi" + "x" * 1900, username="mallory\x1b[31m", user_db_id=me)
     loop.poll_once()
     assert seen and "\x1b" not in seen[0].text and "\x1b" not in seen[0].username
     assert len(seen[0].text) <= 500

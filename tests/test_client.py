@@ -72,6 +72,7 @@ def test_server_errors_are_retried_up_to_the_bound(sandbox, api):
     assert len(sleeps) == 2 and all(0 < s <= 0.05 for s in sleeps)
     assert client.stats.requests == 3
     assert len([r for r in sandbox.requests()[before:] if r["path"].endswith("stream/status")]) == 3
+    sandbox.clear_faults()
     sandbox.set_fault(status=500, count=1)
     assert client.stream_status().is_live is False  # one 500, then a retry that succeeds
 
@@ -139,13 +140,13 @@ def test_a_body_is_never_resent_off_origin(sandbox, api, other_port):
 def test_comments_in_both_shapes(sandbox, api):
     me = api.stream_status().userDbId
     for text in ("first", "second", "third"):
-        sandbox.post_comment(text=text, username="viewer1", user_id=me)
+        sandbox.post_comment(text=text, username="viewer1", user_db_id=me)
     documented = api.comments(me, limit=100)
-    sandbox.set_settings(comments_shape="observed")
+    sandbox.settings(comments_shape="observed")
     try:
         observed = api.comments(me, limit=100)
     finally:
-        sandbox.set_settings(comments_shape="documented")
+        sandbox.settings(comments_shape="documented")
     for comments in (documented, observed):
         texts = [c.text for c in comments if c.username == "viewer1"]
         assert texts[-3:] == ["first", "second", "third"]
@@ -180,11 +181,11 @@ def test_skill_check_changes_and_offline(sandbox, tmp_path):
     first = check_skill(cfg, tmp_path)
     assert first.outcome == "first" and (tmp_path / "skill.md").read_text().startswith("#")
     assert check_skill(cfg, tmp_path).outcome == "unchanged"
-    sandbox.set_settings(skill_version="9.9.9")
+    sandbox.settings(skill_version="9.9.9")
     try:
         changed = check_skill(cfg, tmp_path)
     finally:
-        sandbox.set_settings(skill_version="2.1.2")
+        sandbox.settings(skill_version="2.1.2")
     assert changed.outcome == "changed" and changed.version == "9.9.9" and changed.previous == "2.1.2"
     offline = check_skill(RetakeConfig(base_url="http://127.0.0.1:9/api/v1", sandbox=True, timeout_s=1), tmp_path)
     assert offline.outcome == "offline"

@@ -30,6 +30,9 @@ STANDIN_CONTROLLER = [sys.executable, "-c",
                       "print('stand-in controller up', flush=True); time.sleep(3600)"]
 
 
+FAKE_TOKEN = "tree-test-token-not-a-secret"
+
+
 def display_taken(number: int) -> bool:
     """A display is taken when its lock or socket exists, or its abstract socket answers."""
     if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
@@ -98,13 +101,26 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-def pid_alive(pid: int) -> bool:
-    """True while /proc/<pid> exists and is not a zombie."""
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), which tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def pid_alive(pid: int, started: int | None = None) -> bool:
+    """True while /proc/<pid> exists and is not a zombie (and, given ``started``, is still
+    the process that started then, not a later one with the same pid)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return started is None or int(fields[19]) == started
 
 
 def descendants(pid: int) -> set[int]:
@@ -160,6 +176,7 @@ def process_tree() -> Iterator[TreeRun]:
     config = write_config(base / "config", display=free_display(), state_dir=base / "state")
     env = tree_environment(config, load_config(config), runtime_dir=runtime, controller=STANDIN_CONTROLLER)
     env["APPLIANCE_WAIT_TIMEOUT"] = "20"
+    env["RETAKE_ACCESS_TOKEN"] = FAKE_TOKEN
     log = base / "tree.log"
     with open(log, "ab") as output:
         tree = ProcessTree(env, output=output)
@@ -195,3 +212,138 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait(5)
+
+
+# -- container -------------------------------------------------------------------------------
+
+IMAGE_TAG = "retake-appliance:test"
+ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # what shared/tools/container-engine.sh serves
+
+
+def docker_client_or_skip():  # -> docker.DockerClient
+    """A Docker-compatible engine from DOCKER_HOST (or the machine's podman socket), or skip."""
+    docker = pytest.importorskip("docker")
+    host = os.environ.get("DOCKER_HOST")
+    if not host and Path(ENGINE_FALLBACK.removeprefix("unix://")).exists():
+        host = ENGINE_FALLBACK
+    try:
+        client = docker.DockerClient(base_url=host, timeout=1800) if host else docker.from_env(timeout=1800)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
+        pytest.skip(f"no container engine answers at {host or 'the default socket'} ({type(exc).__name__}); "
+                    "run `source <(bash shared/tools/container-engine.sh)` or start Docker")
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker_client_or_skip()
+    yield client
+    client.close()
+
+
+class BuiltImage:
+    def __init__(self, image, seconds: float) -> None:  # image: docker.models.images.Image
+        self.image = image
+        self.seconds = seconds
+        self.size_mb = image.attrs.get("Size", 0) / 1e6
+
+
+@pytest.fixture(scope="session")
+def appliance_image(docker_client) -> BuiltImage:
+    """The image built from the repository (layer cache makes a rebuild after a code change
+    fast); its build time and size are printed in the test report."""
+    import docker
+    started = time.monotonic()
+    try:
+        image, _ = docker_client.images.build(path=str(REPO), tag=IMAGE_TAG, rm=True, forcerm=True)
+    except docker.errors.BuildError as exc:
+        tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)[-3000:]
+        raise AssertionError(f"image build failed: {exc}\n{tail}") from None
+    built = BuiltImage(image, time.monotonic() - started)
+    print(f"\nimage {IMAGE_TAG}: {built.size_mb:.0f} MB, built in {built.seconds:.0f} s", file=sys.stderr)
+    return built
+
+
+class LocalIngest:
+    """A private nginx-rtmp on 127.0.0.1 recording every publish into ``record_dir`` (the
+    fallback when the sandbox's ingest is not available). Stopped by pid."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.record_dir = workdir / "rec"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live"
+
+    def start(self) -> "LocalIngest":
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(f"""\
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process off;
+error_log {self.workdir}/logs/error.log warn;
+pid {self.workdir}/nginx.pid;
+events {{ worker_connections 64; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{self.port};
+    application live {{ live on; record all; record_path {self.record_dir}; record_unique on; }}
+  }}
+}}
+""", encoding="utf-8")
+        self.process = subprocess.Popen(["nginx", "-p", str(self.workdir), "-e", str(self.workdir / "logs/error.log"),
+                                         "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            assert self.process is not None and self.process.poll() is None, self.error_tail()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(listening, 10, "nginx-rtmp to listen")
+        return self
+
+    def error_tail(self) -> str:
+        try:
+            return (self.workdir / "logs/error.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def recordings(self) -> list[Path]:
+        return sorted(self.record_dir.glob("*.flv"))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process, timeout=10)
+
+
+@pytest.fixture
+def local_ingest() -> Iterator[LocalIngest]:
+    if shutil.which("nginx") is None or not Path("/usr/lib/nginx/modules/ngx_rtmp_module.so").exists():
+        pytest.skip("nginx with the RTMP module is not installed (run scripts/setup.sh)")
+    workdir = short_tmpdir("apingest-")
+    workdir.chmod(0o755)
+    ingest = LocalIngest(workdir).start()
+    try:
+        yield ingest
+    finally:
+        ingest.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def standin_ffmpeg_controller(rtmp_target: str, width: int, height: int) -> list[str]:
+    """A stand-in controller that pushes the display and the sink's monitor to ``rtmp_target``
+    with the reference's encoder settings (until the real `appliance live` is wired in)."""
+    script = ("exec ffmpeg -hide_banner -loglevel warning -nostdin -thread_queue_size 512 "
+              f"-f x11grab -video_size {width}x{height} -framerate 30 -i \"$DISPLAY\" "
+              "-thread_queue_size 512 -f pulse -i \"$APPLIANCE_SINK.monitor\" "
+              "-c:v libx264 -preset veryfast -tune zerolatency -b:v 1500k -maxrate 1500k -bufsize 3000k "
+              "-pix_fmt yuv420p -g 60 -c:a aac -b:a 128k -ar \"$APPLIANCE_SAMPLE_RATE\" "
+              f"-f flv {rtmp_target}")
+    return ["sh", "-c", script]

@@ -161,10 +161,12 @@ def parse_comments(payload: Any) -> list[Comment]:
         comments = [_comment_from(item) for item in items]
     except (ValueError, ValidationError) as exc:
         raise RetakeProtocolError(f"stream/comments: unreadable comment ({exc})") from None
-    if all(c.timestamp for c in comments):
-        return sorted(comments, key=lambda c: c.timestamp)  # type: ignore[arg-type,return-value]
     observed = bool(items) and isinstance(items[0], dict) and "chat_event_id" in items[0]
-    return list(reversed(comments)) if observed else comments
+    if observed:
+        comments.reverse()  # observed answers come newest first
+    if all(c.timestamp for c in comments):
+        comments.sort(key=lambda c: c.timestamp)  # type: ignore[arg-type,return-value]  # stable on ties
+    return comments
 
 
 # --- public API -------------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""PulseAudio: the null sink the voice plays into and FFmpeg records from (its ``.monitor``).
+
+Talks to the daemon through pulsectl (libpulse), which honours ``PULSE_SERVER`` (and
+``XDG_RUNTIME_DIR``/``PULSE_RUNTIME_PATH``) like every other PulseAudio client.
+Note: ``pulsectl.PulseDisconnected`` does not inherit from ``PulseError``; both are caught
+by name here and turned into :class:`~appliance.errors.MediaError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+import pulsectl
+
+from .errors import MediaError
+
+log = logging.getLogger("appliance.audio")
+
+CLIENT_NAME = "retake-appliance"
+_PULSE_ERRORS = (pulsectl.PulseError, pulsectl.PulseDisconnected)
+
+
+def _server(server: str | None) -> str | None:
+    return server or os.environ.get("PULSE_SERVER") or None
+
+
+def server_socket(server: str | None = None) -> tuple[int, object] | None:
+    """The socket address libpulse would use for ``server`` (None: not a plain local/tcp one)."""
+    server = _server(server)
+    if not server:
+        runtime = os.environ.get("PULSE_RUNTIME_PATH") or os.path.join(
+            os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}", "pulse")
+        return socket.AF_UNIX, os.path.join(runtime, "native")
+    first = server.split()[0]  # PULSE_SERVER may list several; the first is tried first
+    if first.startswith("unix:") or first.startswith("/"):
+        return socket.AF_UNIX, first.removeprefix("unix:")
+    if first.startswith("tcp:") or first.startswith("tcp4:"):
+        host, _, port = first.split(":", 1)[1].rpartition(":")
+        if host and port.isdigit():
+            return socket.AF_INET, (host, int(port))
+        return socket.AF_INET, (first.split(":", 1)[1], 4713)
+    return None
+
+
+def _answers(server: str | None, timeout: float) -> bool:
+    address = server_socket(server)
+    if address is None:
+        return True  # let libpulse decide
+    family, where = address
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(where)
+            return True
+        except OSError:
+            return False
+
+
+@contextmanager
+def _pulse(server: str | None = None, timeout: float = 2.0) -> Iterator[pulsectl.Pulse]:
+    # pulsectl's connect(timeout=...) always waits the whole timeout (its poll loop resets the
+    # stop flag), so the bound comes from a plain socket connect first; a daemon that accepts
+    # the socket answers the libpulse handshake at once.
+    if not _answers(server, timeout):
+        raise pulsectl.PulseError(f"nothing listens at {server_socket(server)[1]}")
+    pulse = pulsectl.Pulse(CLIENT_NAME, server=_server(server), connect=False)
+    try:
+        pulse.connect(autospawn=False, wait=False)
+        yield pulse
+    finally:
+        pulse.close()
+
+
+def pulse_available(server: str | None = None, timeout: float = 2.0) -> bool:
+    """True when a PulseAudio daemon answers within ``timeout`` seconds."""
+    try:
+        with _pulse(server, timeout) as pulse:
+            pulse.server_info()
+        return True
+    except _PULSE_ERRORS as exc:
+        log.debug("PulseAudio not reachable: %s", exc)
+        return False
+
+
+def sink_exists(name: str, server: str | None = None, timeout: float = 2.0) -> bool:
+    """True when the daemon answers and has a sink called ``name``."""
+    try:
+        with _pulse(server, timeout) as pulse:
+            return any(s.name == name for s in pulse.sink_list())
+    except _PULSE_ERRORS:
+        return False
+
+
+def ensure_sink(name: str, sample_rate: int, *, server: str | None = None,
+                timeout: float = 2.0) -> None:
+    """Create the stereo null sink ``name`` at ``sample_rate`` if missing and make it the default.
+
+    Idempotent: an existing sink of that name is kept as it is.
+    """
+    try:
+        with _pulse(server, timeout) as pulse:
+            if not any(s.name == name for s in pulse.sink_list()):
+                args = (f"sink_name={name} rate={int(sample_rate)} channels=2 "
+                        f"sink_properties=device.description={name}")
+                pulse.module_load("module-null-sink", args)
+                log.info("created PulseAudio null sink %s (%d Hz, stereo)", name, sample_rate)
+            sink = pulse.get_sink_by_name(name)
+            if pulse.server_info().default_sink_name != name:
+                pulse.default_set(sink)
+    except _PULSE_ERRORS as exc:
+        raise MediaError(f"PulseAudio: cannot set up sink {name!r}: {exc}",
+                         fix="is the daemon running (pulseaudio -D --exit-idle-time=-1)? "
+                             "PULSE_SERVER must point at it") from None
+
+
+def sink_monitor(name: str) -> str:
+    """The PulseAudio source that records what is played into sink ``name``."""
+    return f"{name}.monitor"

@@ -1,0 +1,159 @@
+"""The X display: wait until it answers, and take screenshots of it (for thumbnails).
+
+Screenshots use scrot, or FFmpeg's x11grab when scrot is missing; the result is checked to
+be a PNG that decodes (its IHDR gives the size) before anyone uploads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+from .errors import MediaError
+
+log = logging.getLogger("appliance.display")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CAPTURE_TIMEOUT_S = 15.0
+
+
+def display_number(display: str) -> int:
+    """``":99"`` or ``":99.0"`` -> 99."""
+    try:
+        return int(display.rsplit(":", 1)[1].split(".", 1)[0])
+    except (IndexError, ValueError):
+        raise MediaError(f"not an X display name: {display!r}", fix="use the form :99") from None
+
+
+def _socket_answers(display: str) -> bool:
+    path = f"/tmp/.X11-unix/X{display_number(display)}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(path)
+            return True
+        except OSError:
+            return False
+
+
+def display_answers(display: str) -> bool:
+    """One check: xdpyinfo when installed (a full X handshake), else the X socket accepts."""
+    if shutil.which("xdpyinfo"):
+        try:
+            result = subprocess.run(["xdpyinfo", "-display", display], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, timeout=5, check=False)
+            return result.returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+    return _socket_answers(display)
+
+
+def wait_for_display(display: str, timeout: float, *, interval: float = 0.1,
+                     clock: Callable[[], float] = time.monotonic) -> None:
+    """Return once ``display`` answers; MediaError after ``timeout`` seconds."""
+    deadline = clock() + timeout
+    while True:
+        if display_answers(display):
+            return
+        if clock() >= deadline:
+            raise MediaError(f"X display {display} does not answer after {timeout:.0f}s",
+                             fix="is Xvfb running (Xvfb :99 -screen 0 1280x720x24 -ac)?")
+        time.sleep(interval)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Decode a PNG enough to trust it (chunk CRCs, zlib data, row count); return its size."""
+    if not data.startswith(PNG_MAGIC):
+        raise MediaError("screenshot is not a PNG")
+    pos, idat, header = len(PNG_MAGIC), [], b""
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
+        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            raise MediaError("screenshot PNG is truncated or corrupt")
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    else:
+        raise MediaError("screenshot PNG has no end")
+    if len(header) != 13 or not idat:
+        raise MediaError("screenshot PNG has no header or no image data")
+    width, height, depth, color = struct.unpack(">IIBB", header[:10])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color)
+    if not width or not height or channels is None or header[12] != 0:
+        raise MediaError("screenshot PNG has an unexpected format")
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as exc:
+        raise MediaError(f"screenshot PNG does not decode: {exc}") from None
+    if len(raw) != height * (1 + (width * channels * depth + 7) // 8):
+        raise MediaError("screenshot PNG has the wrong amount of pixel data")
+    return width, height
+
+
+def _run(cmd: list[str], display: str) -> None:
+    env = dict(os.environ, DISPLAY=display)
+    try:
+        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, timeout=CAPTURE_TIMEOUT_S,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{cmd[0]} took more than {CAPTURE_TIMEOUT_S:.0f}s on {display}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot run {cmd[0]}: {exc.strerror}") from None
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).decode("utf-8", "replace").strip()
+        tail = " | ".join(message.splitlines()[-3:]) or f"exit code {result.returncode}"
+        raise MediaError(f"{cmd[0]} failed on {display}: {tail}")
+
+
+def _ffmpeg_grab(display: str, out: Path, max_width: int, *extra: str) -> list[str]:
+    return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "x11grab",
+            "-draw_mouse", "0", "-i", display, "-frames:v", "1",
+            "-vf", f"scale='min(iw,{max_width})':-2", *extra, "-y", str(out)]
+
+
+def capture_png(display: str, *, max_width: int = 1280) -> bytes:
+    """A PNG screenshot of ``display``, at most ``max_width`` pixels wide."""
+    with tempfile.TemporaryDirectory(prefix="appliance-shot-") as tmp:
+        out = Path(tmp) / "shot.png"
+        if shutil.which("scrot"):
+            _run(["scrot", "--overwrite", str(out)], display)
+        else:
+            _run(_ffmpeg_grab(display, out, max_width), display)
+        if not out.exists():
+            raise MediaError(f"screenshot of {display} produced no file")
+        width, _ = png_size(out.read_bytes())
+        if width > max_width:
+            scaled = Path(tmp) / "scaled.png"
+            _run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(out),
+                  "-vf", f"scale={max_width}:-2", "-y", str(scaled)], display)
+            out = scaled
+        data = out.read_bytes()
+    png_size(data)
+    return data
+
+
+def capture_jpeg(display: str, *, max_width: int = 1280, quality: int = 4) -> bytes:
+    """A JPEG screenshot (FFmpeg's x11grab, ``-q:v`` 2-31, lower is better)."""
+    with tempfile.TemporaryDirectory(prefix="appliance-shot-") as tmp:
+        out = Path(tmp) / "shot.jpg"
+        _run(_ffmpeg_grab(display, out, max_width, "-q:v", str(quality)), display)
+        data = out.read_bytes() if out.exists() else b""
+    if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise MediaError(f"screenshot of {display} is not a JPEG")
+    return data

@@ -1,0 +1,431 @@
+"""FFmpeg as a supervised child: the command line, its progress, its health.
+
+:func:`build_command` is the reference command of the retake.tv skill document (section 4)
+with one change of input: the audio comes from the PulseAudio sink's monitor (so the voice
+is heard without restarting the stream) or, failing that, from ``anullsrc`` (a stream without
+an audio track does not play). :func:`reference_command` is the document's command verbatim,
+kept for the benchmark (``bench/encode.py``).
+
+:class:`Encoder` starts FFmpeg in its own process group, reads ``-progress pipe:1`` blocks into
+:class:`EncoderStats`, keeps the last stderr lines with the stream key redacted, and answers
+:meth:`Encoder.health` with running / stalled / exited / stopped.
+
+The RTMP key is a secret. It never reaches a log line, an exception, ``repr`` or the stderr
+ring buffer. It does reach FFmpeg's argv, which any user of the same host can read in
+``/proc/<pid>/cmdline`` (``ps``): FFmpeg has no way to read its output URL from a file or
+stdin. Run the appliance where no untrusted user shares the host (its container).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import re
+import signal
+import subprocess
+import threading
+import time
+from typing import IO, Any, Callable, Literal
+
+from .config import StreamConfig
+from .errors import MediaError
+
+log = logging.getLogger("appliance.encoder")
+
+FFMPEG = "ffmpeg"
+THREAD_QUEUE_SIZE = 512     # reference: before x11grab, "prevents frame drops"; same for pulse
+# PulseAudio record fragment: 20 ms of 16-bit stereo. The server's default (-1) is ~2 s, and
+# FFmpeg's first read blocks until one fragment is full: the screen is grabbed meanwhile and
+# those frames were dropped (23 at every start) with the audio late by as much.
+PULSE_FRAGMENT_S = 0.02
+# Input order and timestamps with PulseAudio (measured, see bench/encode.py and the tests):
+# FFmpeg opens inputs one after the other and x11grab only reads again once all are open, then
+# catches up with a burst of frames that share one timestamp, dropped by the muxer (23 at each
+# start when the pulse input was opened after x11grab). So the pulse input goes first.
+# Each input is then rebased to its own zero, which shifts audio against video by the time
+# between the two opens (0.2-0.3 s measured); both devices stamp packets with the wall clock,
+# so -copyts keeps them on one time line and -avoid_negative_ts make_zero (a single offset in
+# the muxer for all streams) brings the output back to 0 (FLV timestamps are 32-bit ms).
+STDERR_LINES = 50
+STARTUP_GRACE_S = 10.0      # the first frame may wait for the RTMP handshake
+SPEED_WINDOW_S = 10.0       # speed is judged over this window, once this much has been encoded
+STOP_TIMEOUT_S = 5.0
+
+AudioMode = Literal["pulse", "silent"]
+HealthState = Literal["stopped", "running", "stalled", "exited"]
+
+
+# --- command lines ---------------------------------------------------------------------------
+
+def reference_command(display: str, target: str) -> list[str]:
+    """The skill document's FFmpeg command, verbatim (section 4, step 3)."""
+    return [FFMPEG, "-thread_queue_size", "512",
+            "-f", "x11grab", "-video_size", "1280x720", "-framerate", "30", "-i", display,
+            "-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=44100",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+            "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k",
+            "-pix_fmt", "yuv420p", "-g", "60",
+            "-c:a", "aac", "-b:a", "128k",
+            "-f", "flv", target]
+
+
+def gop_frames(stream: StreamConfig) -> int:
+    """Frames between keyframes: framerate x keyframe_s (60 for the reference)."""
+    return max(1, round(stream.framerate * stream.keyframe_s))
+
+
+def video_input(stream: StreamConfig) -> list[str]:
+    return ["-thread_queue_size", str(THREAD_QUEUE_SIZE),
+            "-f", "x11grab", "-draw_mouse", "0",
+            "-video_size", f"{stream.width}x{stream.height}",
+            "-framerate", str(stream.framerate), "-i", stream.display]
+
+
+def pulse_fragment_bytes(sample_rate: int) -> int:
+    return int(sample_rate * PULSE_FRAGMENT_S) * 4  # 2 channels x 2 bytes
+
+
+def audio_input(stream: StreamConfig, audio: AudioMode, pulse_source: str | None) -> list[str]:
+    if audio == "pulse":
+        source = pulse_source or f"{stream.sink}.monitor"
+        return ["-thread_queue_size", str(THREAD_QUEUE_SIZE),
+                "-f", "pulse", "-sample_rate", str(stream.sample_rate), "-channels", "2",
+                "-fragment_size", str(pulse_fragment_bytes(stream.sample_rate)),
+                "-i", source]
+    return ["-f", "lavfi", "-i", f"anullsrc=channel_layout=stereo:sample_rate={stream.sample_rate}"]
+
+
+def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
+                  pulse_source: str | None = None, progress: str = "pipe:1") -> list[str]:
+    """The appliance's FFmpeg argv: the reference's output settings, audio from PulseAudio.
+
+    ``target`` is the RTMP URL with its key (or a file, for tests); it ends up in argv.
+    """
+    if audio not in ("pulse", "silent"):
+        raise ValueError(f"audio must be 'pulse' or 'silent', not {audio!r}")
+    cmd = [FFMPEG, "-hide_banner", "-nostats", "-loglevel", "info"]
+    if progress:
+        cmd += ["-progress", progress]
+    if audio == "pulse":
+        # PulseAudio first, and both inputs on one wall clock (see the note at PULSE_FRAGMENT_S)
+        cmd += ["-copyts"] + audio_input(stream, audio, pulse_source) + video_input(stream)
+    else:
+        cmd += video_input(stream) + audio_input(stream, audio, pulse_source)
+    cmd += ["-c:v", "libx264", "-preset", stream.preset, "-tune", "zerolatency",
+            "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
+            "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",
+            "-g", str(gop_frames(stream))]
+    if stream.strict_cbr:
+        cmd += ["-x264-params", "nal-hrd=cbr"]
+    cmd += ["-c:a", "aac", "-b:a", f"{stream.audio_bitrate_k}k",
+            "-ar", str(stream.sample_rate), "-ac", "2"]
+    if audio == "pulse":
+        # audio timestamps from the sample count (PulseAudio's wall-clock stamps jitter by
+        # tens of ms: gaps in the FLV audio track); output timestamps start at 0 again
+        cmd += ["-af", "asetpts=STARTPTS+N/SR/TB", "-avoid_negative_ts", "make_zero"]
+    cmd += ["-f", "flv", target]
+    return cmd
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+_RTMP_PATH = re.compile(r"(rtmps?://[^/\s'\"]+/[^/\s'\"]+/)[^\s'\"]+", re.IGNORECASE)
+
+
+class Redactor:
+    """Removes the stream key (and any RTMP stream name) from text."""
+
+    MASK = "<key redacted>"
+
+    def __init__(self, target: str) -> None:
+        # the stream name (last path part) is the key; host and app stay visible for diagnosis
+        key = target.rstrip("/").rsplit("/", 1)[-1] if "://" in target else ""
+        self._secrets = [key] if key else []
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, self.MASK)
+        return _RTMP_PATH.sub(lambda m: m.group(1) + self.MASK, text)
+
+
+# --- progress --------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class EncoderStats:
+    """The latest ``-progress`` block."""
+
+    frame: int = 0
+    fps: float = 0.0
+    speed: float = 0.0           # FFmpeg's own figure: average since start
+    drop_frames: int = 0
+    dup_frames: int = 0
+    bitrate_kbps: float = 0.0
+    out_time_s: float = 0.0
+    total_size: int = 0          # bytes written to the output
+    updated_at: float = 0.0      # clock() when the block arrived; 0 = none yet
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderHealth:
+    state: HealthState
+    reason: str = ""
+    exit_code: int | None = None
+    last_stderr: tuple[str, ...] = ()
+    audio: str = ""
+
+
+def _number(value: str) -> float | None:
+    match = re.match(r"\s*(-?[0-9.]+)", value)
+    try:
+        return float(match.group(1)) if match else None
+    except ValueError:
+        return None
+
+
+def apply_progress(stats: EncoderStats, key: str, value: str) -> None:
+    """Fold one ``key=value`` progress line into ``stats`` (unknown keys and N/A are ignored)."""
+    number = _number(value)
+    if number is None:
+        return
+    if key in ("frame", "drop_frames", "dup_frames", "total_size"):
+        setattr(stats, key, int(number))
+    elif key in ("fps", "speed"):
+        setattr(stats, key, number)
+    elif key == "bitrate":
+        stats.bitrate_kbps = number
+    elif key == "out_time_us":
+        stats.out_time_s = number / 1e6
+
+
+# --- the child -------------------------------------------------------------------------------
+
+def default_audio_probe(stream: StreamConfig) -> bool:
+    """True when PulseAudio answers and has (or can be given) the stream's sink."""
+    from . import audio  # pulsectl is only needed when audio comes from PulseAudio
+    if not audio.pulse_available():
+        return False
+    if audio.sink_exists(stream.sink):
+        return True
+    try:
+        audio.ensure_sink(stream.sink, stream.sample_rate)
+    except MediaError as exc:
+        log.warning("%s", exc)
+        return False
+    return True
+
+
+class Encoder:
+    """One FFmpeg process at a time, started with :meth:`start` and ended with :meth:`stop`."""
+
+    def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = subprocess.Popen,
+                 clock: Callable[[], float] = time.monotonic,
+                 audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
+                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+        self.stream = stream
+        self._popen = popen
+        self._clock = clock
+        self._audio_probe = audio_probe
+        self._stop_timeout = stop_timeout_s
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._threads: list[threading.Thread] = []
+        self._redact: Callable[[str], str] = Redactor("")
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._stats = EncoderStats()
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
+        self._started_at = 0.0
+        self._first_frame_at: float | None = None
+        self._last_advance = 0.0
+        self._stopping = False
+        self.audio: AudioMode | None = None
+
+    def __repr__(self) -> str:
+        state = self.health().state
+        pid = self._proc.pid if self._proc is not None else None
+        return (f"Encoder(display={self.stream.display!r}, audio={self.audio!r}, pid={pid}, "
+                f"state={state!r}, target=<redacted>)")
+
+    # -- control --
+
+    def choose_audio(self) -> AudioMode:
+        """The audio input for the next start: the sink monitor, or silence if it is unreachable."""
+        if self.stream.audio_source != "pulse":
+            return "silent"
+        if self._audio_probe(self.stream):
+            return "pulse"
+        log.warning("PulseAudio or sink %r not reachable: streaming a silent audio track",
+                    self.stream.sink)
+        return "silent"
+
+    def start(self, target: str) -> None:
+        """Start FFmpeg pushing to ``target`` (a secret RTMP URL); stops a running one first."""
+        self.stop()
+        audio = self.choose_audio()
+        cmd = build_command(self.stream, target, audio=audio)
+        redact = Redactor(target)
+        try:
+            proc = self._popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise MediaError(f"cannot start {FFMPEG}: {redact(exc.strerror or str(exc))}",
+                             fix="install ffmpeg (Debian package ffmpeg)") from None
+        now = self._clock()
+        with self._lock:
+            self._proc, self._redact, self.audio = proc, redact, audio
+            self._stderr.clear()
+            self._stats = EncoderStats()
+            self._samples.clear()
+            self._started_at = self._last_advance = now
+            self._first_frame_at = None
+            self._stopping = False
+            self._threads = [
+                threading.Thread(target=self._read_progress, args=(proc.stdout,),
+                                 name="ffmpeg-progress", daemon=True),
+                threading.Thread(target=self._read_stderr, args=(proc.stderr,),
+                                 name="ffmpeg-stderr", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        log.info("ffmpeg started (pid %s, %dx%d@%d, audio %s)", proc.pid, self.stream.width,
+                 self.stream.height, self.stream.framerate, audio)
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Ask FFmpeg to finish (``q``), then SIGTERM, then SIGKILL; returns its exit code."""
+        with self._lock:
+            proc, self._stopping = self._proc, True
+        if proc is None:
+            return None
+        timeout = self._stop_timeout if timeout is None else timeout
+        if proc.poll() is None:
+            try:
+                proc.stdin.write(b"q")
+                proc.stdin.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+            code = self._wait(proc, timeout)
+            if code is None:
+                log.warning("ffmpeg (pid %s) ignored q: SIGTERM", proc.pid)
+                self._signal(proc, signal.SIGTERM)
+                code = self._wait(proc, timeout)
+            if code is None:
+                log.warning("ffmpeg (pid %s) ignored SIGTERM: SIGKILL", proc.pid)
+                self._signal(proc, signal.SIGCONT)
+                self._signal(proc, signal.SIGKILL)
+                code = self._wait(proc, timeout)
+        for stream in (proc.stdin,):
+            try:
+                stream.close()
+            except (OSError, ValueError, AttributeError):
+                pass
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        log.info("ffmpeg (pid %s) stopped, exit code %s", proc.pid, proc.returncode)
+        return proc.returncode
+
+    @staticmethod
+    def _wait(proc: Any, timeout: float) -> int | None:
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    @staticmethod
+    def _signal(proc: Any, sig: signal.Signals) -> None:
+        # by pid, never by name: the child is ours
+        try:
+            proc.send_signal(sig)
+        except (ProcessLookupError, OSError):
+            pass
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- readers --
+
+    def _read_progress(self, pipe: IO[bytes]) -> None:
+        block = EncoderStats()
+        for raw in iter(pipe.readline, b""):
+            key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+            if key != "progress":
+                apply_progress(block, key, value)
+                continue
+            now = self._clock()
+            with self._lock:
+                if block.frame > self._stats.frame:
+                    self._last_advance = now
+                    if self._first_frame_at is None:
+                        self._first_frame_at = now
+                block.updated_at = now
+                self._stats = dataclasses.replace(block)
+                self._samples.append((now, block.out_time_s))
+
+    def _read_stderr(self, pipe: IO[bytes]) -> None:
+        for raw in iter(pipe.readline, b""):
+            line = self._redact(raw.decode("utf-8", "replace").rstrip())
+            if not line:
+                continue
+            with self._lock:
+                self._stderr.append(line)
+            log.debug("ffmpeg: %s", line)
+
+    # -- observation --
+
+    def stats(self) -> EncoderStats:
+        """A copy of the latest progress figures."""
+        with self._lock:
+            return dataclasses.replace(self._stats)
+
+    def has_output(self) -> bool:
+        """True once FFmpeg has encoded frames and written bytes to its output."""
+        with self._lock:
+            return self._stats.frame > 0 and self._stats.total_size > 0
+
+    def last_stderr(self) -> list[str]:
+        with self._lock:
+            return list(self._stderr)
+
+    def window_speed(self) -> float | None:
+        """Media seconds per wall second over the last ~10 s (None until that much is known)."""
+        with self._lock:
+            samples = list(self._samples)
+        if len(samples) < 2:
+            return None
+        now_t, now_out = samples[-1]
+        old = [s for s in samples if now_t - s[0] >= SPEED_WINDOW_S]
+        if not old:
+            return None
+        then_t, then_out = old[-1]
+        return (now_out - then_out) / (now_t - then_t)
+
+    def health(self) -> EncoderHealth:
+        with self._lock:
+            proc, stopping = self._proc, self._stopping
+            last = tuple(list(self._stderr)[-10:])
+            last_advance, first_frame = self._last_advance, self._first_frame_at
+            started, frame = self._started_at, self._stats.frame
+        audio = self.audio or ""
+        if proc is None:
+            return EncoderHealth("stopped", "not started", audio=audio)
+        code = proc.poll()
+        if code is not None:
+            if stopping:
+                return EncoderHealth("stopped", "stopped on request", code, last, audio)
+            tail = " | ".join(last[-3:]) or "no output"
+            return EncoderHealth("exited", f"ffmpeg exited with code {code}: {tail}", code, last, audio)
+        now = self._clock()
+        if first_frame is None:
+            waited = now - started
+            if waited > self.stream.stall_after_s + STARTUP_GRACE_S:
+                return EncoderHealth("stalled", f"no frame encoded {waited:.0f}s after start",
+                                     None, last, audio)
+            return EncoderHealth("running", "starting", audio=audio)
+        idle = now - last_advance
+        if idle > self.stream.stall_after_s:
+            return EncoderHealth("stalled", f"frames stuck at {frame} for {idle:.1f}s",
+                                 None, last, audio)
+        speed = self.window_speed()
+        if speed is not None and now - first_frame >= SPEED_WINDOW_S and speed < self.stream.min_speed:
+            return EncoderHealth("stalled", f"speed {speed:.2f}x < {self.stream.min_speed}x "
+                                 f"over {SPEED_WINDOW_S:.0f}s", None, last, audio)
+        return EncoderHealth("running", f"frame {frame}", audio=audio)

@@ -1,0 +1,18 @@
+"""A faithful local retake.tv for tests and rehearsals (the "sandbox").
+
+REST (``/api/v1``), Socket.IO (``/socket.io/``), an nginx-rtmp ingest that records every
+publish, simulated viewers, and a ``/_sandbox/`` control surface. It follows the reference skill
+document (retake-skill.md 2.1.2), not any client; decisions where that text is ambiguous are
+listed in ``state.py``. It imports nothing from the rest of the appliance.
+
+    with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
+        requests.post(f"{sb.base_url}/agent/register", json={...})
+"""
+
+from .app import SandboxApp, create_app
+from .rtmp import IngestError, RtmpIngest
+from .server import Sandbox, SandboxError, run_sandbox_cli
+from .state import ApiError, Platform, Settings
+
+__all__ = ["ApiError", "IngestError", "Platform", "RtmpIngest", "Sandbox", "SandboxApp", "SandboxError",
+           "Settings", "create_app", "run_sandbox_cli"]

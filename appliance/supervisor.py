@@ -1,0 +1,388 @@
+"""`appliance up`: the whole process tree under supervisord.
+
+    appliance up --config FILE
+      └─ supervisord -n -c $APPLIANCE_HOME/supervisord.conf   (a child, in its own session)
+           ├─ on-controller-exit   event listener: the controller's exit ends the tree
+           ├─ xvfb, pulseaudio, openbox, content     helpers, restarted when they die
+           └─ controller           `appliance live` (it starts and stops FFmpeg itself)
+
+The same tree runs in the container (under tini) and on a bare Debian host. SIGTERM/SIGINT
+to `appliance up` are forwarded to supervisord, which stops every program in the reverse
+start order; `appliance up` waits for it and exits with the controller's exit status.
+
+Settings reach the tree as APPLIANCE_* environment variables, computed here from the config
+file: see :func:`tree_environment`, the one place they are all defined. :class:`ProcessTree`
+starts the tree in the background for tests and `appliance rehearse` and exposes
+supervisord's XML-RPC interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any, Iterable, Mapping
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from .config import Settings, load_config
+from .errors import ApplianceError, ConfigError, MediaError
+
+log = logging.getLogger("appliance.supervisor")
+
+IMAGE_HOME = Path("/opt/appliance")
+PROGRAMS = ("xvfb", "pulseaudio", "openbox", "content", "controller")
+HELPERS = ("xvfb", "pulseaudio", "openbox", "content")
+_SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
+_PR_SET_PDEATHSIG = 1
+
+
+def default_home() -> Path:
+    """Where supervisord.conf, conf.d/ and scripts/ are: the repository root in development
+    (next to the package), else /opt/appliance (the image)."""
+    repo = Path(__file__).resolve().parent.parent
+    return repo if (repo / "supervisord.conf").is_file() else IMAGE_HOME
+
+
+def appliance_home(environ: Mapping[str, str] = os.environ) -> Path:
+    home = Path(environ.get("APPLIANCE_HOME") or default_home())
+    if not (home / "supervisord.conf").is_file():
+        raise ConfigError(f"{home}/supervisord.conf: not found",
+                          fix="set APPLIANCE_HOME to the folder holding supervisord.conf, conf.d/ and scripts/")
+    return home
+
+
+def content_geometry(width: int, height: int, font_size: int) -> str:
+    """xterm COLSxROWS+0+0 filling the screen; the reference's 160x45 at 1280x720, size 12."""
+    cell_w, cell_h = 8 * font_size / 12, 16 * font_size / 12
+    return f"{max(20, int(width / cell_w))}x{max(5, int(height / cell_h))}+0+0"
+
+
+def make_runtime_dir(environ: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
+    """The tree's private (mode 700) runtime dir, and whether we created it (then we remove it).
+
+    APPLIANCE_RUNTIME_DIR in the environment names one to use (created if missing); otherwise
+    a fresh one under the temp dir. Holds supervisord's socket and pid file, PulseAudio's socket,
+    config and state, and the controller's exit status.
+    """
+    given = environ.get("APPLIANCE_RUNTIME_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+        return path, False
+    return Path(tempfile.mkdtemp(prefix="appliance-")), True
+
+
+def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Path,
+                     controller: list[str] | None = None,
+                     environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment of supervisord and every program: the inherited one plus APPLIANCE_*.
+
+    Every APPLIANCE_* variable the tree reads is set here, and only here (supervisord's
+    ``%(ENV_X)s`` needs each one set; the scripts define no defaults). Values that exist in
+    the config file come from it (its defaults are in appliance/config.py); the few that do
+    not may be given in the environment of `appliance up`.
+    """
+    stream, overlay = settings.stream, settings.overlay
+    pulse_socket = runtime_dir / "pulse" / "native"
+    if len(str(pulse_socket)) > _SOCKET_MAX:
+        raise ConfigError(f"{pulse_socket}: too long for a unix socket path",
+                          fix="set TMPDIR or APPLIANCE_RUNTIME_DIR to a shorter folder")
+    state_dir = settings.state_dir
+    if controller:
+        controller_cmd = shlex.join(controller)
+    else:
+        controller_cmd = environ.get("APPLIANCE_CONTROLLER", "")
+    tree = {
+        # -- from the environment of `appliance up` (defaults here) ----------------------
+        # folder with supervisord.conf, conf.d/, scripts/: the repo root, or /opt/appliance
+        "APPLIANCE_HOME": str(appliance_home(environ)),
+        # private mode-700 runtime dir: default a fresh one under $TMPDIR (see make_runtime_dir)
+        "APPLIANCE_RUNTIME_DIR": str(runtime_dir),
+        # a stand-in controller command (shell words); empty: `appliance live --config ...`
+        "APPLIANCE_CONTROLLER": controller_cmd,
+        # seconds a start script waits for the display / the sink before failing
+        "APPLIANCE_WAIT_TIMEOUT": environ.get("APPLIANCE_WAIT_TIMEOUT", "30"),
+        # the Python that runs the event listener (the one running `appliance up`)
+        "APPLIANCE_PYTHON": sys.executable,
+        # -- from the config file ---------------------------------------------------------
+        "APPLIANCE_CONFIG": str(settings_path.resolve()),       # --config FILE
+        "APPLIANCE_STATE_DIR": str(state_dir),                  # paths.state_dir
+        "APPLIANCE_DISPLAY": stream.display,                    # stream.display  (:99)
+        "APPLIANCE_WIDTH": str(stream.width),                   # stream.width    (1280)
+        "APPLIANCE_HEIGHT": str(stream.height),                 # stream.height   (720)
+        "APPLIANCE_SINK": stream.sink,                          # stream.sink     (stream)
+        "APPLIANCE_SAMPLE_RATE": str(stream.sample_rate),       # stream.sample_rate (44100)
+        "APPLIANCE_CONTENT_LOG": str(settings.content_log()),   # overlay.content_log
+        "APPLIANCE_FONT_SIZE": str(overlay.font_size),          # overlay.font_size (12)
+        "APPLIANCE_FOREGROUND": overlay.foreground,             # overlay.foreground (#00ff00)
+        "APPLIANCE_BACKGROUND": overlay.background,             # overlay.background (#000000)
+        # derived: xterm COLSxROWS filling the screen (160x45+0+0 at 1280x720, size 12)
+        "APPLIANCE_CONTENT_GEOMETRY": content_geometry(stream.width, stream.height, overlay.font_size),
+        # derived: PulseAudio's native socket
+        "APPLIANCE_PULSE_SOCKET": str(pulse_socket),
+    }
+    env = dict(environ)  # inherited (PATH, HOME, RETAKE_ACCESS_TOKEN, APPLIANCE_DEBUG, ...)
+    env.update(tree)
+    # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
+    env["DISPLAY"] = stream.display
+    env["PULSE_SERVER"] = f"unix:{pulse_socket}"
+    env["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    # `appliance` and supervisord from this venv first, whatever the caller's PATH
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bindir, environ.get("PATH", os.defpath)])
+    return env
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class ProcessTree:
+    """supervisord with the appliance's programs, started in the background.
+
+    ``env`` must hold every APPLIANCE_* variable (see :func:`tree_environment`). Used as a
+    context manager it stops the tree, and waits for every program to end, on exit.
+    ``output``: where supervisord's (and so every program's) log lines go; None inherits.
+    ``die_with_parent``: supervisord gets SIGTERM if the thread that started it dies (use
+    only from a main thread).
+    """
+
+    def __init__(self, env: Mapping[str, str], *, output: IO[Any] | int | None = None,
+                 die_with_parent: bool = False) -> None:
+        self.env = dict(env)
+        self.home = Path(self.env["APPLIANCE_HOME"])
+        self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
+        self.socket = self.runtime_dir / "supervisor.sock"
+        self.output = output
+        self.die_with_parent = die_with_parent
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def command(self) -> list[str]:
+        return [self.env.get("APPLIANCE_PYTHON", sys.executable), "-m", "supervisor.supervisord",
+                "-n", "-c", str(self.home / "supervisord.conf")]
+
+    def start(self, *, detach: bool = False) -> "ProcessTree":
+        """Start supervisord (in its own session, so a terminal's Ctrl-C reaches only us)."""
+        if self.process is not None:
+            raise MediaError("the process tree is already started")
+        self.socket.unlink(missing_ok=True)
+        (self.runtime_dir / "controller.exit").unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
+            stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent and not detach else None)
+        log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise MediaError("the process tree is not started")
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.alive():
+            os.kill(self.pid, signum)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for supervisord to end; subprocess.TimeoutExpired after ``timeout``."""
+        if self.process is None:
+            raise MediaError("the process tree is not started")
+        return self.process.wait(timeout)
+
+    def exit_status(self) -> int:
+        """The controller's exit status when it ended the tree, else supervisord's own."""
+        record = self.runtime_dir / "controller.exit"
+        try:
+            return int(record.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            pass
+        rc = self.process.returncode if self.process is not None else None
+        return 0 if rc is None else (rc if rc >= 0 else 128 - rc)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM supervisord and wait for it (it stops every program first).
+
+        If it does not end within ``timeout``, it and the programs it still knew are killed.
+        """
+        if self.process is None:
+            return 0
+        if self.alive():
+            known = self._known_pids()
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.error("supervisord did not stop within %.0f s; killing it and its programs", timeout)
+                for pid in [self.pid, *known]:
+                    _kill(pid)
+                self.process.wait(5)
+        return self.exit_status()
+
+    def __enter__(self) -> "ProcessTree":
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- XML-RPC ----------------------------------------------------------------------
+    def rpc(self) -> Any:
+        """supervisord's XML-RPC interface (``.supervisor.getAllProcessInfo()`` etc.)."""
+        transport = SupervisorTransport(serverurl=f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """Program name -> supervisord's process info (statename, pid, exitstatus, ...)."""
+        return {info["name"]: info for info in self.rpc().supervisor.getAllProcessInfo()}
+
+    def states(self) -> dict[str, str]:
+        return {name: info["statename"] for name, info in self.processes().items()}
+
+    def pids(self) -> dict[str, int]:
+        return {name: info["pid"] for name, info in self.processes().items()}
+
+    def _known_pids(self) -> list[int]:
+        try:
+            return [pid for pid in self.pids().values() if pid]
+        except (OSError, xmlrpc.client.Error):
+            return []
+
+    def wait_running(self, names: Iterable[str] = PROGRAMS, timeout: float = 30.0) -> dict[str, int]:
+        """Wait until every named program is RUNNING; returns their pids.
+
+        MediaError (with the states seen) when one is FATAL/EXITED for good, supervisord
+        ended, or the timeout passes.
+        """
+        names = tuple(names)
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while True:
+            if not self.alive():
+                raise MediaError(f"supervisord ended (status {self.exit_status()}) before the "
+                                 f"tree was up; last states: {states or 'none'}")
+            try:
+                infos = self.processes()
+                states = {n: infos[n]["statename"] if n in infos else "MISSING" for n in names}
+                if all(s == "RUNNING" for s in states.values()):
+                    return {n: infos[n]["pid"] for n in names}
+                fatal = [n for n, s in states.items() if s == "FATAL"]
+                if fatal:
+                    raise MediaError(f"{', '.join(fatal)} could not be started; states: {states}")
+            except (OSError, xmlrpc.client.Error):
+                pass  # the socket is not there yet
+            if time.monotonic() > deadline:
+                raise MediaError(f"the process tree was not up within {timeout:.0f} s; states: {states}")
+            time.sleep(0.2)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class _Forwarder:
+    """Forwards SIGTERM and SIGINT to the tree while installed (as SIGTERM: an orderly stop)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, tree: ProcessTree) -> None:
+        self.tree = tree
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping the process tree", signal.Signals(signum).name)
+        self.tree.signal(signal.SIGTERM)
+
+    def __enter__(self) -> "_Forwarder":
+        for signum in self.SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | None = None,
+           foreground: bool = True) -> int:
+    """Run the whole process tree until the controller ends it or we are signalled.
+
+    Returns the controller's exit status (0 after a requested stop). With ``foreground=False``
+    the tree is started detached, waited for until every program runs, described in
+    ``<state_dir>/tree.json`` (supervisord pid, runtime dir, socket) and left running.
+    """
+    runtime_dir, owned = make_runtime_dir()
+    try:
+        env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if not foreground:
+            return _start_detached(env, settings.state_dir)
+        tree = ProcessTree(env, die_with_parent=True)
+        with _Forwarder(tree):
+            tree.start()
+            tree.wait()
+        status = tree.exit_status()
+        log.info("process tree ended, status %d", status)
+        return status
+    finally:
+        if owned and foreground:
+            shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _start_detached(env: Mapping[str, str], state_dir: Path) -> int:
+    output = open(state_dir / "appliance-up.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        tree = ProcessTree(env, output=output).start(detach=True)
+    finally:
+        output.close()
+    tree.wait_running(timeout=float(env.get("APPLIANCE_WAIT_TIMEOUT", "30")) + 15)
+    info = {"pid": tree.pid, "runtime_dir": str(tree.runtime_dir), "socket": str(tree.socket)}
+    (state_dir / "tree.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
+    log.info("process tree running in the background: %s", info)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m appliance.supervisor --config FILE [-- STAND-IN CONTROLLER ...]``: run_up
+    without the CLI, with an optional stand-in controller (tests)."""
+    parser = argparse.ArgumentParser(prog="python -m appliance.supervisor")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("controller", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    from .logs import setup_logging
+    setup_logging()
+    controller = args.controller[1:] if args.controller[:1] == ["--"] else args.controller
+    try:
+        return run_up(Path(args.config), load_config(args.config), controller=controller or None)
+    except ApplianceError as exc:
+        print(f"appliance up: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

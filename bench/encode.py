@@ -1,0 +1,302 @@
+"""Benchmark: the skill document's FFmpeg command against the appliance's, on the same screen.
+
+One private Xvfb display shows moving content (the reference xterm tailing a log fed 10 lines a
+second); a private PulseAudio daemon provides the appliance's audio (its null sink's monitor);
+a private nginx-rtmp (``appliance.sandbox.rtmp.RtmpIngest``) is the target. Each round runs
+the reference command verbatim and the appliance's ``build_command`` for ``--seconds`` each,
+alternating which goes first, and measures per run:
+
+- CPU seconds per stream second: utime+stime of the FFmpeg process (/proc/<pid>/stat, all
+  threads) divided by the media time it produced;
+- dropped and duplicated frames, speed, and the output bitrate, from FFmpeg's own statistics
+  (``-progress`` for the appliance, the stats line on stderr for the verbatim reference);
+- bytes nginx recorded (what crossed the wire) and FFmpeg's peak RSS.
+
+Then it prints one row per run, the medians per command, and appliance/reference ratios.
+Targets on 2 cores: appliance CPU per stream second <= reference, 0 dropped frames, speed >= 0.99.
+
+    .venv/bin/python bench/encode.py --seconds 60 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance.config import OverlayConfig, StreamConfig  # noqa: E402
+from appliance.content import ContentLog, content_window_command  # noqa: E402
+from appliance.encoder import EncoderStats, apply_progress, build_command, reference_command  # noqa: E402
+
+NEEDED = {"Xvfb": "xvfb", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "xterm": "xterm",
+          "pulseaudio": "pulseaudio", "nginx": "nginx libnginx-mod-rtmp"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WARMUP_S = 5.0
+_STATS = re.compile(r"frame=\s*(\d+).*?time=\s*([\d:.]+).*?speed=\s*([\d.]+)x")
+
+
+@dataclass
+class Run:
+    name: str
+    round: int
+    cpu_s: float = 0.0
+    media_s: float = 0.0
+    frames: int = 0
+    drop: int = 0
+    dup: int = 0
+    speed: float = 0.0
+    kbps: float = 0.0
+    wire_kbps: float = 0.0
+    rss_mb: float = 0.0
+    steady_cpu_per_s: float = float("nan")   # after WARMUP_S: no start-up costs
+    steady_speed: float = float("nan")       # media seconds per wall second after WARMUP_S
+    steady_drop: int = 0
+    start_s: float = 0.0                     # wall time before the first media second
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_per_s(self) -> float:
+        return self.cpu_s / self.media_s if self.media_s else float("nan")
+
+
+def missing_binaries() -> list[str]:
+    return [f"{b} (Debian package {p})" for b, p in NEEDED.items() if shutil.which(b) is None]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def hms(text: str) -> float:
+    h, m, s = text.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+class _Accept(http.server.BaseHTTPRequestHandler):
+    """nginx's on_publish / on_publish_done / on_record_done callbacks: always yes."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def run_ffmpeg(name: str, cmd: list[str], seconds: float, round_no: int, env: dict[str, str],
+               progress: bool) -> Run:
+    """Run one FFmpeg for ``seconds``, sample its CPU just before asking it to quit."""
+    run = Run(name, round_no)
+    stats = EncoderStats()
+    tail: list[str] = []
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+    def read_progress() -> None:
+        block = EncoderStats()
+        for raw in iter(proc.stdout.readline, b""):
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "progress":
+                stats.__dict__.update(block.__dict__)
+            else:
+                apply_progress(block, key, value)
+
+    def read_stderr() -> None:
+        buf = b""
+        while chunk := proc.stderr.read1(4096):
+            buf += chunk
+            *lines, buf = re.split(rb"[\r\n]", buf)
+            for line in lines:
+                text = line.decode(errors="replace")
+                match = _STATS.search(text)
+                if match and not progress:
+                    stats.frame, stats.out_time_s = int(match[1]), hms(match[2])
+                    stats.speed = float(match[3])
+                    for key in ("dup", "drop"):
+                        found = re.search(key + r"=\s*(\d+)", text)
+                        setattr(stats, f"{key}_frames", int(found[1]) if found else 0)
+                    size = re.search(r"size=\s*(\d+)kB", text)
+                    stats.total_size = int(size[1]) * 1024 if size else stats.total_size
+                elif text.strip():
+                    tail.append(text)
+                    del tail[:-20]
+
+    threads = [threading.Thread(target=read_progress, daemon=True),
+               threading.Thread(target=read_stderr, daemon=True)]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    deadline = started + seconds
+    warm: tuple[float, float, EncoderStats] | None = None  # (wall, cpu, stats) after warm-up
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if warm is None and time.monotonic() - started >= WARMUP_S and stats.out_time_s > 0:
+            warm = (time.monotonic(), proc_cpu_seconds(proc.pid), EncoderStats(**stats.__dict__))
+    if proc.poll() is not None:
+        raise SystemExit(f"{name}: ffmpeg exited early ({proc.returncode}): " + " | ".join(tail[-5:]))
+    end_wall, run.cpu_s = time.monotonic(), proc_cpu_seconds(proc.pid)
+    run.rss_mb = proc_peak_rss_mb(proc.pid)
+    snapshot = EncoderStats(**stats.__dict__)
+    proc.stdin.write(b"q")
+    proc.stdin.flush()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(5)
+    for t in threads:
+        t.join(2)
+    run.media_s, run.frames = snapshot.out_time_s, snapshot.frame
+    run.drop, run.dup, run.speed = snapshot.drop_frames, snapshot.dup_frames, snapshot.speed
+    run.kbps = snapshot.total_size * 8 / 1000 / run.media_s if run.media_s else 0.0
+    if warm is not None and snapshot.out_time_s > warm[2].out_time_s:
+        media = snapshot.out_time_s - warm[2].out_time_s
+        run.steady_cpu_per_s = (run.cpu_s - warm[1]) / media
+        run.steady_speed = media / (end_wall - warm[0])
+        run.steady_drop = snapshot.drop_frames - warm[2].drop_frames
+        run.start_s = warm[0] - started - warm[2].out_time_s
+    return run
+
+
+def row(run: Run) -> str:
+    return (f"{run.name:<10} {run.round:>5} {run.cpu_per_s:>6.3f} {run.steady_cpu_per_s:>7.3f} "
+            f"{run.media_s:>6.1f} {run.start_s:>5.1f} {run.frames:>6} {run.drop:>4} "
+            f"{run.steady_drop:>5} {run.dup:>4} {run.speed:>6.3f} {run.steady_speed:>7.3f} "
+            f"{run.kbps:>6.0f} {run.wire_kbps:>6.0f} {run.rss_mb:>6.0f}")
+
+
+HEADER = (f"{'command':<10} {'round':>5} {'cpu/s':>6} {'cpu/s*':>7} {'media':>6} {'start':>5} "
+          f"{'frames':>6} {'drop':>4} {'drop*':>5} {'dup':>4} {'speed':>6} {'speed*':>7} "
+          f"{'kbps':>6} {'wire':>6} {'rssMB':>6}")
+LEGEND = (f"cpu/s: CPU seconds per stream second over the whole run; *: after the first "
+          f"{WARMUP_S:g} s (steady state); start: wall seconds before media time began; "
+          "speed: FFmpeg's figure; kbps: FFmpeg's output bytes; wire: bytes nginx recorded")
+
+
+def median_run(runs: list[Run], name: str) -> Run:
+    mine = [r for r in runs if r.name == name]
+    med = Run(name, 0)
+    for attr in ("cpu_s", "media_s", "frames", "drop", "dup", "speed", "kbps", "wire_kbps", "rss_mb",
+                 "steady_cpu_per_s", "steady_speed", "steady_drop", "start_s"):
+        setattr(med, attr, statistics.median(getattr(r, attr) for r in mine))
+    med.cpu_s = statistics.median(r.cpu_per_s for r in mine) * med.media_s
+    return med
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds (order alternates)")
+    parser.add_argument("--only", choices=("reference", "appliance"), help="run one command only")
+    args = parser.parse_args(argv)
+    missing = missing_binaries()
+    if missing:
+        print("bench/encode.py: missing " + ", ".join(missing), file=sys.stderr)
+        return 2
+    try:
+        from appliance.sandbox.rtmp import IngestError, RtmpIngest
+    except ImportError as exc:
+        print(f"bench/encode.py: appliance.sandbox.rtmp is not available ({exc})", file=sys.stderr)
+        return 2
+    from tests.media_fixtures import _stop, start_pulseaudio, start_xvfb
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-encode-"))
+    callbacks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    threading.Thread(target=callbacks.serve_forever, daemon=True).start()
+    ingest = RtmpIngest(callback_base=f"http://127.0.0.1:{callbacks.server_port}")
+    display, xvfb, _ = start_xvfb()
+    pulse_server, pulse = start_pulseaudio(workdir / "pulse")
+    env = dict(os.environ, DISPLAY=display, PULSE_SERVER=pulse_server)
+    content = ContentLog(workdir / "stream.log", 150)
+    xterm = subprocess.Popen(content_window_command(workdir / "stream.log", OverlayConfig()),
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+
+    def feed() -> None:
+        n = 0
+        while not stop.wait(0.1):
+            n += 1
+            content.write(f"{n:06d} the quick brown fox jumps over the lazy dog {time.time():.3f} " * 2)
+
+    threading.Thread(target=feed, daemon=True).start()
+    runs: list[Run] = []
+    try:
+        ingest.start()
+        time.sleep(1.0)
+        cfg = StreamConfig(display=display)
+        names = ["reference", "appliance"] if args.only is None else [args.only]
+        print(f"display {display}, {os.cpu_count()} cores, {args.seconds:g} s per run, "
+              f"{args.rounds} round(s)")
+        print("reference: " + " ".join(reference_command(display, ingest.url + "/<key>")))
+        print("appliance: " + " ".join(build_command(cfg, ingest.url + "/<key>", audio="pulse")))
+        print(LEGEND)
+        print(HEADER, flush=True)
+        for round_no in range(1, args.rounds + 1):
+            order = names if round_no % 2 else names[::-1]
+            for name in order:
+                target = f"{ingest.url}/bench-{name}-{round_no}"
+                before = {p.name for p in ingest.record_dir.glob("*.flv")}
+                if name == "reference":
+                    run = run_ffmpeg(name, reference_command(display, target), args.seconds,
+                                     round_no, env, progress=False)
+                else:
+                    run = run_ffmpeg(name, build_command(cfg, target, audio="pulse"),
+                                     args.seconds, round_no, env, progress=True)
+                time.sleep(1.0)  # nginx closes the recording
+                new = [p for p in ingest.record_dir.glob("*.flv") if p.name not in before]
+                if new and run.media_s:
+                    run.wire_kbps = sum(p.stat().st_size for p in new) * 8 / 1000 / run.media_s
+                runs.append(run)
+                print(row(run), flush=True)
+    except IngestError as exc:
+        print(f"bench/encode.py: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        stop.set()
+        xterm.terminate()
+        ingest.cleanup()
+        _stop(pulse)
+        _stop(xvfb)
+        callbacks.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\nmedians")
+    print(HEADER)
+    medians = {name: median_run(runs, name) for name in {r.name for r in runs}}
+    for name in sorted(medians):
+        print(row(medians[name]))
+    if len(medians) == 2:
+        ref, app = medians["reference"], medians["appliance"]
+        print(f"\nappliance/reference: cpu per stream second {app.cpu_per_s / ref.cpu_per_s:.3f} "
+              f"(steady {app.steady_cpu_per_s / ref.steady_cpu_per_s:.3f}), "
+              f"speed {app.speed / ref.speed:.3f} (steady {app.steady_speed / ref.steady_speed:.3f}), "
+              f"bitrate {app.kbps / ref.kbps:.3f}, peak RSS {app.rss_mb / ref.rss_mb:.3f}")
+        ok = (app.steady_cpu_per_s <= ref.steady_cpu_per_s and app.steady_drop == 0
+              and app.steady_speed >= 0.99)
+        print(f"targets (cpu <= reference, 0 dropped, speed >= 0.99): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

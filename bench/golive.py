@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Time from `appliance live` to the initial thumbnail uploaded, against the sandbox.
+
+Each round runs, in alternating order:
+  appliance  `python -m appliance live --config ...` as a child process; the time runs from
+             the spawn to the sandbox's log entry for `update-thumbnail` (so it includes the
+             interpreter start, config, credentials, verification and skill checks).
+  reference  the skill document's sequence done naively, in this process: rtmp -> stream/start
+             -> the reference FFmpeg command -> status polled every 3 s -> scrot -> upload.
+Prints every run, the medians and the ratio appliance/reference (timings on shared machines
+are noisy: read the ratio and the medians, not one run).
+
+    .venv/bin/python bench/golive.py --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from appliance.encoder import reference_command  # noqa: E402
+from appliance.sandbox import Sandbox  # noqa: E402
+
+WALLET = "11111111111111111111111111111111"
+
+
+def need(*binaries: str) -> None:
+    missing = [b for b in binaries if not shutil.which(b)]
+    if missing:
+        sys.exit(f"golive: missing {', '.join(missing)} (run scripts/setup.sh)")
+
+
+def start_xvfb() -> tuple[str, subprocess.Popen]:
+    for number in range(200, 300):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-ac", "-nolisten", "tcp"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(100):
+                if Path(f"/tmp/.X11-unix/X{number}").exists():
+                    xterm = subprocess.Popen(["xterm", "-display", f":{number}", "-geometry", "160x45+0+0",
+                                              "-e", "top", "-d", "0.5"], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                    proc.xterm = xterm  # type: ignore[attr-defined]
+                    return f":{number}", proc
+                time.sleep(0.05)
+            proc.kill()
+    sys.exit("golive: no free display")
+
+
+def thumbnail_after(sb: Sandbox, mark: int, timeout: float) -> dict | None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for entry in sb.requests()[mark:]:
+            if entry["path"].endswith("agent/update-thumbnail") and entry.get("status") == 200:
+                return entry
+        time.sleep(0.02)
+    return None
+
+
+def run_appliance(sb: Sandbox, cfg: Path, timeout: float) -> float:
+    mark = len(sb.requests())
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "live", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        entry = thumbnail_after(sb, mark, timeout)
+        if entry is None:
+            raise SystemExit("golive: the appliance uploaded no thumbnail in time")
+        return entry["time"] - t0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_reference(sb: Sandbox, token: str, display: str, timeout: float) -> float:
+    api = sb.base_url
+    auth = {"Authorization": f"Bearer {token}"}
+    mark = len(sb.requests())
+    t0 = time.time()
+    rtmp = requests.post(f"{api}/agent/rtmp", headers=auth, timeout=10).json()
+    requests.post(f"{api}/agent/stream/start", headers=auth, timeout=10).raise_for_status()
+    cmd = reference_command(display, f"{rtmp['url']}/{rtmp['key']}")
+    ffmpeg = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while not requests.get(f"{api}/agent/stream/status", headers=auth, timeout=10).json()["is_live"]:
+            if time.time() > deadline:
+                raise SystemExit("golive: the reference sequence never went live")
+            time.sleep(3)
+        with tempfile.TemporaryDirectory() as tmp:
+            shot = Path(tmp) / "thumbnail.png"
+            subprocess.run(["scrot", "-o", str(shot)], env={**os.environ, "DISPLAY": display}, check=True)
+            with shot.open("rb") as fh:
+                requests.post(f"{api}/agent/update-thumbnail", headers=auth, timeout=10,
+                              files={"image": ("thumbnail.png", fh, "image/png")}).raise_for_status()
+        entry = thumbnail_after(sb, mark, 5)
+        return (entry["time"] if entry else time.time()) - t0
+    finally:
+        requests.post(f"{api}/agent/stream/stop", headers=auth, timeout=10)
+        ffmpeg.send_signal(signal.SIGTERM)
+        ffmpeg.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="rounds (each: one appliance, one reference run)")
+    parser.add_argument("--timeout", type=float, default=45.0)
+    args = parser.parse_args()
+    need("Xvfb", "xterm", "ffmpeg", "scrot", "nginx")
+    display, xvfb = start_xvfb()
+    work = Path(tempfile.mkdtemp(prefix="golive-"))
+    try:
+        with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
+            s = requests.Session()
+            reg = s.post(f"{sb.base_url}/agent/register", timeout=10, json={
+                "agent_name": "GoLiveBench", "agent_description": "benchmark", "image_url": "https://example.com/a.png",
+                "wallet_address": WALLET, "ticker": "BENCH"}).json()
+            auth = {"Authorization": f"Bearer {reg['access_token']}"}
+            s.post(f"{sb.base_url}/agent/prepare-verify", headers=auth, timeout=10)
+            s.post(f"{sb.base_url}/agent/verify", headers=auth, timeout=10,
+                   json={"tweet_url": "https://x.com/bench/status/1234567890"}).raise_for_status()
+            creds = work / "credentials.json"
+            creds.write_text(__import__("json").dumps({
+                "access_token": reg["access_token"], "agent_name": "GoLiveBench", "agent_id": reg["agent_id"],
+                "userDbId": reg["userDbId"], "wallet_address": WALLET, "ticker": "BENCH",
+                "token_address": "", "token_ticker": ""}))
+            os.chmod(creds, 0o600)
+            cfg = work / "appliance.yaml"
+            cfg.write_text(yaml.safe_dump({
+                "agent": {"name": "GoLiveBench", "description": "benchmark", "image_url": "https://example.com/a.png",
+                          "wallet_address": WALLET, "ticker": "BENCH"},
+                "retake": {"base_url": sb.base_url, "sandbox": True},
+                "paths": {"credentials": str(creds), "state_dir": str(work / "state")},
+                "stream": {"display": display, "audio_source": "silent"},
+                "control": {"port": 0}}))
+            app_times: list[float] = []
+            ref_times: list[float] = []
+            print(f"golive: {args.runs} rounds on display {display}, sandbox {sb.base_url}")
+            print(f"{'round':>5} {'appliance s':>12} {'reference s':>12}")
+            for round_no in range(args.runs):
+                order = ("app", "ref") if round_no % 2 == 0 else ("ref", "app")
+                got: dict[str, float] = {}
+                for which in order:
+                    if which == "app":
+                        got[which] = run_appliance(sb, cfg, args.timeout)
+                    else:
+                        got[which] = run_reference(sb, reg["access_token"], display, args.timeout)
+                    time.sleep(1.0)
+                app_times.append(got["app"])
+                ref_times.append(got["ref"])
+                print(f"{round_no + 1:>5} {got['app']:>12.2f} {got['ref']:>12.2f}", flush=True)
+            app_med, ref_med = statistics.median(app_times), statistics.median(ref_times)
+            print(f"median  appliance {app_med:.2f} s  reference {ref_med:.2f} s  "
+                  f"ratio appliance/reference {app_med / ref_med:.2f}  (target: appliance < 6 s)")
+            return 0 if app_med < 6 else 1
+    finally:
+        for proc in (getattr(xvfb, "xterm", None), xvfb):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(5)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

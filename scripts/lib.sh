@@ -1,0 +1,53 @@
+# Shared helpers for the process-tree start scripts (sourced, not run).
+# One log line format for every process of the appliance, the same as appliance/logs.py:
+#   2026-11-27T03:04:05Z <name> <LEVEL> <message>
+# Settings come from APPLIANCE_* variables; `appliance up` (appliance/supervisor.py,
+# ENV_DEFAULTS) sets every one of them, so the scripts define no defaults of their own.
+
+APPLIANCE_LOG_NAME=${APPLIANCE_LOG_NAME:-$(basename "$0" .sh)}
+
+log() {  # log LEVEL message...
+  local level=$1; shift
+  printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$APPLIANCE_LOG_NAME" "$level" "$*" >&2
+}
+
+die() { log ERROR "$*"; exit 1; }
+
+drop_secrets() {  # helpers never need the retake.tv token: only the controller keeps it
+  unset RETAKE_ACCESS_TOKEN
+}
+
+require_env() {  # require_env NAME...: fail early and clearly when the launcher did not set one
+  local name
+  for name in "$@"; do
+    [ -n "${!name:-}" ] || die "$name is not set (start the tree with 'appliance up')"
+  done
+}
+
+wait_for() {  # wait_for SECONDS WHAT command...: poll every 0.2 s until the command succeeds
+  local timeout=$1 what=$2; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log ERROR "gave up waiting ${timeout}s for $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+  log INFO "$what is ready"
+}
+
+display_answers() { xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; }
+
+wait_for_display() {
+  wait_for "$APPLIANCE_WAIT_TIMEOUT" "display $APPLIANCE_DISPLAY" display_answers
+}
+
+sink_exists() {
+  pactl --server "unix:$APPLIANCE_PULSE_SOCKET" list short sinks 2>/dev/null \
+    | awk '{print $2}' | grep -qx -- "$APPLIANCE_SINK"
+}
+
+wait_for_sink() {
+  wait_for "$APPLIANCE_WAIT_TIMEOUT" "sound sink $APPLIANCE_SINK" sink_exists
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# openbox, the window manager, once the display answers.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+drop_secrets
+require_env APPLIANCE_DISPLAY APPLIANCE_WAIT_TIMEOUT
+wait_for_display
+export DISPLAY=$APPLIANCE_DISPLAY
+exec openbox

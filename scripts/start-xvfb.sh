@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Xvfb on $APPLIANCE_DISPLAY at APPLIANCE_WIDTH x APPLIANCE_HEIGHT x 24.
+# A lock left by a dead Xvfb (killed, crashed, container restarted with a kept /tmp) is
+# cleared; a lock held by a live process is left alone, and Xvfb then fails with its own message.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+drop_secrets
+require_env APPLIANCE_DISPLAY APPLIANCE_WIDTH APPLIANCE_HEIGHT
+
+number=${APPLIANCE_DISPLAY#*:}
+number=${number%%.*}
+[[ $number =~ ^[0-9]+$ ]] || die "APPLIANCE_DISPLAY=$APPLIANCE_DISPLAY is not of the form :N"
+lock=/tmp/.X${number}-lock
+socket=/tmp/.X11-unix/X${number}
+
+if [ -e "$lock" ]; then
+  pid=$(tr -dc '0-9' <"$lock" || true)
+  if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then
+    log WARNING "display :$number is locked by live process $pid; Xvfb will refuse to start"
+  else
+    log INFO "clearing the stale lock of display :$number (pid ${pid:-none} is gone)"
+    rm -f "$lock" "$socket"
+  fi
+fi
+
+log INFO "starting Xvfb :$number ${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24"
+exec Xvfb ":$number" -screen 0 "${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24" -ac -nolisten tcp -noreset

@@ -1,0 +1,269 @@
+"""The process tree (`appliance up`) with real Xvfb, openbox, PulseAudio, xterm and supervisord.
+
+(a) every program reaches RUNNING, the sink exists at the configured rate, the content window
+    is on screen; (b) killed helpers come back; (c) SIGTERM or SIGINT to `appliance up` leaves nothing
+    alive; (d) the image builds and, run with host networking, pushes a stream to an ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+import pytest
+
+from appliance.supervisor import PROGRAMS, ProcessTree, content_geometry
+from tree_fixtures import (FAKE_TOKEN, STANDIN_CONTROLLER, BuiltImage, LocalIngest, TreeRun, appliance_image,
+                           descendants, docker_client, free_display, local_ingest, pid_alive,
+                           process_tree, short_tmpdir, standin_ffmpeg_controller, start_time, start_up_process,
+                           terminate, wait_until, write_config)
+
+__all__ = ["process_tree", "docker_client", "appliance_image", "local_ingest"]  # fixtures for pytest
+
+NEEDED = ("Xvfb", "openbox", "xterm", "pulseaudio", "pactl", "xdpyinfo", "scrot", "ffmpeg")
+missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+pytestmark = pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)} (run scripts/setup.sh)")
+
+RESTART_BOUND_S = 20.0
+
+
+def sinks(run: TreeRun) -> dict[str, str]:
+    out = subprocess.run(["pactl", "--server", f"unix:{run.pulse_socket}", "list", "short", "sinks"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return {fields[1]: fields[3] for fields in (line.split("\t") for line in out.splitlines()) if len(fields) > 3}
+
+
+def green_pixels(run: TreeRun, folder: Path) -> int:
+    """Screenshot the display with scrot, decode it with FFmpeg, count bright green pixels."""
+    shot = folder / "shot.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run(["scrot", "-o", str(shot)], env=dict(os.environ, DISPLAY=run.display),
+                   check=True, timeout=15, capture_output=True)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(shot), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         check=True, timeout=15, capture_output=True).stdout
+    assert len(raw) == run.settings.stream.width * run.settings.stream.height * 3
+    return sum(1 for i in range(0, len(raw), 3) if raw[i + 1] > 150 and raw[i] < 100 and raw[i + 2] < 100)
+
+
+# -- (a) ------------------------------------------------------------------------------------
+
+def test_every_program_runs(process_tree: TreeRun) -> None:
+    states = process_tree.tree.states()
+    assert {name: states.get(name) for name in PROGRAMS} == {name: "RUNNING" for name in PROGRAMS}, \
+        process_tree.log_tail()
+    assert states["on-controller-exit"] == "RUNNING"
+
+
+def test_sink_exists_at_the_configured_rate(process_tree: TreeRun) -> None:
+    found = sinks(process_tree)
+    assert "treetest" in found, found
+    assert found["treetest"] == "s16le 2ch 48000Hz"  # the config's rate, not PulseAudio's default
+    info = subprocess.run(["pactl", "--server", f"unix:{process_tree.pulse_socket}", "info"],
+                          capture_output=True, text=True, timeout=10, check=True).stdout
+    assert "Default Sink: treetest" in info
+    assert "Default Sample Specification: s16le 2ch 48000Hz" in info  # daemon.conf took effect
+
+
+def test_content_window_is_on_screen(process_tree: TreeRun, tmp_path: Path) -> None:
+    content_log = process_tree.settings.content_log()
+    with open(content_log, "a", encoding="utf-8") as f:
+        for n in range(8):
+            f.write(f"hello from the process tree test, line {n} ##########################\n")
+    count = wait_until(lambda: green_pixels(process_tree, tmp_path) > 500, 10, "green text on screen")
+    assert count
+
+
+def test_environment_is_complete_and_prefixed(process_tree: TreeRun) -> None:
+    env = process_tree.env
+    for name in ("APPLIANCE_CONFIG", "APPLIANCE_DISPLAY", "APPLIANCE_STATE_DIR", "APPLIANCE_RUNTIME_DIR",
+                 "APPLIANCE_WIDTH", "APPLIANCE_HEIGHT", "APPLIANCE_SINK", "APPLIANCE_SAMPLE_RATE",
+                 "APPLIANCE_PULSE_SOCKET", "APPLIANCE_HOME", "APPLIANCE_CONTROLLER"):
+        assert env.get(name), name
+    assert env["PULSE_SERVER"] == f"unix:{env['APPLIANCE_PULSE_SOCKET']}"
+    assert env["DISPLAY"] == env["APPLIANCE_DISPLAY"]
+    assert Path(env["APPLIANCE_RUNTIME_DIR"]).stat().st_mode & 0o077 == 0
+    assert content_geometry(1280, 720, 12) == "160x45+0+0"  # the reference's xterm
+
+
+def test_only_the_controller_sees_the_token(process_tree: TreeRun) -> None:
+    def environ(pid: int) -> dict[str, str]:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+    pids = process_tree.tree.wait_running()
+    assert environ(pids["controller"]).get("RETAKE_ACCESS_TOKEN") == FAKE_TOKEN
+    for helper in ("xvfb", "pulseaudio", "openbox", "content"):
+        assert "RETAKE_ACCESS_TOKEN" not in environ(pids[helper]), helper
+    assert FAKE_TOKEN not in process_tree.log.read_text(errors="replace")
+
+
+# -- (b) ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("program", ["xvfb", "pulseaudio", "content"])
+def test_killed_helper_comes_back(process_tree: TreeRun, program: str) -> None:
+    tree = process_tree.tree
+    before = tree.wait_running(timeout=RESTART_BOUND_S)
+    os.kill(before[program], signal.SIGKILL)
+    started = time.monotonic()
+
+    def back() -> bool:
+        info = tree.processes()[program]
+        return info["statename"] == "RUNNING" and info["pid"] not in (0, before[program])
+
+    wait_until(back, RESTART_BOUND_S, f"{program} to be restarted")
+    after = tree.wait_running(timeout=RESTART_BOUND_S)  # the others recover too (xterm dies with X)
+    assert after[program] != before[program]
+    assert after["controller"] == before["controller"]  # a helper's death never ends the tree
+    assert time.monotonic() - started < RESTART_BOUND_S * 2
+    if program == "pulseaudio":
+        assert "treetest" in sinks(process_tree)
+    if program == "xvfb":
+        subprocess.run(["xdpyinfo", "-display", process_tree.display], check=True, capture_output=True, timeout=10)
+
+
+# -- (c) ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_up_leaves_no_process(signum: int) -> None:
+    base = short_tmpdir("apup-")
+    try:
+        runtime = base / "run"
+        display = free_display()
+        config = write_config(base / "config", display=display, state_dir=base / "state",
+                              width=320, height=240, sink="uptest")
+        log = base / "up.log"
+        up = start_up_process(config, runtime, STANDIN_CONTROLLER, log)
+        env = {"APPLIANCE_HOME": str(Path(__file__).resolve().parent.parent), "APPLIANCE_RUNTIME_DIR": str(runtime)}
+        view = ProcessTree(env)  # not started by us: only its XML-RPC view of up's supervisord
+
+        def all_running() -> bool:
+            assert up.poll() is None, log.read_text(errors="replace")
+            try:
+                return all(view.states().get(p) == "RUNNING" for p in PROGRAMS)
+            except (OSError, xmlrpc.client.Error):
+                return False  # supervisord's socket is not up yet
+
+        wait_until(all_running, 30, "the tree under `appliance up`")
+        pids = set(view.pids().values()) | descendants(up.pid)
+        recorded = {pid: start_time(pid) for pid in pids}
+        assert len(recorded) >= len(PROGRAMS) + 2  # supervisord, listener, programs, tail, ...
+        up.send_signal(signum)
+        try:
+            rc = up.wait(40)
+        finally:
+            terminate(up, timeout=5)
+        assert rc == 0, log.read_text(errors="replace")
+        alive = [pid for pid, started in recorded.items() if started is not None and pid_alive(pid, started)]
+        assert not alive, f"still alive after {signal.Signals(signum).name}: {alive}"
+        assert not Path(f"/tmp/.X{display[1:]}-lock").exists()  # Xvfb ended cleanly
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_controller_exit_ends_the_tree_with_its_status() -> None:
+    base = short_tmpdir("apexit-")
+    try:
+        config = write_config(base / "config", display=free_display(), state_dir=base / "state",
+                              width=320, height=240, sink="exittest")
+        log = base / "up.log"
+        up = start_up_process(config, base / "run", ["sh", "-c", "sleep 1; exit 3"], log)
+        rc = up.wait(60)
+        assert rc == 3, log.read_text(errors="replace")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- (d) ------------------------------------------------------------------------------------
+
+# Which controller the container runs: "standin" pushes FFmpeg straight to a local ingest;
+# "live" is the real `appliance live` against the sandbox, wired in by the lead (add the
+# sandbox config and token to `container_config` and drop the skip).
+CONTAINER_CONTROLLERS = [
+    "standin",
+    pytest.param("live", marks=pytest.mark.skip(reason="the real controller in the container is wired by the lead")),
+]
+CONTAINER_STOP_BOUND_S = 30.0  # compose's stop_grace_period
+
+
+def container_config(folder: Path, display: str) -> Path:
+    """A config dir for the container, readable by its uid 10001."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    path = write_config(folder, display=display, state_dir=Path("/state"), width=640, height=360,
+                        sample_rate=44100, sink="stream")
+    path.chmod(0o644)
+    return path
+
+
+def container_processes(container) -> list[tuple[int, str]]:
+    """(uid, command name) of every process in the container, read from /proc inside it."""
+    code = ("import os\n"
+            "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    try:\n"
+            "        s = open(f'/proc/{p}/status').read().split('\\n')\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    d = dict(l.split(':\\t', 1) for l in s if ':\\t' in l)\n"
+            "    print(d['Uid'].split()[0], d['Name'])\n")
+    result = container.exec_run(["python3", "-c", code])
+    assert result.exit_code == 0, result.output
+    return [(int(uid), name) for uid, name in (line.split(" ", 1) for line in result.output.decode().splitlines())]
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("controller", CONTAINER_CONTROLLERS)
+def test_image_runs_the_tree_and_publishes(docker_client, appliance_image: BuiltImage,
+                                           local_ingest: LocalIngest, controller: str) -> None:
+    display = free_display()
+    base = short_tmpdir("apctr-")
+    base.chmod(0o755)
+    config = container_config(base / "config", display)
+    environment = {"APPLIANCE_WAIT_TIMEOUT": "30"}
+    if controller == "standin":
+        environment["APPLIANCE_CONTROLLER"] = shlex.join(
+            standin_ffmpeg_controller(f"{local_ingest.url}/treetest-key", 640, 360))
+    container = docker_client.containers.run(
+        appliance_image.image.id, detach=True, network_mode="host", shm_size="256m",
+        volumes={str(config.parent): {"bind": "/config", "mode": "ro"}}, environment=environment,
+        name=f"appliance-test-{os.getpid()}-{display[1:]}")
+    try:
+        def published() -> bool:
+            container.reload()
+            assert container.status == "running", container.logs().decode(errors="replace")[-4000:]
+            return any(f.stat().st_size > 150_000 for f in local_ingest.recordings())
+
+        try:
+            wait_until(published, 90, "the ingest to record a real publish", interval=1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- container log ---\n"
+                                 f"{container.logs().decode(errors='replace')[-4000:]}\n"
+                                 f"--- ingest ---\n{local_ingest.error_tail()}") from None
+        processes = container_processes(container)
+        names = {name for _, name in processes}
+        assert {"Xvfb", "pulseaudio", "openbox", "xterm", "ffmpeg"} <= names, processes
+        assert all(uid == 10001 for uid, _ in processes), processes  # nothing runs as root
+        shm = container.exec_run(["du", "-sk", "/dev/shm"]).output.decode().split()[0]
+        print(f"\n/dev/shm in use while streaming: {shm} KiB", file=sys.stderr)
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height,sample_rate",
+                                "-of", "json", str(local_ingest.recordings()[-1])],
+                               capture_output=True, text=True, timeout=30)
+        codecs = {s["codec_name"] for s in json.loads(probe.stdout or "{}").get("streams", [])}
+        assert {"h264", "aac"} <= codecs, probe.stdout + probe.stderr
+        started = time.monotonic()
+        container.stop(timeout=int(CONTAINER_STOP_BOUND_S))
+        status = container.wait(timeout=60)["StatusCode"]
+        took = time.monotonic() - started
+        assert took < CONTAINER_STOP_BOUND_S, f"stop took {took:.0f} s"
+        # The stand-in FFmpeg ends on SIGTERM with 255; the real controller ends 0 after stream/stop.
+        assert status in ((0,) if controller == "live" else (0, 255)), container.logs().decode(errors="replace")[-3000:]
+    finally:
+        container.remove(force=True, v=True)
+        shutil.rmtree(base, ignore_errors=True)
