@@ -121,6 +121,7 @@ class Lifecycle:
                  stop_event: threading.Event | None = None, responder: Responder | None = None,
                  content: Callable[[str], None] = lambda line: None,
                  progress: Callable[[str], None] = print,
+                 media_identity: Callable[[], object] = lambda: None,
                  clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
         self.settings = settings
@@ -133,6 +134,8 @@ class Lifecycle:
         self.responder = responder or OfflineResponder()
         self.content = content
         self.progress = progress
+        self.media_identity = media_identity  # changes when the display (or sink) server restarts
+        self._media_at_start: object = None
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = Metrics(started_at=clock(), state_since=clock(), last_heartbeat=clock())
@@ -205,6 +208,7 @@ class Lifecycle:
             self.progress(f"token {self.creds.token_ticker} at {self.creds.token_address} saved to credentials")
         self._enter(State.ENCODER_START)
         self.encoder.stop()
+        self._media_at_start = self.media_identity()
         self.encoder.start(rtmp.target())
         self._enter(State.WAIT_LIVE)
         self._wait_live()
@@ -238,17 +242,34 @@ class Lifecycle:
         if status.token_address:
             self.metrics.token_address = status.token_address
 
-    def upload_thumbnail(self) -> None:
-        image = self.capture()
-        for attempt in (1, 2):
+    def upload_thumbnail(self, *, attempts: int = 1) -> bool:
+        """Capture the display and upload it; True when it went up.
+
+        With ``attempts`` > 1 (the mandatory initial thumbnail) a failed capture or upload is
+        tried again a second later; the last failure is raised. Otherwise failures are logged
+        and the next refresh tries again.
+        """
+        for attempt in range(1, attempts + 1):
             try:
-                self.client.update_thumbnail(image, filename="thumbnail.png", content_type="image/png")
-                break
-            except RetakeConflict:
-                if attempt == 2:
-                    raise
-                self.client.stream_start()
-        self.metrics.thumbnails += 1
+                image = self.capture()
+                try:
+                    self.client.update_thumbnail(image, filename="thumbnail.png", content_type="image/png")
+                except RetakeConflict:
+                    self.client.stream_start()
+                    self.client.update_thumbnail(image, filename="thumbnail.png", content_type="image/png")
+                self.metrics.thumbnails += 1
+                return True
+            except RetakeUnauthorized:
+                raise
+            except (MediaError, RetakeError) as exc:
+                self.metrics.last_error = f"thumbnail: {exc.message}"
+                if attempt == attempts:
+                    if attempts > 1:
+                        raise
+                    log.warning("thumbnail not updated: %s", exc.message)
+                    return False
+                self._wait(1.0)
+        return False
 
     def _go_live(self) -> None:
         """Steps 2-9; a failure before is_live goes through recovery, then on to step 6."""
@@ -259,7 +280,7 @@ class Lifecycle:
                 raise
             self._recover(exc.message)
         self._enter(State.THUMBNAIL)
-        self.upload_thumbnail()
+        self.upload_thumbnail(attempts=5)
         self.metrics.go_live_s = round(self.clock() - self._t0, 3)
         self._enter(State.OPEN_CHAT, f"initial thumbnail uploaded {self.metrics.go_live_s:.2f}s after start")
         assert self.chat is not None
@@ -335,6 +356,7 @@ class Lifecycle:
         cfg = self.settings.stream
         next_thumb = self.clock() + cfg.thumbnail_interval_s
         next_status = self.clock() + cfg.status_poll_s
+        next_media_check = self.clock() + 1.0
         not_live_count = 0
         while True:
             if self.fatal:
@@ -345,6 +367,12 @@ class Lifecycle:
                 next_status = self.clock() + cfg.status_poll_s
                 continue
             now = self.clock()
+            if now >= next_media_check:
+                # x11grab keeps sending the last frame of a dead X server: only a restart helps
+                next_media_check = now + 1.0
+                if self.media_identity() != self._media_at_start:
+                    self._recover_live("the display or sound server restarted under the encoder")
+                    continue
             try:
                 if now >= next_status:
                     next_status = now + cfg.status_poll_s
@@ -357,7 +385,7 @@ class Lifecycle:
                         continue
                 if now >= next_thumb:
                     next_thumb = now + cfg.thumbnail_interval_s
-                    self.upload_thumbnail()
+                    self.upload_thumbnail()  # a failure is logged; the next refresh tries again
             except RetakeUnauthorized:
                 raise
             except RetakeConflict:
@@ -366,9 +394,6 @@ class Lifecycle:
             except RetakeError as exc:
                 self.metrics.last_error = exc.message
                 log.warning("heartbeat: %s", exc.message)
-            except MediaError as exc:
-                self.metrics.last_error = exc.message
-                log.warning("thumbnail refresh failed: %s", exc.message)
             self._wait(0.25)
 
     def _on_chat_fatal(self, exc: RetakeError) -> None:

@@ -101,6 +101,24 @@ class LiveCommands:
         return {"stopping": True}
 
 
+def _socket_identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def media_identity(settings: Settings) -> tuple[object, object]:
+    """Which X server and PulseAudio daemon the encoder captures from: their sockets' identity
+    changes when supervisord restarts either, and the encoder must then be restarted too."""
+    number = settings.stream.display.rsplit(":", 1)[-1].split(".")[0]
+    pulse = os.environ.get("PULSE_SERVER", "")
+    pulse_socket = pulse.split()[0].removeprefix("unix:") if pulse.startswith("unix:") else ""
+    return (_socket_identity(f"/tmp/.X11-unix/X{number}"),
+            _socket_identity(pulse_socket) if pulse_socket else None)
+
+
 def run_live(settings: Settings) -> int:
     from .audio import ensure_sink, pulse_available
     from .content import ContentLog
@@ -122,7 +140,8 @@ def run_live(settings: Settings) -> int:
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
                           notifier=Notifier(settings), state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True))
+                          content=content.write, progress=lambda line: print(line, flush=True),
+                          media_identity=lambda: media_identity(settings))
     commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
 

@@ -16,6 +16,7 @@ import yaml
 
 from appliance.control import ControlClient
 from appliance.supervisor import ProcessTree
+from conftest import entry_name, entry_time
 from test_client import WALLET
 from test_lifecycle import make_agent
 from tree_fixtures import descendants, free_display, pid_alive, short_tmpdir, terminate, wait_until
@@ -58,7 +59,7 @@ def named(pid_set: set[int], name: str) -> list[int]:
 
 
 def publishes(sb, after: int) -> int:
-    return sum(1 for r in sb.requests()[after:] if r["path"] == "RTMP publish" and r.get("status") == 200)
+    return sum(1 for r in sb.requests()[after:] if entry_name(r) == "RTMP publish" and r.get("status") == 200)
 
 
 @pytest.mark.timeout(240)
@@ -92,18 +93,18 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
 
     try:
         try:
-            wait_until(lambda: any(r["path"].endswith("stream/chat/send") for r in sb.requests()[mark:]), 60,
+            wait_until(lambda: any(entry_name(r) == "agent/stream/chat/send" for r in sb.requests()[mark:]), 60,
                        "the opening chat message")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- appliance up log ---\n{tail()}") from None
-        order = [r["path"].split("/api/v1/")[-1] for r in sb.requests()[mark:]]
+        order = [entry_name(r) for r in sb.requests()[mark:]]
         wanted = ["agent/rtmp", "agent/stream/start", "RTMP publish", "agent/stream/status",
                   "agent/update-thumbnail", "agent/stream/chat/send"]
         firsts = [order.index(w) for w in wanted]
         assert firsts == sorted(firsts), order
         thumb = next(r for r in sb.requests()[mark:] if r["path"].endswith("update-thumbnail"))
         assert thumb["status"] == 200
-        publish_at = next(r["time"] for r in sb.requests()[mark:] if r["path"] == "RTMP publish")
+        publish_at = next(entry_time(r) for r in sb.requests()[mark:] if entry_name(r) == "RTMP publish")
 
         # a viewer comment is answered within a few seconds
         sb.post_comment(text="hi from the test", username="tester", user_db_id=agent["user"])
@@ -153,7 +154,7 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
 
     # decode the first recording (before the kills): what viewers saw and heard
     recordings = wait_until(lambda: [r for r in sb.recordings() if r.get("size", 0) > 0], 10, "recordings")
-    first = Path(sorted(recordings, key=lambda r: r["path"])[0]["path"])
+    first = Path(recordings[0]["path"])  # oldest first: the stream before the first kill
     streams = {s["codec_type"]: s for s in ffprobe(first, "-show_streams")["streams"]}
     video, audio = streams["video"], streams["audio"]
     assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (1280, 720)

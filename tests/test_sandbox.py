@@ -156,8 +156,8 @@ def test_thumbnail_accepts_png_and_rejects_garbage(sandbox: Sandbox, sandbox_age
     assert logged[0]["image"] == {"format": "png", "width": 16, "height": 9, "bytes": len(png)}
 
 
+@requires_ffmpeg
 def test_image_checker_accepts_a_real_jpeg(tmp_path: Path) -> None:
-    pytest.importorskip("shutil").which("ffmpeg") or pytest.skip("ffmpeg missing")
     out = tmp_path / "t.jpg"
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48",
                     "-frames:v", "1", str(out)], check=True, timeout=20)
@@ -360,6 +360,17 @@ def test_viewer_simulator_posts_hostile_comments_and_varies_viewers(sandbox: San
     assert len(texts) >= 15
     assert any(any(ord(ch) < 32 for ch in t) or len(t) > 500 or t.startswith("!") for t in texts)
     assert len(counts) > 1
+
+
+def test_viewer_simulator_loop_runs_on_its_interval(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+    a = sandbox_agent
+    fake_publish(sandbox, a.post("agent/rtmp").json()["key"])
+    a.post("agent/stream/start")
+    sandbox.settings(viewer_interval=0.2)
+    params = {"userDbId": a.user_id}
+    assert sandbox.wait_for(lambda: len(a.get("agent/stream/comments", params=params).json()["comments"]) >= 2, 5)
+    assert a.get("agent/stream/status").json()["viewers"] >= 1
+    sandbox.settings(viewer_interval=0)
 
 
 def test_agents_survive_a_restart_with_state_dir(tmp_path: Path) -> None:

@@ -11,6 +11,11 @@
 * ``/_sandbox/*`` — the control surface for tests and rehearsals: no auth, loopback clients
   only (403 otherwise). Not part of retake.tv.
 
+``GET /agent/stream/comments`` (documented shape) answers ``{"comments": [...]}`` with the
+``limit`` newest messages older than ``beforeId``, ordered **oldest first**; with the setting
+``comments_shape: "observed"`` it answers a bare array of the same page, newest first. The
+streamer's own ``chat/send`` messages are included. (All decisions: ``state.py`` docstring.)
+
 The request log records method, path, query (secrets redacted), status, duration and whether an
 Authorization header was present — never a token's value. Agent endpoints and ``/skill.*`` are
 logged, plus ``/_sandbox/redirect`` and ``/_sandbox/echo-headers`` (client-facing test

@@ -38,6 +38,28 @@ class IngestError(RuntimeError):
     """nginx is missing or would not start; the message is one line saying what to do."""
 
 
+def _load_prctl() -> Any:
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # resolved in the parent: the forked child must not import anything
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the thread that started nginx dies (no orphaned ingests).
+
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op. The signal follows the *thread*
+    that forked, so :class:`~appliance.sandbox.Sandbox` starts the ingest from its own
+    long-lived event-loop thread.
+    """
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -50,7 +72,7 @@ def find_nginx(module: Path = RTMP_MODULE) -> str:
     if binary is None or not module.exists():
         what = "nginx" if binary is None else f"the RTMP module ({module})"
         raise IngestError(f"{what} not found: install the Debian packages `{DEBIAN_PACKAGES}` "
-                          "(apt-get install nginx libnginx-mod-rtmp), or run the sandbox without RTMP")
+                          "(apt-get install nginx libnginx-mod-rtmp), or run the sandbox without RTMP (--no-rtmp)")
     return binary
 
 
@@ -98,7 +120,6 @@ class RtmpIngest:
         self.module = module
         self.port = port
         self.workdir: Path | None = None
-        self._own_record_dir = record_dir is None
         self.record_dir: Path | None = Path(record_dir).resolve() if record_dir else None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -112,34 +133,59 @@ class RtmpIngest:
         if self.record_dir is None:
             self.record_dir = self.workdir / "recordings"
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port()
+        auto_port = not self.port
+        for attempt in range(3):
+            if auto_port:
+                self.port = free_port()  # another process may grab it before nginx binds: retry
+            try:
+                self._launch(binary, timeout)
+                return
+            except IngestError as exc:
+                if not auto_port or "in use" not in str(exc) or attempt == 2:
+                    raise
+
+    def _launch(self, binary: str, timeout: float) -> None:
+        assert self.workdir is not None and self.record_dir is not None
         user = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
         conf = self.workdir / "nginx.conf"
         conf.write_text(render_config(workdir=self.workdir, record_dir=self.record_dir, port=self.port,
                                       callback_base=self.callback_base, module=self.module, user=user))
+        (self.workdir / "error.log").unlink(missing_ok=True)
         out = open(self.workdir / "nginx.out", "wb")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
                 [binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "error.log")],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent)
         finally:
             out.close()
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
+        """Ready = nginx logged that it started its workers (so *it* holds the port) and the port accepts."""
+        assert self.proc is not None and self.workdir is not None
+        log = self.workdir / "error.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc is not None
             if self.proc.poll() is not None:
                 raise IngestError(f"nginx exited with {self.proc.returncode}: {self.error_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise IngestError(f"nginx did not listen on 127.0.0.1:{self.port} within {timeout:g}s: {self.error_tail()}")
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Address already in use" in text:
+                self.stop(grace=0)
+                raise IngestError(f"RTMP port 127.0.0.1:{self.port} is in use")
+            if "start worker process" in text and self._accepts():
+                return
+            time.sleep(0.05)
+        tail = self.error_tail()
+        self.stop(grace=0)
+        raise IngestError(f"nginx did not listen on 127.0.0.1:{self.port} within {timeout:g}s: {tail}")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def error_tail(self, lines: int = 5) -> str:
         if self.workdir is None:
@@ -171,20 +217,6 @@ class RtmpIngest:
             except ProcessLookupError:
                 pass
             proc.wait(2)
-        self._reap_workers(proc.pid)
-
-    @staticmethod
-    def _reap_workers(pgid: int) -> None:
-        """Workers leave when the master does; if one lingers in our child's group, kill it."""
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.2)
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def recordings(self, done: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Every ``.flv`` in the record folder, oldest first; ``complete`` once nginx closed it."""
@@ -192,16 +224,14 @@ class RtmpIngest:
             return []
         done = done or {}
         files = sorted(self.record_dir.glob("*.flv"), key=lambda p: p.stat().st_mtime)
-        return [{"path": str(p), "name": p.name, "bytes": p.stat().st_size,
+        return [{"path": str(p), "name": p.name, "bytes": p.stat().st_size, "size": p.stat().st_size,
                  "complete": str(p) in done, **done.get(str(p), {})} for p in files]
 
     def cleanup(self) -> None:
         """Remove the temp folder (and the recordings, if they live in it)."""
         self.stop()
         if self.workdir is not None:
-            if not self._own_record_dir and self.record_dir is not None:
-                pass  # the operator's record_dir stays
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)  # an operator-chosen record_dir stays
             self.workdir = None
 
     def __enter__(self) -> "RtmpIngest":

@@ -99,9 +99,11 @@ class Sandbox:
         self.ingest = RtmpIngest(callback_base=f"{self.origin}/_sandbox/rtmp", record_dir=self._record_dir,
                                  port=self._rtmp_port)
         try:
-            self.ingest.start()
+            # Started from the loop thread, which lives exactly as long as the sandbox: nginx's
+            # parent-death signal is tied to the thread that forked it (see rtmp._die_with_parent).
+            self.call(self.ingest.start, timeout=30)
         except (IngestError, OSError) as exc:
-            self.stop()
+            self.close()
             raise SandboxError(f"RTMP ingest: {exc}") from None
         self.platform.rtmp_url = self.ingest.url
         self.app_state.recordings = self._recordings_payload
@@ -260,9 +262,9 @@ def run_sandbox_cli(host: str, port: int, rtmp: bool, viewer_interval: float, co
     def printer(entry: dict[str, Any]) -> None:
         print(_format_entry(entry), flush=True)
 
-    sandbox = Sandbox(port=port, rtmp=rtmp, viewer_interval=viewer_interval, comments_shape=comments_shape,
-                      host=host, record_dir=record_dir, on_request=printer)
     try:
+        sandbox = Sandbox(port=port, rtmp=rtmp, viewer_interval=viewer_interval, comments_shape=comments_shape,
+                          host=host, record_dir=record_dir, on_request=printer)
         sandbox.start()
     except (SandboxError, ValueError, OSError) as exc:
         print(f"sandbox: cannot start: {exc}", file=sys.stderr, flush=True)

@@ -71,7 +71,7 @@ def viewer(username: str) -> Viewer:
 
 
 async def post_comment(platform: Platform, streamer: Agent, username: str, text: str) -> dict[str, Any]:
-    who = viewer(username)
+    who = viewer(username[:100])
     event = await platform.add_chat(streamer, text=text, username=who.username, user_id=who.user_id,
                                     wallet=who.wallet, pfp=who.pfp, fid=who.fid)
     return event.public()
