@@ -55,12 +55,6 @@ def free_display() -> str:
     raise RuntimeError("no free X display number")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(folder: Path, *, display: str, state_dir: Path, width: int = 640, height: int = 360,
                  sample_rate: int = 48000, sink: str = "treetest", extra: str = "") -> Path:
     """A minimal valid appliance.yaml for the tree (agent profile is a placeholder)."""

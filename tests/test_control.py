@@ -1,0 +1,60 @@
+"""The control API over real HTTP, on a live lifecycle against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import requests
+
+from appliance.content import ContentLog
+from appliance.control import ControlClient, ControlServer
+from appliance.lifecycle import State
+from appliance.runner import LiveCommands
+from test_lifecycle import Running, make_agent, settings_for, wait_for
+
+
+def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
+    sb = rtmp_sandbox
+    agent = make_agent(sb, tmp_path, "ControlAgent")
+    settings = settings_for(sb, tmp_path, agent, xvfb_display)
+    content = ContentLog(tmp_path / "stream.log", 150)
+    with Running(settings) as run:
+        commands = LiveCommands(run.lc, speaker=None, content=content, encoder=run.encoder)
+        server = ControlServer(commands, state_dir=settings.state_dir, port=0).start()
+        try:
+            info_path = settings.state_dir / "control.json"
+            assert stat.S_IMODE(info_path.stat().st_mode) == 0o600
+            client = ControlClient.from_state(settings.state_dir)
+            url = client.url
+            assert requests.get(f"{url}/health", timeout=5).json()["alive"] is True
+            assert requests.get(f"{url}/status", timeout=5).status_code == 401
+            assert requests.get(f"{url}/status", timeout=5, headers={"Authorization": "Bearer nope"}).status_code == 401
+            wait_for(lambda: run.lc.metrics.state is State.LIVE, 40, "LIVE")
+            wait_for(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, 10, "ready")
+            status = client.call("GET", "/status")
+            assert status["state"] == "live" and status["is_live"] is True and status["encoder"] == "running"
+            metrics = client.call("GET", "/metrics")
+            assert "retake_appliance_is_live 1" in metrics and 'state_info{state="live"} 1' in metrics
+            assert "retake_appliance_encoder_fps" in metrics and "retake_appliance_restarts_total 0" in metrics
+
+            assert client.call("POST", "/show", {"text": "\x1b[2Jon screen now"}) == {"shown": True}
+            shown = (tmp_path / "stream.log").read_text()
+            assert "on screen now" in shown and "\x1b" not in shown
+            assert client.call("POST", "/chat", {"message": "a line from the operator"}) == {"sent": True}
+            assert any(c.text == "a line from the operator" for c in agent["client"].comments(agent["user"]))
+
+            headers = {"Authorization": f"Bearer {client.token}"}
+            assert requests.post(f"{url}/say", json={"text": "hi"}, headers=headers, timeout=5).status_code == 503
+            assert requests.post(f"{url}/show", data="not json", headers=headers, timeout=5).status_code == 400
+            assert requests.post(f"{url}/show", json={"text": ""}, headers=headers, timeout=5).status_code == 400
+            assert requests.post(f"{url}/show", data="x" * 20000, headers=headers, timeout=5).status_code == 413
+            assert requests.post(f"{url}/nope", json={}, headers=headers, timeout=5).status_code == 404
+
+            assert client.call("POST", "/stop", {}) == {"stopping": True}
+            run.thread.join(30)
+            assert run.rc == 0 and run.lc.metrics.state is State.STOPPED
+        finally:
+            server.close()
+    assert not (settings.state_dir / "control.json").exists()
+    assert json.loads((settings.state_dir / "state.json").read_text())["last_stream"]["status"] == "stopped"
