@@ -69,7 +69,11 @@ def _watch_chat(origin: str, user_id: str, out: Callable[[str], None], stop: thr
     return sio
 
 
-def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = print) -> int:
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = _print) -> int:
     from .sandbox import Sandbox
     from .supervisor import ProcessTree, make_runtime_dir, tree_environment
 

@@ -1,7 +1,19 @@
-"""Helpers and fixtures for the process-tree tests (imported by tests/test_process_tree.py).
+"""Helpers and fixtures for the process-tree tests (import the fixtures into the test module).
 
-Everything runs on a free X display (never :99), in private runtime dirs, on free ports, so
-it can run beside other Xvfb/PulseAudio tests on the same machine.
+Fixtures:
+  * ``process_tree`` (module) — the whole tree under supervisord via :class:`ProcessTree`, with
+    a stand-in controller, on a free display, 640x360, sink ``treetest`` at 48 kHz (:class:`TreeRun`).
+  * ``docker_client`` (session) — a Docker SDK client from DOCKER_HOST (or the machine's podman
+    socket); skips, saying why, when no engine answers.
+  * ``appliance_image`` (session) — the image built from the repository (:class:`BuiltImage`:
+    ``.image``, ``.seconds``, ``.size_mb``).
+Helpers: ``free_display()``, ``write_config(...)``, ``short_tmpdir(prefix)``, ``wait_until(...)``,
+``pid_alive(pid, started=None)``, ``start_time(pid)``, ``descendants(pid)``,
+``start_up_process(config, runtime, controller, log)`` (`appliance up` as a real process),
+``terminate(popen)``, ``standin_ffmpeg_controller(target, w, h)``, ``STANDIN_CONTROLLER``.
+
+Everything runs on a free X display (never :99) in private runtime dirs, so it can run beside
+other Xvfb/PulseAudio tests on the same machine.
 """
 
 from __future__ import annotations
