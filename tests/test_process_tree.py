@@ -185,16 +185,10 @@ def test_controller_exit_ends_the_tree_with_its_status() -> None:
 
 # -- (d) ------------------------------------------------------------------------------------
 
-# Which controller the container runs: "standin" pushes FFmpeg straight to the sandbox's ingest
-# with a key issued by POST /agent/rtmp; "live" is the real `appliance live` against the
-# sandbox (same config and token): runs when APPLIANCE_TEST_LIVE_CONTAINER=1, until the lead
-# wires it in for good (then drop the skipif).
-CONTAINER_CONTROLLERS = [
-    "standin",
-    pytest.param("live", marks=pytest.mark.skipif(
-        not os.environ.get("APPLIANCE_TEST_LIVE_CONTAINER"),
-        reason="the real controller in the container: set APPLIANCE_TEST_LIVE_CONTAINER=1 (being wired by the lead)")),
-]
+# Which controller the container runs: "live" is the real `appliance live` against the sandbox
+# (go-live sequence, ffmpeg, thumbnail); "standin" pushes FFmpeg straight to the sandbox's ingest
+# with a key issued by POST /agent/rtmp, which isolates the image's media stack from the controller.
+CONTAINER_CONTROLLERS = ["live", "standin"]
 CONTAINER_STOP_BOUND_S = 30.0  # compose's stop_grace_period
 
 
