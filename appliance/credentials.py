@@ -17,6 +17,21 @@ from pathlib import Path
 from .errors import CredentialsError
 
 ENV_TOKEN = "RETAKE_ACCESS_TOKEN"
+ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # a file holding the token (a Kubernetes Secret volume)
+
+
+def token_from_environment(environ: dict[str, str] | None = None) -> Secret | None:
+    """``RETAKE_ACCESS_TOKEN``, else the content of ``RETAKE_ACCESS_TOKEN_FILE``, else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV_TOKEN):
+        return Secret(environ[ENV_TOKEN].strip())
+    if environ.get(ENV_TOKEN_FILE):
+        try:
+            token = Path(environ[ENV_TOKEN_FILE]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CredentialsError(f"{ENV_TOKEN_FILE}={environ[ENV_TOKEN_FILE]}: unreadable ({exc.strerror})") from None
+        return Secret(token) if token else None
+    return None
 
 
 class Secret:
@@ -77,15 +92,14 @@ def _harden_dir(folder: Path) -> None:
     os.chmod(folder, 0o700)
 
 
-def save_credentials(path: Path, creds: Credentials) -> None:
-    """Write atomically, mode 600, folder 700; never leaves a half-written file."""
-    path = Path(path).expanduser()
+def _write_json_600(path: Path, data: dict[str, str]) -> None:
+    """Atomic write (temp file, fsync, rename, fsync the folder), mode 600 from the start."""
     _harden_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(creds.to_json(), fh, indent=2)
+            json.dump(data, fh, indent=2)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -98,6 +112,20 @@ def save_credentials(path: Path, creds: Credentials) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def save_credentials(path: Path, creds: Credentials) -> None:
+    """Write the credentials, mode 600 in a mode-700 folder; never a half-written file."""
+    _write_json_600(Path(path).expanduser(), creds.to_json())
+
+
+def update_token_info(path: Path, token_address: str, token_ticker: str) -> None:
+    """Record the token created on the first stream, leaving every other field as it is on disk
+    (a token that came from the environment is never written by this)."""
+    path = Path(path).expanduser()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.update(token_address=token_address, token_ticker=token_ticker)
+    _write_json_600(path, data)
 
 
 def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Credentials | None:
@@ -118,13 +146,15 @@ def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Cr
                                fix="restore it from a backup; do not register again under the same name") from None
     if not isinstance(data, dict):
         raise CredentialsError(f"{path}: credentials must be a JSON object")
-    missing = [k for k in _FIELDS if not isinstance(data.get(k), str) or (k != "access_token" and not data.get(k))]
+    optional = ("access_token", "agent_id")  # empty when the token lives in the environment only
+    missing = [k for k in _FIELDS if not isinstance(data.get(k), str) or (k not in optional and not data.get(k))]
     if missing:
         raise CredentialsError(f"{path}: missing or empty {', '.join(missing)}",
                                fix="restore the file that `appliance register` wrote")
     token, source = data["access_token"], "file"
-    if environ.get(ENV_TOKEN):
-        token, source = environ[ENV_TOKEN], "env"
+    from_env = token_from_environment(environ)
+    if from_env:
+        token, source = from_env.reveal(), "env"
     if not token:
         raise CredentialsError(f"{path}: no access_token", fix=f"set {ENV_TOKEN} or restore the file")
     return Credentials(access_token=Secret(token), agent_name=data["agent_name"], agent_id=data["agent_id"],

@@ -35,10 +35,10 @@ log = logging.getLogger("appliance.encoder")
 
 FFMPEG = "ffmpeg"
 THREAD_QUEUE_SIZE = 512     # reference: before x11grab, "prevents frame drops"; same for pulse
-# PulseAudio record fragment: 20 ms of 16-bit stereo. The server's default (-1) is ~2 s, and
-# FFmpeg's first read blocks until one fragment is full: the screen is grabbed meanwhile and
-# those frames were dropped (23 at every start) with the audio late by as much.
-PULSE_FRAGMENT_S = 0.02
+# PulseAudio record fragment, 50 ms (FFmpeg's own default in later versions; 20 ms cost more
+# CPU in bench/encode.py). Opening the monitor of an idle null sink still takes up to 2 s
+# whatever the fragment: the sink finishes its current long block first.
+PULSE_FRAGMENT_S = 0.05
 # Input order and timestamps with PulseAudio (measured, see bench/encode.py and the tests):
 # FFmpeg opens inputs one after the other and x11grab only reads again once all are open, then
 # catches up with a burst of frames that share one timestamp, dropped by the muxer (23 at each

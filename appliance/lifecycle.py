@@ -21,12 +21,13 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 from .chat import ChatLoop, OfflineResponder, Responder
 from .config import Settings
-from .credentials import Credentials, load_credentials, save_credentials
+from .credentials import (ENV_TOKEN, Credentials, Secret, load_credentials, save_credentials,
+                          token_from_environment, update_token_info)
 from .errors import (ApplianceError, CredentialsError, MediaError, RetakeConflict, RetakeError,
                      RetakeUnauthorized)
 from .notify import Notifier
@@ -37,6 +38,7 @@ from .state import StateStore
 from .verification import register_agent, tweet_instructions
 
 log = logging.getLogger("appliance.lifecycle")
+TOKEN_STATS_EVERY_S = 60.0  # the heartbeat's token performance read (reference section 8)
 
 
 class State(enum.Enum):
@@ -110,6 +112,8 @@ class Metrics:
     last_heartbeat: float = field(default_factory=time.monotonic)
     go_live_s: float | None = None
     token_address: str = ""
+    market_cap: float | None = None
+    verified: bool = False
     step_times: dict[str, float] = field(default_factory=dict)
 
 
@@ -172,6 +176,20 @@ class Lifecycle:
     def _credentials(self) -> Credentials:
         path = self.settings.paths.credentials_path()
         creds = load_credentials(path)
+        env_token = token_from_environment()
+        if creds is None and env_token:
+            # token from the environment only (a Kubernetes Secret): the rest is the config's
+            # profile and what the platform says about us; saved without the token itself
+            me = self.client.with_token(env_token).stream_status()
+            agent = self.settings.agent
+            creds = Credentials(access_token=env_token, agent_name=agent.name, agent_id="",
+                                userDbId=me.userDbId or "", wallet_address=agent.wallet_address,
+                                ticker=agent.ticker, token_address=me.token_address or "", source="env")
+            if not creds.userDbId:
+                raise CredentialsError("stream/status did not say our userDbId",
+                                       fix="restore the credentials file that `appliance register` wrote")
+            save_credentials(path, replace(creds, access_token=Secret("")))
+            self.progress(f"credentials from {ENV_TOKEN} (userDbId {creds.userDbId}); saved to {path} without the token")
         if creds is None:
             if not self.settings.auto_register:
                 raise CredentialsError(f"no credentials at {path}",
@@ -185,6 +203,7 @@ class Lifecycle:
         notified = False
         while True:
             if self.client.verification_status().verified:
+                self.metrics.verified = True
                 return
             if not notified:
                 message = self.client.prepare_verify().verification_message
@@ -204,7 +223,8 @@ class Lifecycle:
         if started.token and started.token.tokenAddress and self.creds and not self.creds.token_address:
             self.creds = self.creds.with_token_info(started.token.tokenAddress,
                                                     started.token.ticker or self.creds.ticker)
-            save_credentials(self.settings.paths.credentials_path(), self.creds)
+            update_token_info(self.settings.paths.credentials_path(), self.creds.token_address,
+                              self.creds.token_ticker)
             self.progress(f"token {self.creds.token_ticker} at {self.creds.token_address} saved to credentials")
         self._enter(State.ENCODER_START)
         self.encoder.stop()
@@ -357,6 +377,7 @@ class Lifecycle:
         next_thumb = self.clock() + cfg.thumbnail_interval_s
         next_status = self.clock() + cfg.status_poll_s
         next_media_check = self.clock() + 1.0
+        next_token_stats = self.clock()
         not_live_count = 0
         while True:
             if self.fatal:
@@ -383,6 +404,9 @@ class Lifecycle:
                         not_live_count = 0
                         self._recover_live("the platform reports the stream offline (ingest dropped)")
                         continue
+                if now >= next_token_stats:
+                    next_token_stats = now + TOKEN_STATS_EVERY_S
+                    self._read_token_stats()
                 if now >= next_thumb:
                     next_thumb = now + cfg.thumbnail_interval_s
                     self.upload_thumbnail()  # a failure is logged; the next refresh tries again
@@ -395,6 +419,12 @@ class Lifecycle:
                 self.metrics.last_error = exc.message
                 log.warning("heartbeat: %s", exc.message)
             self._wait(0.25)
+
+    def _read_token_stats(self) -> None:
+        address = self.metrics.token_address or (self.creds.token_address if self.creds else "")
+        if address:
+            stats = self.client.token_stats(address)
+            self.metrics.market_cap = stats.market_cap
 
     def _on_chat_fatal(self, exc: RetakeError) -> None:
         self.fatal = exc

@@ -43,12 +43,12 @@ class LiveCommands:
         m, data = self.lc.metrics, self.lc.store.data
         now = self.lc.clock()
         stats = self.encoder.stats() if hasattr(self.encoder, "stats") else None
-        return {"state": m.state.value, "agent": self.lc.settings.agent.name,
+        return {"state": m.state.value, "agent": self.lc.settings.agent.name, "verified": m.verified,
                 "url": self.lc.settings.stream_url(), "is_live": m.is_live, "viewers": m.viewers,
                 "uptime_s": round(now - m.live_since, 1) if m.live_since else 0,
                 "restarts": m.restarts, "thumbnails": m.thumbnails, "go_live_s": m.go_live_s,
                 "token_address": m.token_address or (self.lc.creds.token_address if self.lc.creds else ""),
-                "messages_in": data.messages_in, "messages_out": data.messages_out,
+                "market_cap": m.market_cap, "messages_in": data.messages_in, "messages_out": data.messages_out,
                 "encoder": self.encoder.health().state,
                 "fps": getattr(stats, "fps", None), "speed": getattr(stats, "speed", None),
                 "last_error": m.last_error or "-"}
@@ -73,6 +73,7 @@ class LiveCommands:
             "encoder_duplicated_frames_total": ("frames duplicated by the encoder", getattr(stats, "dup_frames", None)),
             "encoder_bitrate_kbps": ("encoder output bitrate", getattr(stats, "bitrate_kbps", None)),
             "go_live_seconds": ("start to initial thumbnail", m.go_live_s),
+            "token_market_cap": ("the agent token's market cap", m.market_cap),
             "api_requests_total": ("retake.tv API requests", self.lc.client.stats.requests),
             "api_retries_total": ("retake.tv API retries", self.lc.client.stats.retries),
         }

@@ -42,3 +42,14 @@ def test_loose_mode_is_tightened_and_broken_file_is_a_clear_error(tmp_path):
     with pytest.raises(CredentialsError, match="unreadable credentials"):
         load_credentials(path, environ={})
     assert load_credentials(tmp_path / "none.json") is None
+
+
+def test_token_file_from_the_environment(tmp_path):
+    path = tmp_path / "c.json"
+    save_credentials(path, make("rtk_from_file"))
+    secret = tmp_path / "token"
+    secret.write_text("rtk_from_secret_volume\n")
+    creds = load_credentials(path, environ={"RETAKE_ACCESS_TOKEN_FILE": str(secret)})
+    assert creds.access_token.reveal() == "rtk_from_secret_volume" and creds.source == "env"
+    with pytest.raises(CredentialsError, match="RETAKE_ACCESS_TOKEN_FILE"):
+        load_credentials(path, environ={"RETAKE_ACCESS_TOKEN_FILE": str(tmp_path / "missing")})

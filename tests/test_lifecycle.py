@@ -183,3 +183,35 @@ def test_unverified_blocks_and_notifies(sandbox, tmp_path):
         notes = settings.notify_file().read_text()
         assert "verification_required" in notes and "Code" in notes
     assert run.rc == 0
+
+
+def test_restart_cap_stops_and_alerts_instead_of_looping(rtmp_sandbox, tmp_path, xvfb_display):
+    sb = rtmp_sandbox
+    agent = make_agent(sb, tmp_path, "SpamGuardAgent")
+    settings = settings_for(sb, tmp_path, agent, xvfb_display, recovery={"max_restarts_per_hour": 1})
+    with Running(settings) as run:
+        wait_for(lambda: run.lc.metrics.state is State.LIVE, 40, "LIVE")
+        os.kill(run.encoder.pid, signal.SIGKILL)
+        wait_for(lambda: run.lc.metrics.restarts == 1 and run.lc.metrics.state is State.LIVE, 15, "one recovery")
+        os.kill(run.encoder.pid, signal.SIGKILL)
+        run.thread.join(30)
+    assert run.rc == 1 and run.lc.metrics.state is State.FAILED
+    notes = settings.notify_file().read_text()
+    assert "spam streaming" in notes and "1 restarts in the last hour" in notes
+    assert any(entry_name(r) == "agent/stream/stop" for r in sb.requests())
+    assert run.encoder.health().state in ("stopped", "exited")
+
+
+def test_token_from_the_environment_only(rtmp_sandbox, tmp_path, xvfb_display, monkeypatch):
+    sb = rtmp_sandbox
+    agent = make_agent(sb, tmp_path, "EnvOnlyAgent")
+    agent["cred_path"].unlink()
+    secret = tmp_path / "secret-token"
+    secret.write_text(agent["token"])
+    monkeypatch.setenv("RETAKE_ACCESS_TOKEN_FILE", str(secret))
+    settings = settings_for(sb, tmp_path, agent, xvfb_display)
+    with Running(settings) as run:
+        wait_for(lambda: run.lc.metrics.state is State.LIVE, 40, "LIVE")
+    assert run.rc == 0
+    saved = agent["cred_path"].read_text()
+    assert agent["token"] not in saved and agent["user"] in saved
