@@ -4,7 +4,7 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
 (mode 600, with the port); every endpoint but ``/health`` and ``/ready`` requires it.
 ``openapi.yaml`` at the repository root documents the endpoints.
 
-    GET  /health   process alive, age of the last loop heartbeat          (no token)
+    GET  /health   200 while alive; 503 when the LIVE loop is stuck (>60 s)   (no token)
     GET  /ready    200 when live and the encoder is healthy, else 503     (no token)
     GET  /status   JSON: state, uptime, viewers, last error, ...
     GET  /metrics  Prometheus text
@@ -78,7 +78,8 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
             if path == "/health":
-                return self._send(200, commands.health())
+                health = commands.health()
+                return self._send(200 if health.get("alive") else 503, health)
             if path == "/ready":
                 ok, why = commands.ready()
                 return self._send(200 if ok else 503, {"ready": ok, "reason": why})

@@ -109,7 +109,8 @@ class Metrics:
     restarts: int = 0
     thumbnails: int = 0
     last_error: str = ""
-    last_heartbeat: float = field(default_factory=time.monotonic)
+    last_heartbeat: float = field(default_factory=time.monotonic)  # last platform status read
+    loop_heartbeat: float = field(default_factory=time.monotonic)  # last supervising loop turn
     go_live_s: float | None = None
     token_address: str = ""
     market_cap: float | None = None
@@ -380,6 +381,7 @@ class Lifecycle:
         next_token_stats = self.clock()
         not_live_count = 0
         while True:
+            self.metrics.loop_heartbeat = self.clock()
             if self.fatal:
                 raise self.fatal
             health = self.encoder.health()

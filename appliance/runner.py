@@ -19,6 +19,7 @@ from .retake.client import RetakeClient
 from .state import StateStore
 
 log = logging.getLogger("appliance.live")
+HEARTBEAT_STALE_S = 60.0  # /health fails when the LIVE loop has not turned for this long
 
 
 class LiveCommands:
@@ -29,8 +30,10 @@ class LiveCommands:
 
     def health(self) -> dict[str, Any]:
         m = self.lc.metrics
-        return {"alive": True, "state": m.state.value,
-                "heartbeat_age_s": round(self.lc.clock() - m.last_heartbeat, 1)}
+        loop_age = self.lc.clock() - m.loop_heartbeat
+        stuck = m.state is State.LIVE and loop_age > HEARTBEAT_STALE_S
+        return {"alive": not stuck, "state": m.state.value, "loop_age_s": round(loop_age, 1),
+                "status_age_s": round(self.lc.clock() - m.last_heartbeat, 1)}
 
     def ready(self) -> tuple[bool, str]:
         m = self.lc.metrics
