@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -61,6 +62,29 @@ def start_xvfb() -> tuple[str, subprocess.Popen]:
     sys.exit("golive: no free display")
 
 
+def entry_time(entry: dict) -> float:
+    return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+
+
+def start_pulseaudio(runtime: Path) -> tuple[str, subprocess.Popen]:
+    """A private PulseAudio daemon with the appliance's null sink (as scripts/start-pulseaudio.sh)."""
+    socket_path = runtime / "native"
+    script = runtime / "default.pa"
+    script.write_text(f"load-module module-native-protocol-unix socket={socket_path} auth-anonymous=1\n"
+                      "load-module module-null-sink sink_name=stream rate=44100 channels=2\n"
+                      "set-default-sink stream\n")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), PULSE_RUNTIME_PATH=str(runtime))
+    proc = subprocess.Popen(["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(script),
+                             "--disallow-exit", "--log-target=stderr"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(100):
+        if socket_path.exists():
+            return f"unix:{socket_path}", proc
+        time.sleep(0.05)
+    proc.kill()
+    sys.exit("golive: PulseAudio did not start")
+
+
 def thumbnail_after(sb: Sandbox, mark: int, timeout: float) -> dict | None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -80,7 +104,7 @@ def run_appliance(sb: Sandbox, cfg: Path, timeout: float) -> float:
         entry = thumbnail_after(sb, mark, timeout)
         if entry is None:
             raise SystemExit("golive: the appliance uploaded no thumbnail in time")
-        return entry["time"] - t0
+        return entry_time(entry) - t0
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -113,7 +137,7 @@ def run_reference(sb: Sandbox, token: str, display: str, timeout: float) -> floa
                 requests.post(f"{api}/agent/update-thumbnail", headers=auth, timeout=10,
                               files={"image": ("thumbnail.png", fh, "image/png")}).raise_for_status()
         entry = thumbnail_after(sb, mark, 5)
-        return (entry["time"] if entry else time.time()) - t0
+        return (entry_time(entry) if entry else time.time()) - t0
     finally:
         requests.post(f"{api}/agent/stream/stop", headers=auth, timeout=10)
         ffmpeg.send_signal(signal.SIGTERM)
@@ -124,10 +148,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="rounds (each: one appliance, one reference run)")
     parser.add_argument("--timeout", type=float, default=45.0)
+    parser.add_argument("--audio", choices=["pulse", "silent"], default="pulse",
+                        help="the appliance's audio: the PulseAudio sink monitor (default, as in the "
+                             "product) or a silent track")
     args = parser.parse_args()
     need("Xvfb", "xterm", "ffmpeg", "scrot", "nginx")
     display, xvfb = start_xvfb()
     work = Path(tempfile.mkdtemp(prefix="golive-"))
+    pulse = None
+    if args.audio == "pulse":
+        need("pulseaudio")
+        (work / "pulse").mkdir(mode=0o700)
+        os.environ["PULSE_SERVER"], pulse = start_pulseaudio(work / "pulse")
     try:
         with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
             s = requests.Session()
@@ -150,11 +182,11 @@ def main() -> int:
                           "wallet_address": WALLET, "ticker": "BENCH"},
                 "retake": {"base_url": sb.base_url, "sandbox": True},
                 "paths": {"credentials": str(creds), "state_dir": str(work / "state")},
-                "stream": {"display": display, "audio_source": "silent"},
+                "stream": {"display": display, "audio_source": args.audio},
                 "control": {"port": 0}}))
             app_times: list[float] = []
             ref_times: list[float] = []
-            print(f"golive: {args.runs} rounds on display {display}, sandbox {sb.base_url}")
+            print(f"golive: {args.runs} rounds on display {display}, audio {args.audio}, sandbox {sb.base_url}")
             print(f"{'round':>5} {'appliance s':>12} {'reference s':>12}")
             for round_no in range(args.runs):
                 order = ("app", "ref") if round_no % 2 == 0 else ("ref", "app")
@@ -173,7 +205,7 @@ def main() -> int:
                   f"ratio appliance/reference {app_med / ref_med:.2f}  (target: appliance < 6 s)")
             return 0 if app_med < 6 else 1
     finally:
-        for proc in (getattr(xvfb, "xterm", None), xvfb):
+        for proc in (getattr(xvfb, "xterm", None), xvfb, pulse):
             if proc and proc.poll() is None:
                 proc.terminate()
                 proc.wait(5)

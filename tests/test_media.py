@@ -274,6 +274,7 @@ def test_encode_display_and_voice(xvfb_display: str, pulse_server: str, content_
     windows = rms_windows(flv_target)
     loud = [t for t, db in windows if db > -35]
     assert loud, f"no speech heard: {windows}"
+    assert loud[0] == pytest.approx(spoken_at + 0.3, abs=0.7), (loud[0], spoken_at)
     before = [db for t, db in windows if 0.3 <= t < min(loud[0], spoken_at) - 0.3]
     assert before and max(before) < -70, windows
     assert len(loud) * 0.25 >= seconds * 0.5
@@ -285,6 +286,56 @@ def test_encode_display_and_voice(xvfb_display: str, pulse_server: str, content_
     gaps = [b - a for a, b in zip(pts, pts[1:])]
     assert max(gaps) < frame * 2, "a gap in the audio track"
     assert pts[-1] - pts[0] == pytest.approx(len(pts) * frame, rel=0.02)
+
+
+def onset(path: Path, stream: str, flt: str, key: str, above: float) -> float | None:
+    """Time of the first frame whose ``key`` metadata is above ``above``."""
+    text = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:{stream}",
+                           f"-{stream}f", f"{flt},{'a' if stream == 'a' else ''}metadata=mode=print:key={key}:file=-",
+                           "-f", "null", "-"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    t = 0.0
+    for line in text.splitlines():
+        if line.startswith("frame:"):
+            t = float(line.rsplit("pts_time:", 1)[1])
+        elif "=" in line and "inf" not in line and float(line.split("=", 1)[1]) > above:
+            return t
+    return None
+
+
+def test_audio_and_video_in_sync(xvfb_display: str, pulse_server: str, tmp_path: Path) -> None:
+    """A white window appears while a beep plays: both show up at the same stream time."""
+    require("ffmpeg", "paplay", "xterm", "xdotool")
+    beep = tmp_path / "beep.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "sine=f=1000:d=0.5",
+                    "-ac", "2", "-y", str(beep)], check=True, timeout=30)
+    env = dict(os.environ, DISPLAY=xvfb_display)
+    white = subprocess.Popen(["xterm", "-bg", "white", "-name", "synctest", "-geometry", "160x45+0+0",
+                              "-e", "sleep", "60"], env=env, start_new_session=True)
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--classname", "synctest"], env=env,
+                               capture_output=True, text=True, timeout=10).stdout.split()
+        window = found[0]
+        subprocess.run(["xdotool", "windowunmap", "--sync", window], env=env, check=True, timeout=10)
+        enc = Encoder(stream_cfg(xvfb_display))
+        out = tmp_path / "sync.flv"
+        enc.start(str(out))
+        try:
+            assert wait_until(lambda: enc.stats().out_time_s >= 1.0, 15), enc.last_stderr()
+            play = subprocess.Popen(["paplay", "--device=stream", str(beep)])
+            subprocess.run(["xdotool", "windowmap", window], env=env, check=True, timeout=10)
+            play.wait(10)
+            time.sleep(0.7)
+        finally:
+            enc.stop()
+    finally:
+        white.terminate()
+        white.wait(5)
+    seen = onset(out, "v", "signalstats", "lavfi.signalstats.YAVG", 128)
+    heard = onset(out, "a", "asetnsamples=n=441,astats=metadata=1:reset=1",
+                  "lavfi.astats.Overall.RMS_level", -40)
+    assert seen is not None and heard is not None
+    assert heard - seen == pytest.approx(0, abs=0.1), f"audio {heard:.3f}s, video {seen:.3f}s"
 
 
 def test_key_never_leaks(xvfb_display: str, caplog: pytest.LogCaptureFixture) -> None:
