@@ -121,9 +121,12 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
     cmd += ["-c:a", "aac", "-b:a", f"{stream.audio_bitrate_k}k",
             "-ar", str(stream.sample_rate), "-ac", "2"]
     if audio == "pulse":
-        # audio timestamps from the sample count (PulseAudio's wall-clock stamps jitter by
-        # tens of ms: gaps in the FLV audio track); output timestamps start at 0 again
-        cmd += ["-af", "asetpts=STARTPTS+N/SR/TB", "-avoid_negative_ts", "make_zero"]
+        # PulseAudio's wall-clock stamps jitter by tens of ms (gaps in the FLV audio track) and
+        # the first one can be off by 0.1-0.4 s (the null sink's block at connect). aresample
+        # async=1 makes audio timestamps follow the sample count and corrects only drifts
+        # above 0.1 s, with silence or a cut: continuous audio, measured within one video
+        # frame of the picture (tests/test_media.py). Output timestamps start at 0 again.
+        cmd += ["-af", "aresample=async=1", "-avoid_negative_ts", "make_zero"]
     cmd += ["-f", "flv", target]
     return cmd
 

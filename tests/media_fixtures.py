@@ -27,7 +27,7 @@ import pytest
 PACKAGES = {"Xvfb": "xvfb", "xdpyinfo": "x11-utils", "pulseaudio": "pulseaudio",
             "pactl": "pulseaudio-utils", "paplay": "pulseaudio-utils", "ffmpeg": "ffmpeg",
             "ffprobe": "ffmpeg", "espeak-ng": "espeak-ng", "scrot": "scrot", "xterm": "xterm",
-            "nginx": "nginx"}
+            "nginx": "nginx", "xdotool": "xdotool"}
 
 
 def require(*binaries: str) -> None:

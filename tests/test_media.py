@@ -303,7 +303,9 @@ def onset(path: Path, stream: str, flt: str, key: str, above: float) -> float | 
     return None
 
 
-def test_audio_and_video_in_sync(xvfb_display: str, pulse_server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("attempt", [1, 2])  # the first start and a later one
+def test_audio_and_video_in_sync(attempt: int, xvfb_display: str, pulse_server: str,
+                                 content_window: ContentLog, tmp_path: Path) -> None:
     """A white window appears while a beep plays: both show up at the same stream time."""
     require("ffmpeg", "paplay", "xterm", "xdotool")
     beep = tmp_path / "beep.wav"
