@@ -206,6 +206,7 @@ class OverlayConfig(_Model):
     """The content window and on-screen text."""
 
     content_log: Path | None = None  # default: <state_dir>/stream.log
+    watch_dir: Path | None = None  # *.txt written here appear on screen; default <state_dir>/overlays
     font_size: Annotated[int, Field(ge=6, le=48)] = 12
     foreground: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#00ff00"
     background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#000000"
@@ -289,6 +290,9 @@ class Settings(_Model):
 
     def content_log(self) -> Path:
         return self.overlay.content_log or self.state_dir / "stream.log"
+
+    def overlay_dir(self) -> Path:
+        return (self.overlay.watch_dir or self.state_dir / "overlays").expanduser()
 
     def notify_file(self) -> Path:
         return self.notify.file or self.state_dir / "notifications.log"

@@ -128,6 +128,7 @@ def run_live(settings: Settings) -> int:
     from .content import ContentLog
     from .display import capture_png
     from .encoder import Encoder
+    from .overlays import OverlayFolder
     from .voice import Speaker, make_voice
 
     state_dir = settings.state_dir
@@ -148,6 +149,7 @@ def run_live(settings: Settings) -> int:
                           media_identity=lambda: media_identity(settings))
     commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
+    overlays = OverlayFolder(settings.overlay_dir(), content.write).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -158,6 +160,7 @@ def run_live(settings: Settings) -> int:
     try:
         return lifecycle.run()
     finally:
+        overlays.stop()
         server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
