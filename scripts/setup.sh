@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '%s setup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
-PACKAGES=(xvfb openbox xterm x11-utils pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
+PACKAGES=(xvfb openbox xterm x11-utils xdotool pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
           supervisor nginx libnginx-mod-rtmp python3-venv tini)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()

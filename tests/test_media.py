@@ -21,16 +21,14 @@ import pytest
 from appliance import audio
 from appliance.config import OverlayConfig, StreamConfig, VoiceConfig
 from appliance.content import ContentLog, content_window_command
-from appliance.display import capture_png, png_size, wait_for_display
+from appliance.display import capture_jpeg, capture_png, png_size, wait_for_display
 from appliance.encoder import (Encoder, EncoderStats, Redactor, apply_progress, build_command,
                                reference_command)
 from appliance.errors import MediaError
 from appliance.voice import EspeakVoice, GttsVoice, Speaker, make_voice
 
-try:
-    from tests.media_fixtures import flv_target, free_port, pulse_server, require, xvfb_display  # noqa: F401
-except ImportError:  # tests/ itself on sys.path
-    from media_fixtures import flv_target, free_port, pulse_server, require, xvfb_display  # type: ignore # noqa: F401
+# the fixtures xvfb_display, pulse_server and flv_target come from conftest.py (media_fixtures)
+from media_fixtures import free_port, require
 
 SECRET = "sk_live_7hQpZ3mN9xR2"
 
@@ -197,6 +195,7 @@ def test_health_logic_with_fake_clock() -> None:
     assert enc.health().state == "exited" and enc.health().exit_code == 1
     proc.returncode = None
     assert enc.stop() == -signal.SIGTERM and proc.stdin.getvalue() == b"q"
+    assert proc.signals == [signal.SIGCONT, signal.SIGTERM]
     assert enc.health().state == "stopped"
 
 
@@ -376,6 +375,19 @@ def test_health_stall_and_exit(xvfb_display: str, flv_target: Path) -> None:
     assert enc.health().state == "stopped"
 
 
+def test_stop_reaches_a_stopped_ffmpeg(xvfb_display: str, flv_target: Path) -> None:
+    """A SIGSTOPped FFmpeg cannot read q: stop() continues it and terminates it by pid."""
+    require("ffmpeg")
+    enc = Encoder(stream_cfg(xvfb_display, audio_source="silent"), stop_timeout_s=1.0)
+    enc.start(str(flv_target))
+    assert wait_until(enc.has_output, 15), enc.last_stderr()
+    os.kill(enc.pid, signal.SIGSTOP)
+    began = time.monotonic()
+    code = enc.stop()
+    assert code is not None and time.monotonic() - began < 4
+    assert enc.health().state == "stopped"
+
+
 def test_silent_fallback_without_pulse(xvfb_display: str, flv_target: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
@@ -491,6 +503,17 @@ def test_capture_png_decodes(xvfb_display: str) -> None:
     assert png_size(small) == (640, 360)
     with pytest.raises(MediaError):
         png_size(data[: len(data) // 2])
+    jpeg = capture_jpeg(xvfb_display, max_width=640)
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 1000
+
+
+def test_capture_png_without_scrot_uses_ffmpeg(xvfb_display: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    require("ffmpeg")
+    import appliance.display as display
+    real_which = display.shutil.which
+    monkeypatch.setattr(display.shutil, "which", lambda name: None if name == "scrot" else real_which(name))
+    assert png_size(capture_png(xvfb_display, max_width=800)) == (800, 450)
 
 
 def test_display_wait_and_capture_errors() -> None:
