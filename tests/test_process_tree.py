@@ -79,7 +79,11 @@ def test_content_window_is_on_screen(process_tree: TreeRun, tmp_path: Path) -> N
     with open(content_log, "a", encoding="utf-8") as f:
         for n in range(8):
             f.write(f"hello from the process tree test, line {n} ##########################\n")
-    count = wait_until(lambda: green_pixels(process_tree, tmp_path) > 500, 10, "green text on screen")
+    try:
+        count = wait_until(lambda: green_pixels(process_tree, tmp_path) > 500, 20, "green text on screen")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; states {process_tree.tree.states()}\n--- tree log ---\n"
+                             f"{process_tree.log_tail()}") from None
     assert count
 
 
