@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import DEFAULT_CONFIG, Settings, load_config
-from .errors import ApplianceError, InputError
+from .errors import ApplianceError
 
 log = logging.getLogger("appliance")
 

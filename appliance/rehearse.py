@@ -8,8 +8,6 @@ live for real is the same config with the sandbox switched off (`appliance up`).
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import threading

@@ -7,12 +7,11 @@ import logging
 import os
 import signal
 import threading
-import time
 from typing import Any
 
 from .config import Settings
 from .control import ControlServer, prometheus
-from .errors import ApplianceError, InputError
+from .errors import ApplianceError
 from .lifecycle import Lifecycle, State
 from .notify import Notifier
 from .retake.client import RetakeClient
@@ -86,6 +85,8 @@ class LiveCommands:
         if self.speaker is None:
             raise ApplianceError("no voice: PulseAudio is not available", fix="run under `appliance up`")
         seconds = self.speaker.say(text)
+        if seconds <= 0:
+            raise ApplianceError("the voice queue is full; the sentence was dropped", fix="try again in a moment")
         self.content.write(f"(says) {text}")
         return {"spoken": True, "seconds": seconds}
 

@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from appliance.control import ControlClient
-from appliance.supervisor import ProcessTree
 from conftest import entry_name, entry_time
 from test_client import WALLET
 from test_lifecycle import make_agent

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 
-import pytest
 
 from appliance.config import parse_config
 from appliance.credentials import Credentials, Secret, save_credentials

@@ -19,7 +19,7 @@ from appliance.sandbox import Sandbox
 from appliance.sandbox.images import ImageError, inspect_image
 from appliance.sandbox.rtmp import find_nginx, IngestError
 from sandbox_fixtures import (WALLET, SandboxAgent, make_png, publish_test_stream, register_agent,  # noqa: F401
-                              requires_ffmpeg, rtmp_sandbox, sandbox, sandbox_agent)
+                              requires_ffmpeg)
 
 REPO = Path(__file__).resolve().parents[1]
 
