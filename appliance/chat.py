@@ -97,11 +97,13 @@ class ChatLoop:
                  on_message: Callable[[Comment], None] = lambda c: None,
                  on_fatal: Callable[[RetakeError], None] = lambda e: None,
                  on_conflict: Callable[[], None] = lambda: None,
+                 on_sent: Callable[[str], None] = lambda text: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.cfg, self.state = client, cfg, state
         self.user_db_id, self.agent_name = user_db_id, agent_name
         self.responder, self.stop_event = responder, stop_event
         self.on_message, self.on_fatal, self.on_conflict = on_message, on_fatal, on_conflict
+        self.on_sent = on_sent
         self.clock = clock
         self.ctx = ChatContext(agent_name=agent_name, started_at=clock(), clock=clock,
                                ideas=list(cfg.stream_ideas))
@@ -138,6 +140,7 @@ class ChatLoop:
             self.state.data.messages_out += 1
             self.last_activity = self.clock()
         log.info("chat > %s", message)
+        self.on_sent(message)
         return True
 
     # --- reading ---------------------------------------------------------------------------

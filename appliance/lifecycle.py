@@ -457,6 +457,7 @@ class Lifecycle:
                                  agent_name=self.creds.agent_name, state=self.store,
                                  responder=self.responder, stop_event=self.stop_event,
                                  on_message=lambda c: self.content(f"{c.username}: {c.text}"),
+                                 on_sent=lambda text, name=self.creds.agent_name: self.content(f"{name} > {text}"),
                                  on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                                  clock=self.clock)
             self._go_live()

@@ -39,6 +39,8 @@ def rehearsal_settings(base: Settings, root: Path, base_url: str) -> dict[str, A
     data["paths"] = {"credentials": str(root / "credentials.json"), "state_dir": str(root / "state")}
     data["stream"]["display"] = free_display()
     data["overlay"].pop("content_log", None)
+    if "watch_dir" not in data["overlay"] and Path("overlays").is_dir():
+        data["overlay"]["watch_dir"] = str(Path("overlays").resolve())  # the repo's examples
     data["notify"] = {}
     data["control"] = {"port": 0}
     return data
