@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT))
 from appliance.encoder import reference_command  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from media_fixtures import _stop, start_pulseaudio, start_xvfb  # noqa: E402  (shared with bench/encode.py)
+
 WALLET = "11111111111111111111111111111111"
 
 
@@ -45,44 +48,8 @@ def need(*binaries: str) -> None:
         sys.exit(f"golive: missing {', '.join(missing)} (run scripts/setup.sh)")
 
 
-def start_xvfb() -> tuple[str, subprocess.Popen]:
-    for number in range(200, 300):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
-            proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-ac", "-nolisten", "tcp"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            for _ in range(100):
-                if Path(f"/tmp/.X11-unix/X{number}").exists():
-                    xterm = subprocess.Popen(["xterm", "-display", f":{number}", "-geometry", "160x45+0+0",
-                                              "-e", "top", "-d", "0.5"], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, start_new_session=True)
-                    proc.xterm = xterm  # type: ignore[attr-defined]
-                    return f":{number}", proc
-                time.sleep(0.05)
-            proc.kill()
-    sys.exit("golive: no free display")
-
-
 def entry_time(entry: dict) -> float:
     return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
-
-
-def start_pulseaudio(runtime: Path) -> tuple[str, subprocess.Popen]:
-    """A private PulseAudio daemon with the appliance's null sink (as scripts/start-pulseaudio.sh)."""
-    socket_path = runtime / "native"
-    script = runtime / "default.pa"
-    script.write_text(f"load-module module-native-protocol-unix socket={socket_path} auth-anonymous=1\n"
-                      "load-module module-null-sink sink_name=stream rate=44100 channels=2\n"
-                      "set-default-sink stream\n")
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), PULSE_RUNTIME_PATH=str(runtime))
-    proc = subprocess.Popen(["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(script),
-                             "--disallow-exit", "--log-target=stderr"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(100):
-        if socket_path.exists():
-            return f"unix:{socket_path}", proc
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit("golive: PulseAudio did not start")
 
 
 def thumbnail_after(sb: Sandbox, mark: int, timeout: float) -> dict | None:
@@ -152,13 +119,12 @@ def main() -> int:
                         help="the appliance's audio: the PulseAudio sink monitor (default, as in the "
                              "product) or a silent track")
     args = parser.parse_args()
-    need("Xvfb", "xterm", "ffmpeg", "scrot", "nginx")
-    display, xvfb = start_xvfb()
+    need("Xvfb", "ffmpeg", "scrot", "nginx")
+    display, xvfb, _ = start_xvfb()
     work = Path(tempfile.mkdtemp(prefix="golive-"))
     pulse = None
     if args.audio == "pulse":
         need("pulseaudio")
-        (work / "pulse").mkdir(mode=0o700)
         os.environ["PULSE_SERVER"], pulse = start_pulseaudio(work / "pulse")
     try:
         with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
@@ -205,10 +171,9 @@ def main() -> int:
                   f"ratio appliance/reference {app_med / ref_med:.2f}  (target: appliance < 6 s)")
             return 0 if app_med < 6 else 1
     finally:
-        for proc in (getattr(xvfb, "xterm", None), xvfb, pulse):
-            if proc and proc.poll() is None:
-                proc.terminate()
-                proc.wait(5)
+        for proc in (pulse, xvfb):
+            if proc is not None:
+                _stop(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -19,16 +19,7 @@ from appliance.retake.client import RetakeClient
 from appliance.state import StateStore
 from conftest import entry_name
 from test_client import WALLET, config, register
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tree_fixtures import wait_until as wait_for
 
 
 def make_agent(sandbox, tmp_path, name: str, *, verified: bool = True) -> dict:
