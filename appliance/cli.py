@@ -43,7 +43,7 @@ def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
     from .retake.client import RetakeClient
     client = RetakeClient(settings.retake)
     if auth:
-        client = client.with_token(require_credentials(settings.paths.credentials_path()).access_token)
+        client = client.with_token(require_credentials(settings.credentials_path()).access_token)
     return client
 
 

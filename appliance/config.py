@@ -291,6 +291,13 @@ class Settings(_Model):
     def content_log(self) -> Path:
         return self.overlay.content_log or self.state_dir / "stream.log"
 
+    def credentials_path(self) -> Path:
+        """paths.credentials if set; for a sandbox its own file beside the state, so sandbox
+        credentials never overwrite (or get mistaken for) the real ones."""
+        if self.paths.credentials is None and self.retake.sandbox:
+            return self.state_dir / "sandbox" / "credentials.json"
+        return self.paths.credentials_path()
+
     def overlay_dir(self) -> Path:
         return (self.overlay.watch_dir or self.state_dir / "overlays").expanduser()
 

@@ -99,7 +99,7 @@ def check_api(settings: Settings) -> list[Check]:
     from .credentials import load_credentials
     from .retake.client import RetakeClient
     rows = []
-    path = settings.paths.credentials_path()
+    path = settings.credentials_path()
     try:
         creds = load_credentials(path)
     except ApplianceError as exc:

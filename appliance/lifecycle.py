@@ -175,7 +175,7 @@ class Lifecycle:
     # --- steps ------------------------------------------------------------------------------
 
     def _credentials(self) -> Credentials:
-        path = self.settings.paths.credentials_path()
+        path = self.settings.credentials_path()
         creds = load_credentials(path)
         env_token = token_from_environment()
         if creds is None and env_token:
@@ -224,7 +224,7 @@ class Lifecycle:
         if started.token and started.token.tokenAddress and self.creds and not self.creds.token_address:
             self.creds = self.creds.with_token_info(started.token.tokenAddress,
                                                     started.token.ticker or self.creds.ticker)
-            update_token_info(self.settings.paths.credentials_path(), self.creds.token_address,
+            update_token_info(self.settings.credentials_path(), self.creds.token_address,
                               self.creds.token_ticker)
             self.progress(f"token {self.creds.token_ticker} at {self.creds.token_address} saved to credentials")
         self._enter(State.ENCODER_START)

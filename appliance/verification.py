@@ -27,7 +27,7 @@ def validate_tweet_url(url: str) -> str:
 
 def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credentials, Path]:
     """Register once; refuses when credentials exist so nobody re-registers by accident."""
-    path = settings.paths.credentials_path()
+    path = settings.credentials_path()
     if load_credentials(path) is not None:
         raise CredentialsError(f"already registered: credentials exist at {path}",
                                fix="use them (appliance status); move the file away only to create a new agent")

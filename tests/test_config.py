@@ -86,3 +86,11 @@ def test_cli_exit_code_2_and_one_line_for_bad_config(tmp_path, capsys):
 def test_base58():
     assert base58_decode("11111111111111111111111111111111") == bytes(32)
     assert len(base58_decode("So11111111111111111111111111111111111111112")) == 32
+
+
+def test_sandbox_credentials_never_default_to_the_real_file(tmp_path):
+    real = parse_config({"agent": AGENT, "paths": {"state_dir": str(tmp_path)}})
+    sand = parse_config({"agent": AGENT, "paths": {"state_dir": str(tmp_path)},
+                         "retake": {"base_url": "http://127.0.0.1:9/api/v1", "sandbox": True}})
+    assert sand.credentials_path() == tmp_path / "sandbox" / "credentials.json"
+    assert real.credentials_path() != sand.credentials_path()
