@@ -211,12 +211,13 @@ def container_config(folder: Path, display: str, base_url: str, agent_name: str)
 
 
 def container_state(folder: Path, agent: SandboxAgent) -> Path:
-    """The /state volume: the agent's credentials.json (mode 600), owned by the image's uid 10001."""
-    path = folder / "credentials.json"
+    """The /state volume with the agent's credentials (mode 600) where a sandbox config looks for
+    them (/state/sandbox/credentials.json), owned by the image's uid 10001."""
+    path = folder / "sandbox" / "credentials.json"
     save_credentials(path, Credentials(access_token=Secret(agent.access_token), agent_name=agent.name,
                                        agent_id=agent.agent_id, userDbId=agent.user_id,
                                        wallet_address=WALLET, ticker="TREE"))
-    for item in (folder, path):
+    for item in (folder, path.parent, path):
         os.chown(item, 10001, 10001)
     return folder
 
