@@ -143,7 +143,8 @@ class Lifecycle:
         self._media_at_start: object = None
         self.clock = clock
         self.rng = rng or random.Random()
-        self.metrics = Metrics(started_at=clock(), state_since=clock(), last_heartbeat=clock())
+        self.metrics = Metrics(started_at=clock(), state_since=clock(), last_heartbeat=clock(),
+                               loop_heartbeat=clock())
         self.creds: Credentials | None = None
         self.chat: ChatLoop | None = None
         self.fatal: ApplianceError | None = None
