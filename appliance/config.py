@@ -22,8 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from .errors import ConfigError
 
-IN_CONTAINER = Path("/config").is_dir() and Path("/.dockerenv").exists() or bool(
-    os.environ.get("APPLIANCE_IN_CONTAINER"))
+IN_CONTAINER = bool(os.environ.get("APPLIANCE_IN_CONTAINER"))  # set by the Dockerfile
 DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
 DEFAULT_STATE_DIR = Path("/state") if IN_CONTAINER else Path(
     os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "retake-appliance"

@@ -16,7 +16,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .errors import MediaError
 
@@ -32,6 +32,26 @@ def display_number(display: str) -> int:
         return int(display.rsplit(":", 1)[1].split(".", 1)[0])
     except (IndexError, ValueError):
         raise MediaError(f"not an X display name: {display!r}", fix="use the form :99") from None
+
+
+def display_taken(number: int) -> bool:
+    """A display number is taken when its lock or socket exists, or its abstract socket answers."""
+    if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(f"\0/tmp/.X11-unix/X{number}")
+            return True
+        except OSError:
+            return False
+
+
+def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
+    """':N' for the first display number among ``candidates`` that nobody uses."""
+    for number in candidates:
+        if not display_taken(number):
+            return f":{number}"
+    raise MediaError("no free X display number", fix="stop stale Xvfb servers or remove their /tmp/.X*-lock")
 
 
 def _socket_answers(display: str) -> bool:

@@ -229,7 +229,6 @@ class Lifecycle:
                               self.creds.token_ticker)
             self.progress(f"token {self.creds.token_ticker} at {self.creds.token_address} saved to credentials")
         self._enter(State.ENCODER_START)
-        self.encoder.stop()
         self._media_at_start = self.media_identity()
         self.encoder.start(rtmp.target())
         self._enter(State.WAIT_LIVE)

@@ -18,19 +18,12 @@ from typing import Any, Callable
 import yaml
 
 from .config import Settings, load_config, parse_config
-from .errors import ApplianceError
+from .display import free_display
 from .retake.client import RetakeClient
 from .sanitize import clean_text
 from .verification import register_agent
 
 SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
-
-
-def free_display(start: int = 90) -> str:
-    for number in range(start, start + 100):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return f":{number}"
-    raise ApplianceError("no free X display number between :90 and :189")
 
 
 def rehearsal_settings(base: Settings, root: Path, base_url: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -117,11 +118,11 @@ def _socket_identity(path: str) -> tuple[int, int] | None:
 def media_identity(settings: Settings) -> tuple[object, object]:
     """Which X server and PulseAudio daemon the encoder captures from: their sockets' identity
     changes when supervisord restarts either, and the encoder must then be restarted too."""
-    number = settings.stream.display.rsplit(":", 1)[-1].split(".")[0]
-    pulse = os.environ.get("PULSE_SERVER", "")
-    pulse_socket = pulse.split()[0].removeprefix("unix:") if pulse.startswith("unix:") else ""
-    return (_socket_identity(f"/tmp/.X11-unix/X{number}"),
-            _socket_identity(pulse_socket) if pulse_socket else None)
+    from .audio import server_socket
+    from .display import display_number
+    pulse = server_socket()
+    return (_socket_identity(f"/tmp/.X11-unix/X{display_number(settings.stream.display)}"),
+            _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
 
 
 def run_live(settings: Settings) -> int:

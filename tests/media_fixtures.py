@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.display import display_taken
+
 PACKAGES = {"Xvfb": "xvfb", "xdpyinfo": "x11-utils", "pulseaudio": "pulseaudio",
             "pactl": "pulseaudio-utils", "paplay": "pulseaudio-utils", "ffmpeg": "ffmpeg",
             "ffprobe": "ffmpeg", "espeak-ng": "espeak-ng", "scrot": "scrot", "xterm": "xterm",
@@ -43,11 +45,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _display_free(number: int) -> bool:
-    return not (Path(f"/tmp/.X{number}-lock").exists()
-                or Path(f"/tmp/.X11-unix/X{number}").exists())
-
-
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -65,7 +62,7 @@ def start_xvfb(width: int = 1280, height: int = 720, attempts: int = 5,
     last = ""
     for _ in range(attempts):
         number = random.randint(400, 999)
-        if not _display_free(number):
+        if display_taken(number):
             continue
         log_path = log_dir / f"xvfb-{number}.log"
         with open(log_path, "wb") as log:

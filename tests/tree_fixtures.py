@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from appliance.display import free_display as first_free_display
 from appliance.config import load_config
 from appliance.supervisor import ProcessTree, tree_environment
 
@@ -45,26 +45,9 @@ STANDIN_CONTROLLER = [sys.executable, "-c",
 FAKE_TOKEN = "tree-test-token-not-a-secret"
 
 
-def display_taken(number: int) -> bool:
-    """A display is taken when its lock or socket exists, or its abstract socket answers."""
-    if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
-        return True
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(f"\0/tmp/.X11-unix/X{number}")
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
 def free_display() -> str:
     """':N' for a display nobody uses, picked at random in 200..899 (not :99)."""
-    for number in random.sample(range(200, 900), 700):
-        if not display_taken(number):
-            return f":{number}"
-    raise RuntimeError("no free X display number")
+    return first_free_display(random.sample(range(200, 900), 700))
 
 
 def write_config(folder: Path, *, display: str, state_dir: Path, width: int = 640, height: int = 360,
