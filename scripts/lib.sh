@@ -37,7 +37,8 @@ wait_for() {  # wait_for SECONDS WHAT command...: poll every 0.2 s until the com
   log INFO "$what is ready"
 }
 
-display_answers() { xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; }
+# Every probe has its own timeout: a server that accepts and then hangs must not outlast wait_for.
+display_answers() { timeout 5 xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; }
 
 wait_for_display() {
   wait_for "$APPLIANCE_WAIT_TIMEOUT" "display $APPLIANCE_DISPLAY" display_answers
@@ -45,9 +46,9 @@ wait_for_display() {
 
 wm_running() {  # the root names a live supporting window (EWMH), so a WM manages new windows
   local id
-  id=$(xprop -display "$APPLIANCE_DISPLAY" -root _NET_SUPPORTING_WM_CHECK 2>/dev/null \
+  id=$(timeout 5 xprop -display "$APPLIANCE_DISPLAY" -root _NET_SUPPORTING_WM_CHECK 2>/dev/null \
     | awk '/window id/ {print $NF}')
-  [ -n "$id" ] && xprop -display "$APPLIANCE_DISPLAY" -id "$id" _NET_WM_NAME >/dev/null 2>&1
+  [ -n "$id" ] && timeout 5 xprop -display "$APPLIANCE_DISPLAY" -id "$id" _NET_WM_NAME >/dev/null 2>&1
 }
 
 # A window mapped while openbox is still starting can be left unmanaged and never drawn (seen
@@ -59,7 +60,7 @@ wait_for_window_manager() {
 }
 
 sink_exists() {
-  pactl --server "unix:$APPLIANCE_PULSE_SOCKET" list short sinks 2>/dev/null \
+  timeout 5 pactl --server "unix:$APPLIANCE_PULSE_SOCKET" list short sinks 2>/dev/null \
     | awk '{print $2}' | grep -qx -- "$APPLIANCE_SINK"
 }
 

@@ -121,10 +121,22 @@ def start_pulseaudio(runtime: Path, timeout: float = 10.0) -> tuple[str, subproc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None and not sock.exists():
         time.sleep(0.05)
-    if proc.poll() is not None or not sock.exists():
+    # the socket comes first; the null sink is loaded by the next line PulseAudio reads
+    while time.monotonic() < deadline and proc.poll() is None and not _has_sink(f"unix:{sock}", "stream"):
+        time.sleep(0.1)
+    if proc.poll() is not None or not _has_sink(f"unix:{sock}", "stream"):
         _stop(proc)
         raise RuntimeError(f"pulseaudio did not start: {log_path.read_text(errors='replace')[-2000:]}")
     return f"unix:{sock}", proc
+
+
+def _has_sink(server: str, name: str) -> bool:
+    try:
+        out = subprocess.run(["pactl", "--server", server, "list", "short", "sinks"], capture_output=True,
+                             text=True, timeout=5, check=False).stdout
+    except subprocess.TimeoutExpired:
+        return False
+    return any(line.split("\t")[1:2] == [name] for line in out.splitlines())
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,8 @@ def settings_for(sandbox, tmp_path, agent, display, **overrides):
         "retake": {"base_url": sandbox.base_url, "sandbox": True, "timeout_s": 5, "backoff_s": 0.05,
                    "backoff_max_s": 0.5, "retries": 3},
         "paths": {"credentials": str(agent["cred_path"]), "state_dir": str(tmp_path / "state")},
-        "stream": {"display": display, "audio_source": "silent", "status_poll_s": 1},
+        # min_speed 0.5: no speed restart the test did not ask for on a busy machine (test_media has the rule)
+        "stream": {"display": display, "audio_source": "silent", "status_poll_s": 1, "min_speed": 0.5},
         "chat": {"poll_s": 1, "quiet_poll_s": 1},
         "recovery": {"backoff_s": 0.2, "backoff_max_s": 1},
     }

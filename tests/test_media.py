@@ -273,7 +273,8 @@ def test_encode_display_and_voice(xvfb_display: str, pulse_server: str, content_
     windows = rms_windows(flv_target)
     loud = [t for t, db in windows if db > -35]
     assert loud, f"no speech heard: {windows}"
-    assert loud[0] == pytest.approx(spoken_at + 0.3, abs=0.7), (loud[0], spoken_at)
+    # heard after it was asked for, and soon: synthesis (espeak-ng, then a wav) runs first
+    assert spoken_at - 0.1 <= loud[0] <= spoken_at + 2.0, (loud[0], spoken_at)
     before = [db for t, db in windows if 0.3 <= t < min(loud[0], spoken_at) - 0.3]
     assert before and max(before) < -70, windows
     assert len(loud) * 0.25 >= seconds * 0.5
@@ -314,7 +315,7 @@ def test_audio_and_video_in_sync(attempt: int, xvfb_display: str, pulse_server: 
     white = subprocess.Popen(["xterm", "-bg", "white", "-name", "synctest", "-geometry", "160x45+0+0",
                               "-e", "sleep", "60"], env=env, start_new_session=True)
     try:
-        found = subprocess.run(["xdotool", "search", "--sync", "--classname", "synctest"], env=env,
+        found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--classname", "synctest"], env=env,
                                capture_output=True, text=True, timeout=10).stdout.split()
         window = found[0]
         subprocess.run(["xdotool", "windowunmap", "--sync", window], env=env, check=True, timeout=10)
@@ -384,7 +385,7 @@ def test_stop_reaches_a_stopped_ffmpeg(xvfb_display: str, flv_target: Path) -> N
     os.kill(enc.pid, signal.SIGSTOP)
     began = time.monotonic()
     code = enc.stop()
-    assert code is not None and time.monotonic() - began < 4
+    assert code is not None and time.monotonic() - began < 8  # 3 waits of 1 s + 2 joins, with slack
     assert enc.health().state == "stopped"
 
 

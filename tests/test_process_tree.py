@@ -39,7 +39,7 @@ RESTART_BOUND_S = 20.0
 
 def sinks(run: TreeRun) -> dict[str, str]:
     out = subprocess.run(["pactl", "--server", f"unix:{run.pulse_socket}", "list", "short", "sinks"],
-                         capture_output=True, text=True, timeout=10, check=True).stdout
+                         capture_output=True, text=True, timeout=10, check=False).stdout  # "" while down
     return {fields[1]: fields[3] for fields in (line.split("\t") for line in out.splitlines()) if len(fields) > 3}
 
 
@@ -146,9 +146,15 @@ def test_only_the_controller_sees_the_token(process_tree: TreeRun) -> None:
         raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
+    def program(pid: int) -> str:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+
     pids = process_tree.tree.wait_running()
     assert environ(pids["controller"]).get("RETAKE_ACCESS_TOKEN") == FAKE_TOKEN
-    for helper in ("xvfb", "pulseaudio", "openbox", "content"):
+    # each start script drops the token and then execs its program: read the program's environment
+    finals = {"xvfb": "Xvfb", "pulseaudio": "pulseaudio", "openbox": "openbox", "content": "xterm"}
+    for helper, final in finals.items():
+        wait_until(lambda: program(pids[helper]) == final, 20, f"{helper} to exec {final}")
         assert "RETAKE_ACCESS_TOKEN" not in environ(pids[helper]), helper
     assert FAKE_TOKEN not in process_tree.log.read_text(errors="replace")
 
@@ -171,10 +177,12 @@ def test_killed_helper_comes_back(process_tree: TreeRun, program: str) -> None:
     assert after[program] != before[program]
     assert after["controller"] == before["controller"]  # a helper's death never ends the tree
     assert time.monotonic() - started < RESTART_BOUND_S * 2
+    # RUNNING means alive for a second, not ready: wait for the sink and the display to answer
     if program == "pulseaudio":
-        assert "treetest" in sinks(process_tree)
+        wait_until(lambda: "treetest" in sinks(process_tree), RESTART_BOUND_S, "the sink to come back")
     if program == "xvfb":
-        subprocess.run(["xdpyinfo", "-display", process_tree.display], check=True, capture_output=True, timeout=10)
+        wait_until(lambda: subprocess.run(["xdpyinfo", "-display", process_tree.display], capture_output=True,
+                                          timeout=10).returncode == 0, RESTART_BOUND_S, "the display to answer")
 
 
 # -- (c) ------------------------------------------------------------------------------------
@@ -209,8 +217,12 @@ def test_signal_to_up_leaves_no_process(signum: int) -> None:
         finally:
             terminate(up, timeout=5)
         assert rc == 0, log.read_text(errors="replace")
-        alive = [pid for pid, started in recorded.items() if started is not None and pid_alive(pid, started)]
-        assert not alive, f"still alive after {signal.Signals(signum).name}: {alive}"
+        def alive() -> list[int]:  # grandchildren get their SIGHUP a moment after `up` returns
+            return [pid for pid, started in recorded.items() if started is not None and pid_alive(pid, started)]
+        try:
+            wait_until(lambda: not alive(), 5, "every process to end")
+        except AssertionError:
+            raise AssertionError(f"still alive after {signal.Signals(signum).name}: {alive()}") from None
         assert not Path(f"/tmp/.X{display[1:]}-lock").exists()  # Xvfb ended cleanly
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -21,13 +21,13 @@ def test_rehearsal_goes_live_chats_records_and_stops(tmp_path):
     data["paths"]["state_dir"] = str(tmp_path / "state")
     cfg = tmp_path / "appliance.yaml"
     cfg.write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg), "--seconds", "20"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg), "--seconds", "30"],
+                            capture_output=True, text=True, timeout=180, cwd=REPO)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert "initial thumbnail uploaded" in out
     assert "chat | MyAgent: I'm live. What should we explore today?" in out
     assert "rehearsal: recording " in out and ".flv" in out
     recordings = list((tmp_path / "state" / "rehearsal" / "recordings").glob("*.flv"))
-    assert recordings and recordings[0].stat().st_size > 100_000
+    assert recordings and max(r.stat().st_size for r in recordings) > 100_000
     assert "final stats: status=stopped" in out
