@@ -92,15 +92,15 @@ def _harden_dir(folder: Path) -> None:
     os.chmod(folder, 0o700)
 
 
-def _write_json_600(path: Path, data: dict[str, str]) -> None:
-    """Atomic write (temp file, fsync, rename, fsync the folder), mode 600 from the start."""
+def write_private_file(path: Path, text: str) -> None:
+    """Atomic write (temp file, fsync, rename, fsync the folder), mode 600 from the start, in a
+    mode-700 folder: never a half-written or briefly readable file."""
     _harden_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -112,6 +112,10 @@ def _write_json_600(path: Path, data: dict[str, str]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _write_json_600(path: Path, data: dict[str, str]) -> None:
+    write_private_file(path, json.dumps(data, indent=2) + "\n")
 
 
 def save_credentials(path: Path, creds: Credentials) -> None:

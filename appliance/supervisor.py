@@ -38,6 +38,7 @@ from typing import IO, Any, Iterable, Mapping
 from supervisor.xmlrpc import SupervisorTransport
 
 from .config import Settings, load_config
+from .credentials import ENV_TOKEN, ENV_TOKEN_FILE, write_private_file
 from .errors import ApplianceError, ConfigError, MediaError
 
 log = logging.getLogger("appliance.supervisor")
@@ -183,6 +184,7 @@ class ProcessTree:
             raise MediaError("the process tree is already started")
         self.socket.unlink(missing_ok=True)
         (self.runtime_dir / "controller.exit").unlink(missing_ok=True)
+        self._hand_over_token()
         self.process = subprocess.Popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
@@ -190,6 +192,20 @@ class ProcessTree:
             preexec_fn=_die_with_parent if self.die_with_parent and not detach else None)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
+
+    @property
+    def token_file(self) -> Path:
+        return self.runtime_dir / "access-token"
+
+    def _hand_over_token(self) -> None:
+        """RETAKE_ACCESS_TOKEN never rides in the tree's environment, where supervisord, every
+        helper and every FFmpeg or espeak-ng the controller starts would inherit it (and show it
+        in /proc/<pid>/environ): it goes to a mode-600 file in the private runtime dir instead,
+        named by RETAKE_ACCESS_TOKEN_FILE, which only the controller reads."""
+        token = self.env.pop(ENV_TOKEN, "").strip()
+        if token:
+            write_private_file(self.token_file, token + "\n")
+            self.env[ENV_TOKEN_FILE] = str(self.token_file)
 
     @property
     def pid(self) -> int:
@@ -237,6 +253,7 @@ class ProcessTree:
                 for pid in [self.pid, *known]:
                     _kill(pid)
                 self.process.wait(5)
+        self.token_file.unlink(missing_ok=True)
         return self.exit_status()
 
     def __enter__(self) -> "ProcessTree":
@@ -343,9 +360,12 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         if not foreground:
             return _start_detached(env, settings.state_dir)
         tree = ProcessTree(env, die_with_parent=True)
-        with _Forwarder(tree):
-            tree.start()
-            tree.wait()
+        try:
+            with _Forwarder(tree):
+                tree.start()
+                tree.wait()
+        finally:
+            tree.token_file.unlink(missing_ok=True)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)
         return status

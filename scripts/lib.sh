@@ -13,7 +13,7 @@ log() {  # log LEVEL message...
 
 die() { log ERROR "$*"; exit 1; }
 
-drop_secrets() {  # helpers never need the retake.tv token: only the controller keeps it
+drop_secrets() {  # helpers never need the token (`appliance up` already keeps it out of the environment)
   unset RETAKE_ACCESS_TOKEN
 }
 

@@ -58,6 +58,20 @@ def named(pid_set: set[int], name: str) -> list[int]:
     return found
 
 
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "(gone)"
+
+
+def process_environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
 def publishes(sb, after: int) -> int:
     return sum(1 for r in sb.requests()[after:] if entry_name(r) == "RTMP publish" and r.get("status") == 200)
 
@@ -84,8 +98,13 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
     }))
     log = base / "up.log"
     mark = len(sb.requests())
-    env = dict(os.environ, APPLIANCE_RUNTIME_DIR=str(runtime), APPLIANCE_WAIT_TIMEOUT="20")
-    env.pop("RETAKE_ACCESS_TOKEN", None)
+    # the token only in the environment (as with `docker run -e`): `up` hands it to the controller
+    # in a private file, so no process of the tree carries it (checked below, FFmpeg included)
+    saved = json.loads(agent["cred_path"].read_text())
+    agent["cred_path"].write_text(json.dumps(dict(saved, access_token="")))
+    env = dict(os.environ, APPLIANCE_RUNTIME_DIR=str(runtime), APPLIANCE_WAIT_TIMEOUT="20",
+               RETAKE_ACCESS_TOKEN=agent["token"])
+    env.pop("RETAKE_ACCESS_TOKEN_FILE", None)
     with open(log, "ab") as output:
         up = subprocess.Popen([sys.executable, "-m", "appliance", "up", "--config", str(cfg)], env=env, cwd=REPO,
                               stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -144,6 +163,10 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
             wait_until(lambda: agent["client"].stream_status().is_live, 15, f"live after killing {program}")
 
         all_children = {pid: start_time(pid) for pid in descendants(up.pid)}
+        names = {pid: process_name(pid) for pid in all_children}
+        assert "ffmpeg" in names.values(), names
+        carriers = [names[pid] for pid in all_children if agent["token"].encode() in process_environ(pid)]
+        assert not carriers, f"the token is in the environment of {carriers}"
         assert terminate(up, 60) == 0, tail()
     finally:
         if up.poll() is None:
