@@ -66,8 +66,10 @@ def appliance_home(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def content_geometry(width: int, height: int, font_size: int) -> str:
-    """xterm COLSxROWS+0+0 filling the screen; the reference's 160x45 at 1280x720, size 12."""
-    cell_w, cell_h = 8 * font_size / 12, 16 * font_size / 12
+    """xterm COLSxROWS+0+0 that fits the screen: the size it has before openbox maximizes it
+    (scripts/openbox-rc.xml), and keeps if no window manager runs. The cell is DejaVu Sans Mono's
+    at Xvfb's 100 dpi, measured: 12x23 px at size 12 (the reference's 160x45 would be 1924x1039)."""
+    cell_w, cell_h = font_size, font_size * 23 / 12
     return f"{max(20, int(width / cell_w))}x{max(5, int(height / cell_h))}+0+0"
 
 
@@ -131,7 +133,7 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_FONT_SIZE": str(overlay.font_size),          # overlay.font_size (12)
         "APPLIANCE_FOREGROUND": overlay.foreground,             # overlay.foreground (#00ff00)
         "APPLIANCE_BACKGROUND": overlay.background,             # overlay.background (#000000)
-        # derived: xterm COLSxROWS filling the screen (160x45+0+0 at 1280x720, size 12)
+        # derived: xterm COLSxROWS that fits the screen (106x31+0+0 at 1280x720, size 12)
         "APPLIANCE_CONTENT_GEOMETRY": content_geometry(stream.width, stream.height, overlay.font_size),
         # derived: PulseAudio's native socket
         "APPLIANCE_PULSE_SOCKET": str(pulse_socket),

@@ -14,5 +14,5 @@ wait_for_window_manager
 export DISPLAY=$APPLIANCE_DISPLAY
 printf -v follow 'tail -n 200 -F %q' "$APPLIANCE_CONTENT_LOG"
 exec xterm -fa Monospace -fs "$APPLIANCE_FONT_SIZE" -bg "$APPLIANCE_BACKGROUND" \
-  -fg "$APPLIANCE_FOREGROUND" -geometry "$APPLIANCE_CONTENT_GEOMETRY" -T appliance-content \
+  -fg "$APPLIANCE_FOREGROUND" -geometry "$APPLIANCE_CONTENT_GEOMETRY" -name appliance-content -T appliance-content \
   -e "$follow"

@@ -97,6 +97,25 @@ def test_content_window_is_on_screen(process_tree: TreeRun, tmp_path: Path) -> N
     assert count
 
 
+def test_content_window_fills_the_screen_exactly(process_tree: TreeRun, tmp_path: Path) -> None:
+    """Maximized and undecorated by openbox: the bottom row, where the newest line goes, is on
+    screen (the reference's 160x45 xterm ran 300 px past a 720-line screen)."""
+    wait_until(lambda: tree_green_pixels(process_tree, tmp_path) > 0, 20, "the content window")
+    size = process_tree.settings.stream.width, process_tree.settings.stream.height
+
+    def geometry() -> tuple[int, int, int, int]:
+        out = subprocess.run(["xwininfo", "-name", "appliance-content", "-display", process_tree.display],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+        fields = dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
+        return tuple(int(fields.get(k, "-1")) for k in (  # type: ignore[return-value]
+            "Absolute upper-left X", "Absolute upper-left Y", "Width", "Height"))
+
+    try:
+        wait_until(lambda: geometry() == (0, 0, *size), 10, "the window at 0,0 with the screen's size")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {geometry()}\n{window_tree(process_tree.display)}") from None
+
+
 def test_content_window_waits_for_the_window_manager(tmp_path: Path) -> None:
     """A window mapped while openbox starts can stay unmanaged and undrawn (an all-black stream,
     seen about one start in two), so start-content.sh holds the xterm until a WM runs."""
@@ -138,7 +157,7 @@ def test_environment_is_complete_and_prefixed(process_tree: TreeRun) -> None:
     assert env["PULSE_SERVER"] == f"unix:{env['APPLIANCE_PULSE_SOCKET']}"
     assert env["DISPLAY"] == env["APPLIANCE_DISPLAY"]
     assert Path(env["APPLIANCE_RUNTIME_DIR"]).stat().st_mode & 0o077 == 0
-    assert content_geometry(1280, 720, 12) == "160x45+0+0"  # the reference's xterm
+    assert content_geometry(1280, 720, 12) == "106x31+0+0"  # fits 1280x720 (the reference's 160x45 does not)
 
 
 def test_no_process_carries_the_token_in_its_environment(process_tree: TreeRun) -> None:
