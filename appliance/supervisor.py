@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import logging
 import os
 import shlex
@@ -180,7 +179,7 @@ class ProcessTree:
         return [self.env.get("APPLIANCE_PYTHON", sys.executable), "-m", "supervisor.supervisord",
                 "-n", "-c", str(self.home / "supervisord.conf")]
 
-    def start(self, *, detach: bool = False) -> "ProcessTree":
+    def start(self) -> "ProcessTree":
         """Start supervisord (in its own session, so a terminal's Ctrl-C reaches only us)."""
         if self.process is not None:
             raise MediaError("the process tree is already started")
@@ -191,7 +190,7 @@ class ProcessTree:
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent if self.die_with_parent and not detach else None)
+            preexec_fn=_die_with_parent if self.die_with_parent else None)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 
@@ -347,46 +346,28 @@ class _Forwarder:
             signal.signal(signum, handler)
 
 
-def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | None = None,
-           foreground: bool = True) -> int:
+def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | None = None) -> int:
     """Run the whole process tree until the controller ends it or we are signalled.
 
-    Returns the controller's exit status (0 after a requested stop). With ``foreground=False``
-    the tree is started detached, waited for until every program runs, described in
-    ``<state_dir>/tree.json`` (supervisord pid, runtime dir, socket) and left running.
+    Returns the controller's exit status (0 after a requested stop).
     """
     runtime_dir, owned = make_runtime_dir()
     try:
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        if not foreground:
-            return _start_detached(env, settings.state_dir)
         tree = ProcessTree(env, die_with_parent=True)
         try:
             with _Forwarder(tree):
                 tree.start()
                 tree.wait()
         finally:
-            tree.token_file.unlink(missing_ok=True)
+            tree.stop()  # ended already: only removes the handed-over token file
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)
         return status
     finally:
-        if owned and foreground:
+        if owned:
             shutil.rmtree(runtime_dir, ignore_errors=True)
-
-
-def _start_detached(env: Mapping[str, str], state_dir: Path) -> int:
-    output = open(state_dir / "appliance-up.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        tree = ProcessTree(env, output=output).start(detach=True)
-    finally:
-        output.close()
-    tree.wait_running(timeout=float(env.get("APPLIANCE_WAIT_TIMEOUT", "30")) + 15)
-    info = {"pid": tree.pid, "runtime_dir": str(tree.runtime_dir), "socket": str(tree.socket)}
-    (state_dir / "tree.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
-    log.info("process tree running in the background: %s", info)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
