@@ -18,8 +18,8 @@ from appliance.control import ControlClient
 from conftest import entry_name, entry_time
 from test_client import WALLET
 from test_lifecycle import make_agent
-from tree_fixtures import (descendants, free_display, pid_alive, short_tmpdir, start_time, terminate,
-                           wait_until)
+from tree_fixtures import (descendants, free_display, process_environ, process_name, short_tmpdir, start_time,
+                           terminate, wait_all_ended, wait_until)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,20 +56,6 @@ def named(pid_set: set[int], name: str) -> list[int]:
         except OSError:
             pass
     return found
-
-
-def process_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "(gone)"
-
-
-def process_environ(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""
 
 
 def publishes(sb, after: int) -> int:
@@ -173,12 +159,7 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
             up.kill()
     log_text = log.read_text(errors="replace")
     assert agent["token"] not in log_text
-    def leftovers() -> list[int]:  # grandchildren get their SIGHUP a moment after `up` returns
-        return [pid for pid, started in all_children.items() if started is not None and pid_alive(pid, started)]
-    try:
-        wait_until(lambda: not leftovers(), 5, "every child to end")
-    except AssertionError:
-        raise AssertionError(f"left running: {leftovers()}") from None
+    wait_all_ended(all_children, "left running")
     assert any(r["path"].endswith("stream/stop") for r in sb.requests()[mark:])
 
     # decode the first recording (before the kills): what viewers saw and heard

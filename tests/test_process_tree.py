@@ -24,9 +24,9 @@ from appliance.supervisor import PROGRAMS, ProcessTree, content_geometry
 from appliance.credentials import Credentials, Secret, save_credentials
 from sandbox_fixtures import WALLET, SandboxAgent, register_agent
 from tree_fixtures import (FAKE_TOKEN, REPO, STANDIN_CONTROLLER, BuiltImage, TreeRun, appliance_image,
-                           descendants, docker_client, free_display, pid_alive,
+                           descendants, docker_client, free_display, process_environ,
                            process_tree, short_tmpdir, standin_ffmpeg_controller, start_time, start_up_process,
-                           terminate, wait_until, write_config)
+                           terminate, wait_all_ended, wait_until, write_config)
 
 __all__ = ["process_tree", "docker_client", "appliance_image"]  # fixtures for pytest
 
@@ -166,20 +166,13 @@ def test_no_process_carries_the_token_in_its_environment(process_tree: TreeRun) 
     pids = process_tree.tree.wait_running()
     everyone = {process_tree.tree.pid, *descendants(process_tree.tree.pid)}
     assert set(pids.values()) <= everyone
-    carriers = [pid for pid in everyone if FAKE_TOKEN.encode() in environ_of(pid)]
+    carriers = [pid for pid in everyone if FAKE_TOKEN.encode() in process_environ(pid)]
     assert not carriers, f"the token is in the environment of {carriers}"
-    handed = Path(dict(item.split(b"=", 1) for item in environ_of(pids["controller"]).split(b"\0")
+    handed = Path(dict(item.split(b"=", 1) for item in process_environ(pids["controller"]).split(b"\0")
                        if b"=" in item)[b"RETAKE_ACCESS_TOKEN_FILE"].decode())
     assert handed.parent == process_tree.tree.runtime_dir
     assert handed.stat().st_mode & 0o777 == 0o600 and handed.read_text().strip() == FAKE_TOKEN
     assert FAKE_TOKEN not in process_tree.log.read_text(errors="replace")
-
-
-def environ_of(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""  # ended meanwhile
 
 
 # -- (b) ------------------------------------------------------------------------------------
@@ -240,12 +233,7 @@ def test_signal_to_up_leaves_no_process(signum: int) -> None:
         finally:
             terminate(up, timeout=5)
         assert rc == 0, log.read_text(errors="replace")
-        def alive() -> list[int]:  # grandchildren get their SIGHUP a moment after `up` returns
-            return [pid for pid, started in recorded.items() if started is not None and pid_alive(pid, started)]
-        try:
-            wait_until(lambda: not alive(), 5, "every process to end")
-        except AssertionError:
-            raise AssertionError(f"still alive after {signal.Signals(signum).name}: {alive()}") from None
+        wait_all_ended(recorded, f"still alive after {signal.Signals(signum).name}")
         assert not Path(f"/tmp/.X{display[1:]}-lock").exists()  # Xvfb ended cleanly
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -9,6 +9,7 @@ Fixtures:
     ``.image``, ``.seconds``, ``.size_mb``).
 Helpers: ``free_display()``, ``write_config(...)``, ``short_tmpdir(prefix)``, ``wait_until(...)``,
 ``pid_alive(pid, started=None)``, ``start_time(pid)``, ``descendants(pid)``,
+``process_name(pid)``, ``process_environ(pid)``, ``wait_all_ended(recorded, what)``,
 ``start_up_process(config, runtime, controller, log)`` (`appliance up` as a real process),
 ``terminate(popen)``, ``standin_ffmpeg_controller(target, w, h)``, ``STANDIN_CONTROLLER``.
 
@@ -97,6 +98,32 @@ def start_time(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "(gone)"
+
+
+def process_environ(pid: int) -> bytes:
+    """/proc/<pid>/environ as NUL-separated bytes; empty once the process has ended."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_all_ended(recorded: dict[int, int | None], what: str, timeout: float = 5.0) -> None:
+    """Every pid in ``recorded`` (pid -> start_time) ends within ``timeout``: grandchildren get
+    their SIGHUP a moment after the parent returns. A reused pid does not count."""
+    def alive() -> list[int]:
+        return [pid for pid, started in recorded.items() if started is not None and pid_alive(pid, started)]
+    try:
+        wait_until(lambda: not alive(), timeout, "every process to end")
+    except AssertionError:
+        raise AssertionError(f"{what}: {alive()}") from None
 
 
 def pid_alive(pid: int, started: int | None = None) -> bool:
