@@ -73,7 +73,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .control import ControlClient
+    from .control.api import ControlClient
     settings = _settings(args)
     try:
         data = ControlClient.from_state(settings.state_dir).call("GET", "/status")
@@ -107,12 +107,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .supervisor import run_up
+    from .up import run_up
     return run_up(Path(args.config), _settings(args))
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from .runner import run_live
+    from .app import run_live
     return run_live(_settings(args))
 
 
@@ -122,7 +122,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
-    from .control import ControlClient
+    from .control.api import ControlClient
     result = ControlClient.from_state(_settings(args).state_dir).call(method, path, body)
     print(json.dumps(result) if not isinstance(result, str) else result)
     return 0

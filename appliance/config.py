@@ -21,6 +21,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from .errors import ConfigError
+from .files import StateLayout
 
 IN_CONTAINER = bool(os.environ.get("APPLIANCE_IN_CONTAINER"))  # set by the Dockerfile
 DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
@@ -157,7 +158,7 @@ class PathsConfig(_Model):
         if self.credentials is not None:
             return self.credentials.expanduser()
         if IN_CONTAINER:
-            return self.state_dir / "credentials.json"
+            return StateLayout(self.state_dir).credentials
         return Path.home() / ".config/retake/credentials.json"
 
 
@@ -287,21 +288,26 @@ class Settings(_Model):
     def state_dir(self) -> Path:
         return self.paths.state_dir.expanduser()
 
+    @property
+    def layout(self) -> StateLayout:
+        """Every path of the state folder."""
+        return StateLayout(self.state_dir)
+
     def content_log(self) -> Path:
-        return self.overlay.content_log or self.state_dir / "stream.log"
+        return self.overlay.content_log or self.layout.content_log
 
     def credentials_path(self) -> Path:
         """paths.credentials if set; for a sandbox its own file beside the state, so sandbox
         credentials never overwrite (or get mistaken for) the real ones."""
         if self.paths.credentials is None and self.retake.sandbox:
-            return self.state_dir / "sandbox" / "credentials.json"
+            return self.layout.sandbox_credentials
         return self.paths.credentials_path()
 
     def overlay_dir(self) -> Path:
-        return (self.overlay.watch_dir or self.state_dir / "overlays").expanduser()
+        return (self.overlay.watch_dir or self.layout.overlays).expanduser()
 
     def notify_file(self) -> Path:
-        return self.notify.file or self.state_dir / "notifications.log"
+        return self.notify.file or self.layout.notifications
 
     def stream_url(self) -> str:
         return f"https://retake.tv/{self.agent.name}"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import CredentialsError
+from .files import write_json
 
 ENV_TOKEN = "RETAKE_ACCESS_TOKEN"
 ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # a file holding the token (a Kubernetes Secret volume)
@@ -87,40 +87,9 @@ class Credentials:
 _FIELDS = ("access_token", "agent_name", "agent_id", "userDbId", "wallet_address", "ticker")
 
 
-def _harden_dir(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Atomic write (temp file, fsync, rename, fsync the folder), mode 600 from the start, in a
-    mode-700 folder: never a half-written or briefly readable file."""
-    _harden_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _write_json_600(path: Path, data: dict[str, str]) -> None:
-    write_private_file(path, json.dumps(data, indent=2) + "\n")
-
-
 def save_credentials(path: Path, creds: Credentials) -> None:
     """Write the credentials, mode 600 in a mode-700 folder; never a half-written file."""
-    _write_json_600(Path(path).expanduser(), creds.to_json())
+    write_json(Path(path).expanduser(), creds.to_json())
 
 
 def update_token_info(path: Path, token_address: str, token_ticker: str) -> None:
@@ -129,7 +98,7 @@ def update_token_info(path: Path, token_address: str, token_ticker: str) -> None
     path = Path(path).expanduser()
     data = json.loads(path.read_text(encoding="utf-8"))
     data.update(token_address=token_address, token_ticker=token_ticker)
-    _write_json_600(path, data)
+    write_json(path, data)
 
 
 def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Credentials | None:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import yaml
 
 from .config import Settings, load_config, parse_config
-from .display import free_display
+from .media.display import free_display
 from .retake.client import RetakeClient
 from .sanitize import clean_text
 from .verification import register_agent
@@ -68,10 +68,10 @@ def _print(line: str) -> None:
 
 def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = _print) -> int:
     from .sandbox import Sandbox
-    from .supervisor import ProcessTree, make_runtime_dir, tree_environment
+    from .up import ProcessTree, make_runtime_dir, tree_environment
 
     base = load_config(config_path)
-    root = base.state_dir / "rehearsal"
+    root = base.layout.rehearsal
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, mode=0o700)
     stop = threading.Event()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .files import StateLayout, write_json
 
 log = logging.getLogger("appliance.state")
 MAX_SEEN_IDS = 1000
@@ -38,7 +39,7 @@ class StateStore:
     """Thread-safe access to :class:`PersistentState` with atomic saves."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / "state.json"
+        self.path = StateLayout(Path(state_dir)).state_json
         self._lock = threading.RLock()
         self.data = self._load()
         self._seen = deque(self.data.seen_comment_ids, maxlen=MAX_SEEN_IDS)
@@ -60,14 +61,7 @@ class StateStore:
     def save(self) -> None:
         with self._lock:
             self.data.seen_comment_ids = list(self._seen)
-            payload = json.dumps(asdict(self.data), indent=1)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state.")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            write_json(self.path, asdict(self.data))
 
     def seen(self, comment_id: str) -> bool:
         with self._lock:

@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.config import OverlayConfig, StreamConfig  # noqa: E402
-from appliance.content import ContentLog, content_window_command  # noqa: E402
-from appliance.encoder import EncoderStats, apply_progress, build_command, reference_command  # noqa: E402
+from appliance.media.content import ContentLog, content_window_command  # noqa: E402
+from appliance.media.encoder import EncoderStats, apply_progress, build_command, reference_command  # noqa: E402
 
 NEEDED = {"Xvfb": "xvfb", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "xterm": "xterm",
           "pulseaudio": "pulseaudio", "nginx": "nginx libnginx-mod-rtmp"}

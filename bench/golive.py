@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance.encoder import reference_command  # noqa: E402
+from appliance.media.encoder import reference_command  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.display import display_taken
+from appliance.media.display import display_taken
 
 PACKAGES = {"Xvfb": "xvfb", "xdpyinfo": "x11-utils", "pulseaudio": "pulseaudio",
             "pactl": "pulseaudio-utils", "paplay": "pulseaudio-utils", "ffmpeg": "ffmpeg",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance.control import ControlClient
+from appliance.control.api import ControlClient
 from conftest import entry_name, entry_time
 from test_client import WALLET
 from test_lifecycle import make_agent

@@ -7,10 +7,10 @@ import stat
 
 import requests
 
-from appliance.content import ContentLog
-from appliance.control import ControlClient, ControlServer
-from appliance.lifecycle import State
-from appliance.runner import LiveCommands
+from appliance.media.content import ContentLog
+from appliance.control.api import ControlClient, ControlServer
+from appliance.live.lifecycle import State
+from appliance.control.commands import LiveCommands
 from test_lifecycle import Running, make_agent, settings_for, wait_for
 
 

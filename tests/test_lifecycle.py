@@ -11,9 +11,9 @@ import time
 
 from appliance.config import parse_config
 from appliance.credentials import Credentials, Secret, save_credentials
-from appliance.display import capture_png
-from appliance.encoder import Encoder
-from appliance.lifecycle import Lifecycle, State
+from appliance.media.display import capture_png
+from appliance.media.encoder import Encoder
+from appliance.live.lifecycle import Lifecycle, State
 from appliance.notify import Notifier
 from appliance.retake.client import RetakeClient
 from appliance.state import StateStore

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance import audio
+from appliance.media import audio
 from appliance.config import OverlayConfig, StreamConfig, VoiceConfig
-from appliance.content import ContentLog, content_window_command
-from appliance.display import capture_jpeg, capture_png, png_size, wait_for_display
-from appliance.encoder import (Encoder, EncoderStats, Redactor, apply_progress, build_command,
+from appliance.media.content import ContentLog, content_window_command
+from appliance.media.display import capture_jpeg, capture_png, png_size, wait_for_display
+from appliance.media.encoder import (Encoder, EncoderStats, Redactor, apply_progress, build_command,
                                reference_command)
 from appliance.errors import MediaError
 from appliance.voice import EspeakVoice, GttsVoice, Speaker, make_voice
@@ -530,7 +530,7 @@ def test_capture_png_decodes(xvfb_display: str) -> None:
 def test_capture_png_without_scrot_uses_ffmpeg(xvfb_display: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     require("ffmpeg")
-    import appliance.display as display
+    import appliance.media.display as display
     real_which = display.shutil.which
     monkeypatch.setattr(display.shutil, "which", lambda name: None if name == "scrot" else real_which(name))
     assert png_size(capture_png(xvfb_display, max_width=800)) == (800, 450)
@@ -539,5 +539,5 @@ def test_capture_png_without_scrot_uses_ffmpeg(xvfb_display: str,
 def test_display_wait_and_capture_errors() -> None:
     with pytest.raises(MediaError, match="does not answer"):
         wait_for_display(":1234", 0.3)
-    with pytest.raises(MediaError, match="failed on :1234"):
+    with pytest.raises(MediaError, match="on :1234 failed"):
         capture_png(":1234")

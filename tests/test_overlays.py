@@ -1,7 +1,7 @@
 import os
 import time
 
-from appliance.overlays import OverlayFolder
+from appliance.scene.feeds import OverlayFolder
 
 
 def wait_lines(shown, n, timeout=5.0):

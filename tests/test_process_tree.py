@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.supervisor import PROGRAMS, ProcessTree, content_geometry
+from appliance.up import PROGRAMS, ProcessTree, content_geometry
 from appliance.credentials import Credentials, Secret, save_credentials
 from sandbox_fixtures import WALLET, SandboxAgent, register_agent
 from tree_fixtures import (FAKE_TOKEN, REPO, STANDIN_CONTROLLER, BuiltImage, TreeRun, appliance_image,

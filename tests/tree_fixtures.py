@@ -32,9 +32,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from appliance.display import free_display as first_free_display
+from appliance.media.display import free_display as first_free_display
 from appliance.config import load_config
-from appliance.supervisor import ProcessTree, tree_environment
+from appliance.up import ProcessTree, tree_environment
 
 REPO = Path(__file__).resolve().parent.parent
 # A stand-in controller: stays alive until SIGTERM, then exits 0 (like `appliance live`).
@@ -210,11 +210,11 @@ def process_tree() -> Iterator[TreeRun]:
 
 
 def start_up_process(config: Path, runtime: Path, controller: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """`appliance up` as a real separate process (python -m appliance.supervisor), with a
+    """`appliance up` as a real separate process (python -m appliance.up), with a
     known runtime dir so the test can reach its supervisord."""
     env = dict(os.environ, APPLIANCE_RUNTIME_DIR=str(runtime), APPLIANCE_WAIT_TIMEOUT="20")
     with open(log, "ab") as output:
-        return subprocess.Popen([sys.executable, "-m", "appliance.supervisor", "--config", str(config),
+        return subprocess.Popen([sys.executable, "-m", "appliance.up", "--config", str(config),
                                  "--", *controller], env=env, cwd=REPO, stdout=output,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..config import RetakeConfig
+from ..files import write_private
 
 log = logging.getLogger("appliance.skill")
 KNOWN_VERSION = "2.1.2"  # the version this appliance implements
@@ -61,14 +60,6 @@ def _fetch(session: requests.Session, url: str, timeout: float) -> bytes:
     return body
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def check_skill(cfg: RetakeConfig, cache_dir: Path, *, session: requests.Session | None = None) -> SkillCheck:
     session = session or requests.Session()
     origin = skill_origin(cfg)
@@ -89,8 +80,8 @@ def check_skill(cfg: RetakeConfig, cache_dir: Path, *, session: requests.Session
         text = _fetch(session, f"{origin}/skill.md", cfg.timeout_s)
     except (OSError, requests.RequestException) as exc:
         return SkillCheck("offline", version, previous, f"skill.md: {exc}")
-    _write(cache_dir / "skill.md", text)
-    _write(cached_file, json.dumps({"version": version}).encode())
+    write_private(cache_dir / "skill.md", text)
+    write_private(cached_file, json.dumps({"version": version}))
     outcome: Literal["changed", "first"] = "first" if previous is None else "changed"
     if previous is None and version != KNOWN_VERSION:
         outcome = "changed"

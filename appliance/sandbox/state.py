@@ -36,7 +36,6 @@ Decisions where the reference (retake-skill.md 2.1.2) is silent or ambiguous:
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
@@ -46,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+
+from ..files import write_json
 
 SKILL_VERSION = "2.1.2"
 MAX_NAME = 50
@@ -310,12 +311,8 @@ class Platform:
         path = self._state_file()
         if not path:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         agents = [{k: getattr(a, k) for k in Agent.PERSISTED} for a in self.agents.values()]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"agents": agents}, indent=1))
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        write_json(path, {"agents": agents}, dir_mode=None)
 
     # ----- lookups ---------------------------------------------------------------------------
     def by_token(self, token: str) -> Agent | None:

@@ -18,7 +18,8 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import MediaError
+from ..errors import MediaError
+from .tools import run_tool
 
 log = logging.getLogger("appliance.display")
 
@@ -126,19 +127,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def _run(cmd: list[str], display: str) -> None:
-    env = dict(os.environ, DISPLAY=display)
-    try:
-        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, timeout=CAPTURE_TIMEOUT_S,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"{cmd[0]} took more than {CAPTURE_TIMEOUT_S:.0f}s on {display}") from None
-    except OSError as exc:
-        raise MediaError(f"cannot run {cmd[0]}: {exc.strerror}") from None
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).decode("utf-8", "replace").strip()
-        tail = " | ".join(message.splitlines()[-3:]) or f"exit code {result.returncode}"
-        raise MediaError(f"{cmd[0]} failed on {display}: {tail}")
+    run_tool(cmd, timeout=CAPTURE_TIMEOUT_S, env=dict(os.environ, DISPLAY=display),
+             what=f"{cmd[0]} on {display}")
 
 
 def _ffmpeg_grab(display: str, out: Path, max_width: int, *extra: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .sanitize import clean_text
+from ..sanitize import clean_text
 
 log = logging.getLogger("appliance.overlays")
 MAX_BYTES = 8192

@@ -29,7 +29,8 @@ from typing import Any, Callable, Protocol
 
 import requests
 
-from .errors import ApplianceError, InputError
+from ..errors import ApplianceError, InputError
+from ..files import StateLayout, write_json
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
@@ -131,15 +132,12 @@ class ControlServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.info_path = Path(state_dir) / "control.json"
+        self.info_path = StateLayout(Path(state_dir)).control_json
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="control", daemon=True)
 
     def start(self) -> "ControlServer":
-        self.info_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.info_path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"url": f"http://127.0.0.1:{self.port}", "token": self.token, "pid": os.getpid()}, fh)
-        os.replace(self.info_path.with_suffix(".tmp"), self.info_path)
+        write_json(self.info_path, {"url": f"http://127.0.0.1:{self.port}", "token": self.token,
+                                    "pid": os.getpid()})
         self._thread.start()
         log.info("control API on http://127.0.0.1:%d (token in %s)", self.port, self.info_path)
         return self
@@ -164,7 +162,7 @@ class ControlClient:
 
     @classmethod
     def from_state(cls, state_dir: Path) -> "ControlClient":
-        path = Path(state_dir) / "control.json"
+        path = StateLayout(Path(state_dir)).control_json
         try:
             info = json.loads(path.read_text())
         except FileNotFoundError:

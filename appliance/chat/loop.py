@@ -13,76 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
-from .config import ChatConfig
-from .errors import RetakeConflict, RetakeError, RetakeUnauthorized
-from .retake.client import RetakeClient
-from .retake.models import Comment
-from .sanitize import clean_text
-from .state import StateStore
+from ..config import ChatConfig
+from ..errors import RetakeConflict, RetakeError, RetakeUnauthorized
+from ..retake.client import RetakeClient
+from ..retake.models import Comment
+from ..sanitize import clean_text
+from ..state import StateStore
+from .brains.base import ChatContext, Responder
 
 log = logging.getLogger("appliance.chat")
 MAX_REPLIES_PER_POLL = 5
-
-
-@dataclass
-class ChatContext:
-    """What a responder may know: names seen, uptime, the agent's identity and ideas."""
-
-    agent_name: str
-    started_at: float
-    clock: Callable[[], float] = time.monotonic
-    known_viewers: dict[str, int] = field(default_factory=dict)  # name -> messages seen
-    ideas: list[str] = field(default_factory=list)
-
-    def uptime(self) -> str:
-        seconds = int(self.clock() - self.started_at)
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours}h {rest // 60:02d}m" if hours else f"{rest // 60}m {rest % 60:02d}s"
-
-
-class Responder(Protocol):
-    """Turns a viewer message into a reply; richer ones (an LLM, a webhook) plug in here."""
-
-    def reply(self, message: Comment, ctx: ChatContext) -> str | None: ...
-
-    def proactive(self, ctx: ChatContext) -> str | None: ...
-
-
-class OfflineResponder:
-    """Greets by name, answers ``!help`` and ``!uptime``, and fills quiet minutes."""
-
-    _ACKS = ("{name}, noted — that goes on the list.", "Good one, {name}. Keep them coming.",
-             "{name} is steering now. Anyone want to counter that?",
-             "Heard you, {name}. Chat, do we go with it?")
-    _QUIET = ("Quiet chat, so I pick: {idea}. Object now or it happens.",
-              "Still here, still running. Next up: {idea}. Say !help for commands.",
-              "Dead air is not allowed on this channel. Vote: {idea} — yes or no?")
-
-    def __init__(self) -> None:
-        self._ack = 0
-        self._quiet = 0
-
-    def reply(self, message: Comment, ctx: ChatContext) -> str | None:
-        text, name = message.text.strip(), message.username
-        command = text.split()[0].lower() if text else ""
-        if command == "!help":
-            return f"{name}: commands are !help and !uptime. Anything else, just say it."
-        if command == "!uptime":
-            return f"{name}: live for {ctx.uptime()}."
-        if ctx.known_viewers.get(name, 0) <= 1:
-            return f"Welcome, {name}! Glad you're here."
-        template = self._ACKS[self._ack % len(self._ACKS)]
-        self._ack += 1
-        return template.format(name=name)
-
-    def proactive(self, ctx: ChatContext) -> str | None:
-        ideas = ctx.ideas or ["a live experiment"]
-        line = self._QUIET[self._quiet % len(self._QUIET)].format(idea=ideas[self._quiet % len(ideas)])
-        self._quiet += 1
-        return line
 
 
 def comment_epoch(comment: Comment) -> float | None:

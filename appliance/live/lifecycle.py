@@ -24,18 +24,18 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
-from .chat import ChatLoop, OfflineResponder, Responder
-from .config import Settings
-from .credentials import (ENV_TOKEN, Credentials, Secret, load_credentials, save_credentials,
+from ..chat import ChatLoop, OfflineResponder, Responder
+from ..config import Settings
+from ..credentials import (ENV_TOKEN, Credentials, Secret, load_credentials, save_credentials,
                           token_from_environment, update_token_info)
-from .errors import (ApplianceError, CredentialsError, MediaError, RetakeConflict, RetakeError,
+from ..errors import (ApplianceError, CredentialsError, MediaError, RetakeConflict, RetakeError,
                      RetakeUnauthorized)
-from .notify import Notifier
-from .retake.client import RetakeClient
-from .retake.models import RtmpCredentials, StreamStatus
-from .retake.skill import check_skill
-from .state import StateStore
-from .verification import register_agent, tweet_instructions
+from ..notify import Notifier
+from ..retake.client import RetakeClient
+from ..retake.models import RtmpCredentials, StreamStatus
+from ..retake.skill import check_skill
+from ..state import StateStore
+from ..verification import register_agent, tweet_instructions
 
 log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the heartbeat's token performance read (reference section 8)
@@ -449,7 +449,7 @@ class Lifecycle:
             self._verification()
             self._enter(State.SKILL_CHECK)
             if self.settings.retake.skill_check:
-                check = check_skill(self.settings.retake, self.settings.state_dir / "skill")
+                check = check_skill(self.settings.retake, self.settings.layout.skill_dir)
                 self.progress(check.line())
                 if check.outcome == "changed":
                     self.notifier.notify("skill_changed", check.line())

@@ -37,10 +37,11 @@ from typing import IO, Any, Iterable, Mapping
 from supervisor.xmlrpc import SupervisorTransport
 
 from .config import Settings, load_config
-from .credentials import ENV_TOKEN, ENV_TOKEN_FILE, write_private_file
+from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
+from .files import write_private
 from .errors import ApplianceError, ConfigError, MediaError
 
-log = logging.getLogger("appliance.supervisor")
+log = logging.getLogger("appliance.up")
 
 IMAGE_HOME = Path("/opt/appliance")
 PROGRAMS = ("xvfb", "pulseaudio", "openbox", "content", "controller")
@@ -205,7 +206,7 @@ class ProcessTree:
         named by RETAKE_ACCESS_TOKEN_FILE, which only the controller reads."""
         token = self.env.pop(ENV_TOKEN, "").strip()
         if token:
-            write_private_file(self.token_file, token + "\n")
+            write_private(self.token_file, token + "\n")
             self.env[ENV_TOKEN_FILE] = str(self.token_file)
 
     @property
@@ -371,9 +372,9 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m appliance.supervisor --config FILE [-- STAND-IN CONTROLLER ...]``: run_up
+    """``python -m appliance.up --config FILE [-- STAND-IN CONTROLLER ...]``: run_up
     without the CLI, with an optional stand-in controller (tests)."""
-    parser = argparse.ArgumentParser(prog="python -m appliance.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m appliance.up")
     parser.add_argument("--config", required=True)
     parser.add_argument("controller", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

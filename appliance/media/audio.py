@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pulsectl
 
-from .errors import MediaError
+from ..errors import MediaError
 
 log = logging.getLogger("appliance.audio")
 

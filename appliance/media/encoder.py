@@ -28,8 +28,8 @@ import threading
 import time
 from typing import IO, Any, Callable, Literal
 
-from .config import StreamConfig
-from .errors import MediaError
+from ..config import StreamConfig
+from ..errors import MediaError
 
 log = logging.getLogger("appliance.encoder")
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import OverlayConfig
-from .sanitize import clean_text
+from ..config import OverlayConfig
+from ..sanitize import clean_text
 
 
 class ContentLog:

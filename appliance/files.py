@@ -1,0 +1,129 @@
+"""Files the appliance keeps: the one atomic writer, and the one owner of the state folder's layout.
+
+:func:`write_private` is the only way a file of the state folder (credentials, ``state.json``,
+``control.json``, the skill cache, the sandbox's agents) is written: a temp file in the same
+folder, mode set before any byte is written, fsync, rename over the target, fsync of the
+folder. A crash leaves either the old file or the new one, never half of one, and a secret is
+never readable by anyone else, not even for an instant.
+
+:class:`StateLayout` names every path under ``paths.state_dir``; nothing else spells them.
+
+This module imports only the standard library, so every layer (the sandbox included) may use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def ensure_private_dir(folder: Path, mode: int = PRIVATE_DIR) -> Path:
+    """Create ``folder`` (and parents) and set its mode; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True, mode=mode)
+    os.chmod(folder, mode)
+    return folder
+
+
+def write_private(path: Path, data: str | bytes, *, mode: int = PRIVATE_FILE,
+                  dir_mode: int | None = PRIVATE_DIR) -> None:
+    """Atomically replace ``path`` with ``data`` (text is UTF-8), the file at ``mode`` from its
+    first byte; its folder is created (and set to ``dir_mode`` unless that is None)."""
+    path = Path(path)
+    if dir_mode is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        ensure_private_dir(path.parent, dir_mode)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: Path, data: Any, *, mode: int = PRIVATE_FILE,
+               dir_mode: int | None = PRIVATE_DIR) -> None:
+    """:func:`write_private` of ``data`` as indented JSON with a final newline."""
+    write_private(path, json.dumps(data, indent=1) + "\n", mode=mode, dir_mode=dir_mode)
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Every path of the state folder (``paths.state_dir``; ``/state`` in the container)."""
+
+    root: Path
+
+    @property
+    def state_json(self) -> Path:
+        """Stream count, restart budget, chat cursor, last stats (:mod:`appliance.state`)."""
+        return self.root / "state.json"
+
+    @property
+    def control_json(self) -> Path:
+        """The running control API's URL and bearer token (mode 600)."""
+        return self.root / "control.json"
+
+    @property
+    def credentials(self) -> Path:
+        """Credentials in the container (outside it: ``~/.config/retake/credentials.json``)."""
+        return self.root / "credentials.json"
+
+    @property
+    def sandbox_credentials(self) -> Path:
+        """Credentials issued by a sandbox: never over (or mistaken for) the real ones."""
+        return self.root / "sandbox" / "credentials.json"
+
+    @property
+    def content_log(self) -> Path:
+        """What the content window shows (``overlay.content_log`` overrides)."""
+        return self.root / "stream.log"
+
+    @property
+    def overlays(self) -> Path:
+        """``*.txt`` written here appear on screen (``overlay.watch_dir`` overrides)."""
+        return self.root / "overlays"
+
+    @property
+    def notifications(self) -> Path:
+        """One JSON line per operator notification (``notify.file`` overrides)."""
+        return self.root / "notifications.log"
+
+    @property
+    def skill_dir(self) -> Path:
+        """The cached ``skill.json`` and ``skill.md``."""
+        return self.root / "skill"
+
+    @property
+    def rehearsal(self) -> Path:
+        """Everything of `appliance rehearse` (its own credentials, state and recordings)."""
+        return self.root / "rehearsal"
+
+    @property
+    def cache(self) -> Path:
+        """Regenerable files (synthesised speech, ...): safe to delete."""
+        return self.root / "cache"
+
+    def contains(self, path: Path) -> bool:
+        """True when ``path`` is the state folder or inside it (symlinks resolved)."""
+        root = self.root.expanduser().resolve()
+        target = Path(path).expanduser().resolve()
+        return target == root or root in target.parents

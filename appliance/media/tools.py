@@ -1,0 +1,38 @@
+"""Running a media tool (espeak-ng, paplay, ffmpeg, scrot, ...): the one place a child tool is
+started and its failure mapped to :class:`~appliance.errors.MediaError`.
+
+Every run has a timeout, takes no stdin, never goes through a shell, and a failure carries
+the tool's own last lines (cleaned, so a tool echoing viewer text cannot drive a terminal).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Callable, Mapping
+
+from ..errors import MediaError
+from ..sanitize import clean_text
+
+Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+
+def run_tool(cmd: list[str], *, timeout: float, runner: Runner = subprocess.run,
+             env: Mapping[str, str] | None = None, what: str | None = None) -> bytes:
+    """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why."""
+    name = what or cmd[0]
+    try:
+        result = runner(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=timeout, check=False,
+                        **({"env": dict(env)} if env is not None else {}))
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{name} did not finish within {timeout:.0f}s") from None
+    except FileNotFoundError:
+        raise MediaError(f"{cmd[0]} is not installed") from None
+    except OSError as exc:
+        raise MediaError(f"cannot run {cmd[0]}: {exc.strerror}") from None
+    if result.returncode != 0:
+        text = (result.stderr or result.stdout or b"").decode("utf-8", "replace").strip()
+        tail = " | ".join(clean_text(line, 200) for line in text.splitlines()[-3:]) \
+            or f"exit code {result.returncode}"
+        raise MediaError(f"{name} failed: {tail}")
+    return result.stdout or b""

@@ -1,0 +1,1 @@
+"""What viewers see drawn on the display: text fed from files (:mod:`.feeds`)."""
