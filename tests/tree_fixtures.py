@@ -19,6 +19,7 @@ other Xvfb/PulseAudio tests on the same machine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -232,7 +233,8 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
 
 # -- container -------------------------------------------------------------------------------
 
-IMAGE_TAG = "retake-appliance:test"
+# one tag per checkout, so test runs of two clones on one engine never build over each other
+IMAGE_TAG = "retake-appliance:test-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # what shared/tools/container-engine.sh serves
 
 
