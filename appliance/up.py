@@ -19,7 +19,6 @@ supervisord's XML-RPC interface.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import shlex
@@ -36,6 +35,7 @@ from typing import IO, Any, Iterable, Mapping
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from .children import parent_death_preexec
 from .config import Settings, load_config
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
 from .files import write_private
@@ -47,7 +47,6 @@ IMAGE_HOME = Path("/opt/appliance")
 PROGRAMS = ("xvfb", "pulseaudio", "openbox", "content", "controller")
 HELPERS = ("xvfb", "pulseaudio", "openbox", "content")
 _SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
-_PR_SET_PDEATHSIG = 1
 
 
 def default_home() -> Path:
@@ -150,11 +149,6 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     return env
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 class ProcessTree:
     """supervisord with the appliance's programs, started in the background.
 
@@ -191,7 +185,7 @@ class ProcessTree:
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent if self.die_with_parent else None)
+            preexec_fn=parent_death_preexec() if self.die_with_parent else None)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 import zlib
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import MediaError
-from .tools import run_tool
+from .tools import run_capture, run_tool
 
 log = logging.getLogger("appliance.display")
 
@@ -70,10 +69,8 @@ def display_answers(display: str) -> bool:
     """One check: xdpyinfo when installed (a full X handshake), else the X socket accepts."""
     if shutil.which("xdpyinfo"):
         try:
-            result = subprocess.run(["xdpyinfo", "-display", display], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, timeout=5, check=False)
-            return result.returncode == 0
-        except subprocess.TimeoutExpired:
+            return run_capture(["xdpyinfo", "-display", display], timeout=5).returncode == 0
+        except MediaError:
             return False
     return _socket_answers(display)
 
