@@ -39,11 +39,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
-    from .credentials import require_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     client = RetakeClient(settings.retake)
     if auth:
-        client = client.with_token(require_credentials(settings.credentials_path()).access_token)
+        client = client.with_token(resolve_credentials(settings).require_token())
     return client
 
 

@@ -102,24 +102,26 @@ def check_sink(sink: str) -> Check:
 
 
 def check_api(settings: Settings) -> list[Check]:
-    from .credentials import load_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     rows = []
-    path = settings.credentials_path()
     try:
-        creds = load_credentials(path)
+        found = resolve_credentials(settings)
     except ApplianceError as exc:
         return [Check("credentials", "FAIL", exc.message, exc.fix or "")]
-    if creds is None:
-        rows.append(Check("credentials", "warn", f"none at {path}", "appliance register"))
+    path, token = found.path, found.token
+    if not token:
+        rows.append(Check("credentials", "warn", found.describe(), "appliance register"))
+    elif found.saved is None:
+        rows.append(Check("credentials", "ok", found.describe()))
     else:
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
         rows.append(Check("credentials", "ok" if mode == 0o600 else "FAIL",
-                          f"{path} mode {mode:o}, token from {creds.source}",
+                          f"{found.describe()}, mode {mode:o}",
                           "" if mode == 0o600 else f"chmod 600 {path}"))
-    client = RetakeClient(settings.retake, creds.access_token if creds else None)
+    client = RetakeClient(settings.retake, token)
     try:
-        if creds:
+        if token:
             verified = client.verification_status().verified
             rows.append(Check("api", "ok", f"{settings.retake.base_url} answers; verified={verified}"))
             if not verified:

@@ -66,6 +66,15 @@ def write_json(path: Path, data: Any, *, mode: int = PRIVATE_FILE,
     write_private(path, json.dumps(data, indent=1) + "\n", mode=mode, dir_mode=dir_mode)
 
 
+def keep_corrupt(path: Path) -> Path:
+    """Move a file we cannot use aside as ``<name>.corrupt`` (replacing an older one), so the
+    appliance can start fresh without losing the evidence; returns the new path."""
+    path = Path(path)
+    kept = path.with_name(path.name + ".corrupt")
+    os.replace(path, kept)
+    return kept
+
+
 @dataclass(frozen=True)
 class StateLayout:
     """Every path of the state folder (``paths.state_dir``; ``/state`` in the container)."""
@@ -116,6 +125,26 @@ class StateLayout:
     def rehearsal(self) -> Path:
         """Everything of `appliance rehearse` (its own credentials, state and recordings)."""
         return self.root / "rehearsal"
+
+    @property
+    def rehearsal_config(self) -> Path:
+        """The config a rehearsal runs with: the user's, pointed at the sandbox."""
+        return self.rehearsal / "appliance.yaml"
+
+    @property
+    def rehearsal_credentials(self) -> Path:
+        """The agent the rehearsal registers in its sandbox."""
+        return self.rehearsal / "credentials.json"
+
+    @property
+    def rehearsal_state(self) -> Path:
+        """The rehearsal appliance's own state folder (a :class:`StateLayout` of its own)."""
+        return self.rehearsal / "state"
+
+    @property
+    def rehearsal_recordings(self) -> Path:
+        """Where the rehearsal's sandbox ingest records the stream (``.flv``)."""
+        return self.rehearsal / "recordings"
 
     @property
     def cache(self) -> Path:

@@ -7,7 +7,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .credentials import Credentials, Secret, load_credentials, save_credentials
+from typing import Mapping
+
+from .credentials import Credentials, Secret, resolve_credentials, save_credentials
 from .errors import CredentialsError, InputError
 from .retake.client import RetakeClient
 
@@ -25,12 +27,19 @@ def validate_tweet_url(url: str) -> str:
     return url.strip()
 
 
-def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credentials, Path]:
-    """Register once; refuses when credentials exist so nobody re-registers by accident."""
-    path = settings.credentials_path()
-    if load_credentials(path) is not None:
+def register_agent(settings: Settings, client: RetakeClient, *,
+                   environ: Mapping[str, str] | None = None) -> tuple[Credentials, Path]:
+    """Register once; refuses when credentials exist (the file, or a token in the environment,
+    which would win over the new one) so nobody re-registers by accident."""
+    found = resolve_credentials(settings, environ=environ)
+    path = found.path
+    if found.saved is not None:
         raise CredentialsError(f"already registered: credentials exist at {path}",
                                fix="use them (appliance status); move the file away only to create a new agent")
+    if found.env_token:
+        raise CredentialsError("already registered: the environment gives an access token "
+                               "(RETAKE_ACCESS_TOKEN or RETAKE_ACCESS_TOKEN_FILE)",
+                               fix="unset it to register a new agent; otherwise `appliance live` uses it")
     agent = settings.agent
     result = client.register(agent_name=agent.name, agent_description=agent.description,
                              image_url=agent.image_url, wallet_address=agent.wallet_address,
