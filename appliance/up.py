@@ -38,7 +38,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from .children import parent_death_preexec
 from .config import Settings, load_config
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
-from .files import write_private
+from .files import ensure_private_dir, write_private
 from .errors import ApplianceError, ConfigError, MediaError
 
 log = logging.getLogger("appliance.up")
@@ -81,10 +81,7 @@ def make_runtime_dir(environ: Mapping[str, str] = os.environ) -> tuple[Path, boo
     """
     given = environ.get("APPLIANCE_RUNTIME_DIR")
     if given:
-        path = Path(given)
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-        return path, False
+        return ensure_private_dir(Path(given)), False
     return Path(tempfile.mkdtemp(prefix="appliance-")), True
 
 
@@ -349,7 +346,7 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
     runtime_dir, owned = make_runtime_dir()
     try:
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.state_dir)
         tree = ProcessTree(env, die_with_parent=True)
         try:
             with _Forwarder(tree):
