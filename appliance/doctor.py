@@ -86,7 +86,8 @@ def check_display(display: str) -> Check:
     if code == 0:
         dims = next((l.split()[1] for l in out.splitlines() if "dimensions:" in l), "?")
         return Check(f"display {display}", "ok", f"answers, {dims}")
-    return Check(f"display {display}", "FAIL", "does not answer", "start the process tree: appliance up")
+    return Check(f"display {display}", "FAIL", "does not answer (or refuses a client without its cookie)",
+                 "start the process tree (appliance up); its display admits only XAUTHORITY=<runtime dir>/Xauthority")
 
 
 def check_sink(sink: str) -> Check:

@@ -156,3 +156,42 @@ class StateLayout:
         root = self.root.expanduser().resolve()
         target = Path(path).expanduser().resolve()
         return target == root or root in target.parents
+
+
+@dataclass(frozen=True)
+class RuntimeLayout:
+    """Every path of the process tree's private (mode 700) runtime folder (`appliance up`)."""
+
+    root: Path
+
+    @property
+    def access_token(self) -> Path:
+        """RETAKE_ACCESS_TOKEN handed to the controller as a file (mode 600), never in an environment."""
+        return self.root / "access-token"
+
+    @property
+    def xauthority(self) -> Path:
+        """The X display's cookie (mode 600): only the tree's X clients may open the display."""
+        return self.root / "Xauthority"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def controller_exit(self) -> Path:
+        """The controller's exit status, written by scripts/on-controller-exit.py."""
+        return self.root / "controller.exit"
+
+    @property
+    def pulse_socket(self) -> Path:
+        return self.root / "pulse" / "native"
+
+
+def xauthority_entry(display_number: int, cookie: bytes) -> bytes:
+    """One Xauthority record (the format libXau reads): an MIT-MAGIC-COOKIE-1 for display
+    ``display_number`` on any address (FamilyWild), which Xvfb's ``-auth FILE`` also loads."""
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+    return (b"\xff\xff" + field(b"") + field(str(display_number).encode("ascii"))
+            + field(b"MIT-MAGIC-COOKIE-1") + field(cookie))

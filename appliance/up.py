@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -38,7 +39,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from .children import parent_death_preexec
 from .config import Settings, load_config
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
-from .files import ensure_private_dir, write_private
+from .files import RuntimeLayout, ensure_private_dir, write_private, xauthority_entry
 from .errors import ApplianceError, ConfigError, MediaError
 
 log = logging.getLogger("appliance.up")
@@ -96,7 +97,8 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     not may be given in the environment of `appliance up`.
     """
     stream, overlay = settings.stream, settings.overlay
-    pulse_socket = runtime_dir / "pulse" / "native"
+    runtime = RuntimeLayout(runtime_dir)
+    pulse_socket = runtime.pulse_socket
     if len(str(pulse_socket)) > _SOCKET_MAX:
         raise ConfigError(f"{pulse_socket}: too long for a unix socket path",
                           fix="set TMPDIR or APPLIANCE_RUNTIME_DIR to a shorter folder")
@@ -138,6 +140,9 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     env.update(tree)
     # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
     env["DISPLAY"] = stream.display
+    # Xvfb admits only holders of the cookie in this file (no -ac): openbox, xterm, FFmpeg's
+    # x11grab, scrot, xdotool, the probes of scripts/lib.sh and anything else the tree starts
+    env["XAUTHORITY"] = str(runtime.xauthority)
     env["PULSE_SERVER"] = f"unix:{pulse_socket}"
     env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     # `appliance` and supervisord from this venv first, whatever the caller's PATH
@@ -161,7 +166,8 @@ class ProcessTree:
         self.env = dict(env)
         self.home = Path(self.env["APPLIANCE_HOME"])
         self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
-        self.socket = self.runtime_dir / "supervisor.sock"
+        self.runtime = RuntimeLayout(self.runtime_dir)
+        self.socket = self.runtime.supervisor_socket
         self.output = output
         self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
@@ -176,8 +182,9 @@ class ProcessTree:
         if self.process is not None:
             raise MediaError("the process tree is already started")
         self.socket.unlink(missing_ok=True)
-        (self.runtime_dir / "controller.exit").unlink(missing_ok=True)
+        self.runtime.controller_exit.unlink(missing_ok=True)
         self._hand_over_token()
+        self._make_x_cookie()
         self.process = subprocess.Popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
@@ -188,7 +195,16 @@ class ProcessTree:
 
     @property
     def token_file(self) -> Path:
-        return self.runtime_dir / "access-token"
+        return self.runtime.access_token
+
+    def _make_x_cookie(self) -> None:
+        """A fresh MIT-MAGIC-COOKIE-1 for the tree's display in XAUTHORITY (mode 600, in the
+        private runtime dir): Xvfb loads it with -auth, so no other local user can read or
+        draw the live display."""
+        from .media.display import display_number
+        if self.env.get("XAUTHORITY") and self.env.get("APPLIANCE_DISPLAY"):
+            entry = xauthority_entry(display_number(self.env["APPLIANCE_DISPLAY"]), secrets.token_bytes(16))
+            write_private(Path(self.env["XAUTHORITY"]), entry)
 
     def _hand_over_token(self) -> None:
         """RETAKE_ACCESS_TOKEN never rides in the tree's environment, where supervisord, every
@@ -221,7 +237,7 @@ class ProcessTree:
 
     def exit_status(self) -> int:
         """The controller's exit status when it ended the tree, else supervisord's own."""
-        record = self.runtime_dir / "controller.exit"
+        record = self.runtime.controller_exit
         try:
             return int(record.read_text(encoding="ascii").strip())
         except (OSError, ValueError):

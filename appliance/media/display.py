@@ -84,7 +84,7 @@ def wait_for_display(display: str, timeout: float, *, interval: float = 0.1,
             return
         if clock() >= deadline:
             raise MediaError(f"X display {display} does not answer after {timeout:.0f}s",
-                             fix="is Xvfb running (Xvfb :99 -screen 0 1280x720x24 -ac)?")
+                             fix="is Xvfb running (appliance up starts it), and is XAUTHORITY its cookie?")
         time.sleep(interval)
 
 
