@@ -209,12 +209,19 @@ class Sandbox:
         return self.call(make)
 
     def set_fault(self, status: int = 500, count: int | None = None, seconds: float | None = None,
-                  paths: str | None = None) -> dict[str, Any]:
-        body = {"status": status, "count": count, "seconds": seconds, "paths": paths}
+                  paths: str | None = None, *, kind: str = "status", retry_after: float | None = None,
+                  delay_s: float | None = None) -> dict[str, Any]:
+        """Inject a fault, as ``POST /_sandbox/faults`` does (kinds: see ``app.py``)."""
+        body = {"kind": kind, "status": status, "count": count, "seconds": seconds, "paths": paths,
+                "retry_after": retry_after, "delay_s": delay_s}
         return self.call(lambda: self.app_state.faults.add({k: v for k, v in body.items() if v is not None}).public())
 
     def clear_faults(self) -> None:
         self.call(self.app_state.faults.rules.clear)
+
+    def faults(self, include_done: bool = False) -> list[dict[str, Any]]:
+        """The active faults with their hits, as ``GET /_sandbox/faults`` lists them (``?all=1``: finished ones too)."""
+        return self.call(lambda: self.app_state.faults.public(include_done))
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         """Change settings (comments_shape, verify_rejects, skill_version, viewer_interval, idle_viewers)."""

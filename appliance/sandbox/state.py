@@ -408,10 +408,11 @@ class Platform:
                 return agent, "superseded"
         return None, "unknown"
 
-    async def on_publish(self, key: str) -> bool:
+    async def on_publish(self, key: str, *, refused_by_fault: bool = False) -> bool:
         agent, state = self.key_owner(key)
-        accepted = agent is not None and state == "current"
-        self._rtmp_event("publish", 200 if accepted else 403, agent, state)
+        accepted = agent is not None and state == "current" and not refused_by_fault
+        self._rtmp_event("publish", 200 if accepted else 403, agent, state,
+                         **({"fault": True, "fault_kind": "publish_refused"} if refused_by_fault else {}))
         if accepted and agent is not None:
             was_live = agent.is_live
             agent.publishing_key = key
@@ -432,10 +433,10 @@ class Platform:
                                       "done_at": iso(time.time())}
         self._rtmp_event("record_done", 200, agent, state)
 
-    def _rtmp_event(self, what: str, status: int, agent: Agent | None, key_state: str) -> None:
+    def _rtmp_event(self, what: str, status: int, agent: Agent | None, key_state: str, **extra: Any) -> None:
         if self.event_hook:
             self.event_hook({"method": "RTMP", "path": what, "event": f"RTMP {what}", "status": status,
-                             "key": key_state, "agent": agent.name if agent else None})
+                             "key": key_state, "agent": agent.name if agent else None, **extra})
 
     async def _maybe_went_live(self, agent: Agent, was_live: bool) -> None:
         if agent.is_live and not was_live and agent.session is not None:
