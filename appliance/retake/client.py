@@ -40,6 +40,7 @@ from ..errors import (RetakeConflict, RetakeError, RetakeProtocolError, RetakeUn
                       error_for_status)
 from ..sanitize import clean_text
 from . import models as m
+from . import normalize
 from .origin import Origin, Target, UnsafeUrl, parse_target, resolve
 
 log = logging.getLogger("appliance.retake")
@@ -292,7 +293,13 @@ class RetakeClient:
                  wallet_address: str, ticker: str) -> m.RegisterResult:
         body = {"agent_name": agent_name, "agent_description": agent_description,
                 "image_url": image_url, "wallet_address": wallet_address, "ticker": ticker}
-        return self._post(m.RegisterResult, "agent/register", auth=False, idempotent=False, json_body=body)
+        data = self.request("POST", "agent/register", auth=False, idempotent=False, json_body=body)
+        token = normalize.access_token(data)  # first: the platform never shows it again
+        try:
+            return m.RegisterResult.model_validate(data)
+        except ValidationError:  # every other field is lenient; this is belt and braces
+            log.warning("agent/register: answer partly unreadable; keeping the access token")
+            return m.RegisterResult(access_token=token)
 
     def prepare_verify(self) -> m.VerificationMessage:
         return self._post(m.VerificationMessage, "agent/prepare-verify", idempotent=False)
@@ -334,7 +341,8 @@ class RetakeClient:
         params: dict[str, Any] = {"userDbId": user_db_id, "limit": max(1, min(int(limit), 100))}
         if before_id:
             params["beforeId"] = before_id
-        return m.parse_comments(self.request("GET", "agent/stream/comments", params=params))
+        return m.parse_comments(self.request("GET", "agent/stream/comments", params=params),
+                                on_skip=self.stats.skipped)
 
     # --- section 5: public API -----------------------------------------------------------
 

@@ -12,9 +12,12 @@
   only (403 otherwise). Not part of retake.tv.
 
 ``GET /agent/stream/comments`` (documented shape) answers ``{"comments": [...]}`` with the
-``limit`` newest messages older than ``beforeId``, ordered **oldest first**; with the setting
-``comments_shape: "observed"`` it answers a bare array of the same page, newest first. The
-streamer's own ``chat/send`` messages are included. (All decisions: ``state.py`` docstring.)
+``limit`` newest messages older than ``beforeId``, ordered **oldest first**; the setting
+``comments_shape`` serves the other shapes seen (``state.COMMENT_SHAPES``), and
+``register_shape``, ``rtmp_shape`` and ``field_drift`` the other spellings of those answers. The
+streamer's own ``chat/send`` messages are included. ``POST /_sandbox/comments`` takes
+``{text, username}`` or ``{text, anonymous: true, wallet?}`` (a viewer without a name).
+(All decisions: ``state.py`` docstring.)
 
 Fault injection (``POST /_sandbox/faults``, a JSON object; ``GET`` lists the active rules with
 their ``hits``, ``GET ?all=1`` finished ones too, ``DELETE`` clears). Common fields: ``kind``
@@ -536,13 +539,18 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
 
     async def comments(request: web.Request) -> web.Response:
         body = await SandboxApp.read_json(_with_extra(request))
-        text, username = body.get("text"), body.get("username", "viewer")
-        if not isinstance(text, str) or not isinstance(username, str) or not username.strip():
-            raise ApiError(400, "text and username must be strings")
+        anonymous = bool(body.get("anonymous"))
+        text, username = body.get("text"), "" if anonymous else body.get("username", "viewer")
+        wallet = body.get("wallet")
+        if not isinstance(text, str) or not isinstance(username, str) or not (anonymous or username.strip()):
+            raise ApiError(400, "text and username must be strings (or anonymous: true)")
+        if wallet is not None and not (isinstance(wallet, str) and 0 < len(wallet) <= 100):
+            raise ApiError(400, "wallet must be a short string")
         if len(text) > MAX_TEXT:
             raise ApiError(400, f"text too long (max {MAX_TEXT} characters)")
         streamer = platform.the_agent(body.get("userDbId"))
-        return json_response(await viewers.post_comment(platform, streamer, username[:100], text), status=201)
+        return json_response(await viewers.post_comment(platform, streamer, username[:100], text, wallet=wallet),
+                             status=201)
 
     async def events(request: web.Request) -> web.Response:
         body = await SandboxApp.read_json(_with_extra(request))

@@ -191,8 +191,11 @@ class Sandbox:
     def clear_requests(self) -> None:
         self.call(self.app_state.log.entries.clear)
 
-    def post_comment(self, text: str, username: str = "viewer1", user_db_id: str | None = None) -> dict[str, Any]:
-        return self.call(lambda: viewers.post_comment(self.platform, self.platform.the_agent(user_db_id), username, text))
+    def post_comment(self, text: str, username: str = "viewer1", user_db_id: str | None = None, *,
+                     wallet: str | None = None) -> dict[str, Any]:
+        """A viewer's comment; ``username=""`` posts as an anonymous viewer (``wallet``, or a new one)."""
+        return self.call(lambda: viewers.post_comment(self.platform, self.platform.the_agent(user_db_id), username,
+                                                      text, wallet=wallet))
 
     def event(self, kind: str, username: str = "pixelpilgrim", user_db_id: str | None = None,
               amount: float | None = None, action: str = "buy") -> dict[str, Any]:
@@ -224,7 +227,8 @@ class Sandbox:
         return self.call(lambda: self.app_state.faults.public(include_done))
 
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """Change settings (comments_shape, verify_rejects, skill_version, viewer_interval, idle_viewers)."""
+        """Change settings (comments_shape, register_shape, rtmp_shape, field_drift, verify_rejects,
+        skill_version, viewer_interval, idle_viewers)."""
         def apply() -> dict[str, Any]:
             self.platform.settings.update(changes)
             return self.platform.snapshot()["settings"]
