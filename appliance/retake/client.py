@@ -41,7 +41,7 @@ from ..errors import (RetakeConflict, RetakeError, RetakeProtocolError, RetakeUn
 from ..sanitize import clean_text
 from . import models as m
 from . import normalize
-from .origin import Origin, Target, UnsafeUrl, parse_target, resolve
+from .origin import Origin, Target, UnsafeUrl, api_origin_problem, parse_target, resolve
 
 log = logging.getLogger("appliance.retake")
 
@@ -104,7 +104,13 @@ class RetakeClient:
                  rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
-        self._base = parse_target(cfg.base_url.rstrip("/") + "/", "base_url")
+        try:  # RetakeConfig validated this already; a config built around validation still cannot leak
+            self._base = parse_target(cfg.base_url.rstrip("/") + "/", "base_url")
+            problem = api_origin_problem(self._base.origin, sandbox=cfg.sandbox)
+        except UnsafeUrl as exc:
+            problem = str(exc)
+        if problem:
+            raise SecurityError(f"retake.base_url refused: {problem}", fix="use https://retake.tv/api/v1")
         self.base_url = self._base.url
         self._origin: Origin = self._base.origin
         self._token = token
