@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import urlsplit
 
 from .config import Settings
-from typing import Mapping
-
 from .credentials import Credentials, Secret, resolve_credentials, save_credentials
-from .errors import CredentialsError, InputError
+from .errors import CredentialsError, InputError, RetakeError
 from .retake.client import RetakeClient
 
 _TWEET_HOSTS = {"twitter.com", "www.twitter.com", "mobile.twitter.com", "x.com", "www.x.com", "mobile.x.com"}
@@ -30,7 +30,11 @@ def validate_tweet_url(url: str) -> str:
 def register_agent(settings: Settings, client: RetakeClient, *,
                    environ: Mapping[str, str] | None = None) -> tuple[Credentials, Path]:
     """Register once; refuses when credentials exist (the file, or a token in the environment,
-    which would win over the new one) so nobody re-registers by accident."""
+    which would win over the new one) so nobody re-registers by accident.
+
+    The access token is issued once and never shown again, so it is saved the moment the answer
+    is read (the client parses it first; every other field is optional), before anything else can
+    fail. An answer without ``userDbId`` is completed from ``stream/status`` and saved again."""
     found = resolve_credentials(settings, environ=environ)
     path = found.path
     if found.saved is not None:
@@ -49,6 +53,20 @@ def register_agent(settings: Settings, client: RetakeClient, *,
                         wallet_address=result.wallet_address or agent.wallet_address, ticker=agent.ticker,
                         token_address=result.token_address, token_ticker=result.token_ticker)
     save_credentials(path, creds)
+    if not creds.userDbId:
+        try:
+            user_db_id = client.with_token(creds.access_token).stream_status().userDbId
+        except RetakeError as exc:
+            raise CredentialsError(f"registered, and the access token is saved at {path}, but the answer had no "
+                                   f"userDbId and stream/status failed ({exc.message})",
+                                   fix="do not register again: add \"userDbId\" to that file (GET "
+                                       "/agent/stream/status with the token says it, once the API answers)") from None
+        if not user_db_id:
+            raise CredentialsError(f"registered, and the access token is saved at {path}, but the platform did "
+                                   "not say our userDbId",
+                                   fix="do not register again: add \"userDbId\" to that file (retake.tv support can tell it)")
+        creds = replace(creds, userDbId=user_db_id)
+        save_credentials(path, creds)
     return creds, path
 
 

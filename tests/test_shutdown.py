@@ -76,7 +76,7 @@ class FaultySession(requests.Session):
 
             def read(*_a, **_k):
                 raise blip("Connection broken: the peer reset it mid-body")
-            response.raw.read = read
+            response.raw.read = response.raw.read1 = read
         return response
 
 
