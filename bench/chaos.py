@@ -490,7 +490,13 @@ class Chaos:
             counted = -1
         publishes = [e for e in entries if e.get("event") == "RTMP publish"]
         answered = {n: ids for n, ids in self.watch.answers.items() if n in self.comments}
-        log_text = tree.log_path.read_text(errors="replace")
+        # what an operator or a viewer can read: the tree's log (stdout of every process), the
+        # content window's text (on screen), the notifications
+        state = self.work / "state"
+        readable = "".join(p.read_text(errors="replace") for p in
+                           (tree.log_path, *state.glob("stream.log*"), state / "notifications.log") if p.exists())
+        agent = sb.platform.agents[self.user_id]
+        keys = [k for k in (agent.rtmp_key, *agent.old_keys) if k]
         by_kind: dict[str, dict[str, Any]] = {}
         for kind in KINDS:
             evs = [e for e in self.events if e.kind == kind]
@@ -516,7 +522,8 @@ class Chaos:
             "publishes_accepted": sum(e.get("status") == 200 for e in publishes),
             "publishes_refused": sum(e.get("status") != 200 for e in publishes),
             "token_to_other_hosts": self.decoy.leaks(), "requests_to_other_hosts": len(self.decoy.requests),
-            "token_in_child_environments": len(leaks_env), "token_in_logs": log_text.count(self.token),
+            "token_in_child_environments": len(leaks_env), "token_in_logs": readable.count(self.token),
+            "rtmp_keys_in_logs": sum(readable.count(k) for k in keys), "rtmp_keys_checked": len(keys),
             "controller_exits": {"sigkilled_by_bench": sum(e["by_us"] for e in tree.exits),
                                  "by_itself": sum(not e["by_us"] for e in tree.exits)},
             "final_exit_status": status, "work_dir": str(self.work),
@@ -543,7 +550,8 @@ def print_table(r: dict[str, Any]) -> None:
           f"answer included); RTMP publishes accepted {r['publishes_accepted']}, refused {r['publishes_refused']}")
     print(f"requests carrying the token to a host other than the sandbox: {r['token_to_other_hosts']} "
           f"(of {r['requests_to_other_hosts']} that went elsewhere); token in a child's environment: "
-          f"{r['token_in_child_environments']}; in the tree's logs: {r['token_in_logs']}")
+          f"{r['token_in_child_environments']}; in the logs, on screen or in notifications: {r['token_in_logs']}; "
+          f"RTMP keys there: {r['rtmp_keys_in_logs']} (of the last {r['rtmp_keys_checked']} keys issued)")
     e = r["controller_exits"]
     print(f"controller exits: {e['sigkilled_by_bench']} SIGKILLed by the bench, {e['by_itself']} by itself; "
           f"final stop status {r['final_exit_status']}")
@@ -576,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = (result["survived"] == result["injected"] and not result["comments"]["twice"]
           and not result["comments"]["lost"] and result["token_to_other_hosts"] == 0
           and result["token_in_child_environments"] == 0 and result["token_in_logs"] == 0
+          and result["rtmp_keys_in_logs"] == 0
           and 0 <= result["stream_starts"] <= result["budget_per_hour"]
           and result["publishes_accepted"] <= result["budget_per_hour"])
     return 0 if ok else 1
