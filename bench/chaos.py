@@ -59,12 +59,16 @@ from appliance.media.display import free_display  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
 from appliance.up import ProcessTree  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from tree_fixtures import descendants, process_name  # noqa: E402  (the tests' /proc helpers)
+
 WALLET = "11111111111111111111111111111111"
 AGENT = "ChaosAgent"
 API_KINDS = ("status", "ratelimit", "reset", "slow", "truncate")
 KINDS = (*API_KINDS, "publish_refused", "kill-ffmpeg", "kill-pulseaudio", "kill-xvfb", "kill-controller")
 POLLED = ("agent/stream/status", "agent/stream/comments")  # polled every 2 s: a fault there is met at once
 STARTS = "agent/stream/start"
+KILL_REACTION_S = 15.0  # a kill is judged once the stream went down and came back, or after this long
 
 
 def log(message: str) -> None:
@@ -168,18 +172,7 @@ class Orchestrator:
             return {}
 
     def descendants(self) -> set[int]:
-        found, todo = set(), [self.proc.pid] if self.proc else []
-        while todo:
-            for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
-                try:
-                    children = [int(c) for c in (task / "children").read_text().split()]
-                except OSError:
-                    continue
-                for child in children:
-                    if child not in found:
-                        found.add(child)
-                        todo.append(child)
-        return found
+        return descendants(self.proc.pid) if self.proc else set()
 
     def scan_environments(self, token: bytes) -> list[int]:
         """Descendants of `appliance up` whose environment holds the token (up itself was given
@@ -205,18 +198,14 @@ class Orchestrator:
             return self.proc.wait(10)
 
 
-def child_named(pid: int, name: str) -> int | None:
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+def encoder_of(controller: int) -> int | None:
+    """The controller's FFmpeg that captures the display (not a voice conversion)."""
+    for pid in descendants(controller):
         try:
-            children = [int(c) for c in (task / "children").read_text().split()]
+            if process_name(pid) == "ffmpeg" and b"x11grab" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
         except OSError:
-            continue
-        for child in children:
-            try:
-                if Path(f"/proc/{child}/comm").read_text().strip() == name:
-                    return child
-            except OSError:
-                pass
+            pass
     return None
 
 
@@ -354,7 +343,7 @@ class Chaos:
     def kill(self, what: str, tree: Orchestrator) -> tuple[bool, str]:
         pids = tree.pids()
         if what == "ffmpeg":
-            pid = child_named(pids.get("controller", 0), "ffmpeg") if pids.get("controller") else None
+            pid = encoder_of(pids["controller"]) if pids.get("controller") else None
         elif what == "controller":
             pid = pids.get("controller")
         else:
@@ -395,7 +384,8 @@ class Chaos:
 
     def settle(self, event: Event, tree: Orchestrator, bound: float, mark: int) -> None:
         """Wait until the stream is live again (live on two polls in a row, at least 3 s after the
-        fault and, for an API fault, once a request met it or 20 s passed), or ``bound`` passes;
+        fault and, for an API fault, once a request met it or 20 s passed; for a kill, once the
+        stream went down or KILL_REACTION_S passed), or ``bound`` passes;
         record whether it went down and when it came back. Faults left unmet are cleared."""
         exits_before = len([e for e in tree.exits if not e["by_us"]])
         deadline = event.started + bound
@@ -410,6 +400,8 @@ class Chaos:
                 continue
             if waited < 3 or len(recent) < 2 or not (recent[-1][1] and recent[-2][1]):
                 continue
+            if not api and not event.down and waited < KILL_REACTION_S:
+                continue  # a kill takes the stream down, maybe only once a helper is back: wait for it
             last_down = max((t for t, live in recent if not live), default=None)
             event.back_s = 0.0 if last_down is None else \
                 min(t for t, live in recent if live and t > last_down) - event.started
@@ -464,7 +456,8 @@ class Chaos:
                 log(f"{kind}: not injected ({event.detail})")
                 continue
             self.settle(event, tree, self.args.bound, mark)
-            log(f"{kind}: {event.detail}; met by {event.hits} request(s); {'went down, ' if event.down else ''}"
+            met = "" if kind.startswith("kill-") else f"met by {event.hits} request(s); "
+            log(f"{kind}: {event.detail}; {met}{'went down, ' if event.down else ''}"
                 + (f"back live after {event.back_s:.1f} s" if event.back_s is not None else "NOT back live")
                 + ("" if event.survived else " — NOT SURVIVED"))
 
