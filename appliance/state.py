@@ -41,7 +41,7 @@ class PersistentState:
 
 
 _NUMBER = (int, float)
-# the JSON type every field must have (bool is an int to Python: checked apart)
+# the JSON type each field must have (bool is an int to Python: checked apart); add new fields here
 _TYPES: dict[str, tuple[type, ...]] = {
     "stream_count": (int,), "stream_starts": (list,), "seen_comment_ids": (list,),
     "newest_comment_ts": (*_NUMBER, type(None)), "chat_baselined": (bool,), "messages_in": (int,),
@@ -59,10 +59,14 @@ def parse_state(raw: Any) -> PersistentState:
         if old in raw and new not in raw:
             raw[new] = raw[old]
     known: dict[str, Any] = {}
-    for key, kinds in _TYPES.items():
+    for key in PersistentState.__dataclass_fields__:
         if key not in raw:
             continue
         value = raw[key]
+        kinds = _TYPES.get(key)  # a field added without a type here is loaded as it is
+        if kinds is None:
+            known[key] = value
+            continue
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ValueError(f"{key} is a JSON {type(value).__name__}")
         items = _ITEM_TYPES.get(key)
