@@ -59,8 +59,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && for bin in Xvfb openbox xterm xdpyinfo xprop ffmpeg ffprobe pulseaudio pactl paplay espeak-ng nginx python3 tini; do \
       if ldd "$(command -v $bin)" | grep 'not found'; then echo "$bin lost a library"; exit 1; fi; done \
  && for lib in /usr/lib/*-linux-gnu/imlib2/loaders/*.so /usr/lib/nginx/modules/*.so /usr/lib/*-linux-gnu/pulseaudio/*.so; do \
-      if ldd "$lib" | grep 'not found'; then echo "$lib lost a library"; exit 1; fi; done \
- && mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix
+      if ldd "$lib" | grep 'not found'; then echo "$lib lost a library"; exit 1; fi; done
 # 2. An unprivileged user; /config (the YAML, read-only) and /state (credentials, logs).
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin appliance \
  && mkdir -p /config /state \
@@ -97,11 +96,14 @@ VOLUME ["/config", "/state"]
 
 # Only what the container itself decides; everything else comes from /config/appliance.yaml
 # (the APPLIANCE_* variables the tree reads are computed by `appliance up`). The process
-# tree's files come from the installed package (APPLIANCE_HOME overrides).
+# tree's files come from the installed package (APPLIANCE_HOME overrides). Everything the
+# tree writes outside /state goes under /tmp (the runtime folder, X's socket folder, which
+# Xvfb creates, and the caches of openbox and fontconfig: XDG_CACHE_HOME), so the root
+# filesystem can be read-only with one tmpfs (compose) or emptyDir (Kubernetes) on /tmp.
 ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     APPLIANCE_IN_CONTAINER=1 \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/home/appliance LANG=C.UTF-8
+    HOME=/home/appliance XDG_CACHE_HOME=/tmp/cache LANG=C.UTF-8
 USER appliance
 WORKDIR /state
 

@@ -58,4 +58,5 @@ class build_py_with_tree(build_py):  # noqa: N801 - setuptools' naming
         os.utime(target)
 
 
-setup(cmdclass={"build_py": build_py_with_tree})
+if __name__ == "__main__":  # setuptools' build backend runs this file as __main__
+    setup(cmdclass={"build_py": build_py_with_tree})

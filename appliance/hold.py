@@ -24,14 +24,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from .config import DEFAULT_STATE_DIR, IN_CONTAINER, Settings, load_config
+from .config import IN_CONTAINER, Settings, load_config
 from .control.api import ControlServer, prometheus
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
 from .errors import ApplianceError, ConfigError, CredentialsError
 from .files import StateLayout
-from .host import remove_tree_info, write_tree_info
+from .host import probe_state_dir, raw_setting, remove_tree_info, write_tree_info
 
 log = logging.getLogger("appliance.hold")
 
@@ -114,18 +112,10 @@ def _fingerprint(paths: list[Path]) -> tuple[Any, ...]:
 def _held_port(config: Path) -> int:
     """``control.port`` from a config that may not validate (0 when unreadable)."""
     try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-        port = int(((data or {}).get("control") or {}).get("port") or 0)
-        return port if 0 <= port <= 65535 else 0
-    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        port = int(raw_setting(config, "control", "port") or 0)
+    except (TypeError, ValueError):
         return 0
-
-
-def _state_dir_for(config: Path) -> Path:
-    try:
-        return load_config(config).state_dir
-    except ApplianceError:
-        return DEFAULT_STATE_DIR
+    return port if 0 <= port <= 65535 else 0
 
 
 def prepare(config: Path, *, checks: Callable[[Settings], None]) -> Settings:
@@ -143,7 +133,7 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
     log.error("cannot start: %s", error)
     log.error("holding: alive but not ready; /status says why. The appliance starts by itself once it is fixed.")
     commands = HoldCommands(error, config=config)
-    state_dir = _state_dir_for(config)
+    state_dir = probe_state_dir(config)
     server: ControlServer | None = None
     layout = StateLayout(state_dir)
     try:

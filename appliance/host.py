@@ -16,6 +16,7 @@ is a start-up error (:func:`check_state_on_volume`).
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import socket
@@ -38,13 +39,37 @@ PROBE_TIMEOUT_S = 4.0
 
 # -- display and control port ----------------------------------------------------------------
 
+_RESERVED: dict[int, int] = {}  # display number -> fd holding its reservation (for this process's life)
+
+
+def reserve_display(number: int) -> bool:
+    """Hold ``/tmp/.appliance-X<N>.lock`` (flock) for the rest of this process: two `appliance
+    up` starting at the same moment both see a display free before either Xvfb runs; the
+    reservation makes the second take the next one."""
+    if number in _RESERVED:
+        return True
+    path = f"/tmp/.appliance-X{number}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _RESERVED[number] = fd
+    return True
+
+
 def choose_display(setting: str, *, candidates: Iterable[int] = DISPLAY_CANDIDATES) -> str:
     """``auto``: the first free display among ``candidates``; a pinned ``:N``: itself, or a
-    ConfigError naming ``stream.display`` when another X server (or its lock) has it."""
+    ConfigError naming ``stream.display`` when another X server (or its lock, or another
+    appliance starting) has it."""
     if setting == AUTO_DISPLAY:
-        return free_display(candidates)
+        for number in candidates:
+            if not display_taken(number) and reserve_display(number):
+                return f":{number}"
+        return free_display([])  # raises: no free display, with its fix
     number = display_number(setting)
-    if display_taken(number):
+    if display_taken(number) or not reserve_display(number):
         raise ConfigError(f"stream.display: {setting} is taken (another X server, or its lock "
                           f"/tmp/.X{number}-lock, is there)",
                           fix="set stream.display: auto (a free one is chosen at start) or another :N")
@@ -203,11 +228,21 @@ def probe(kind: str, state_dir: Path, *, timeout: float = PROBE_TIMEOUT_S) -> tu
     return response.status_code == 200, body if isinstance(body, dict) else {"body": body}
 
 
+def raw_setting(config: Path, section: str, key: str) -> Any:
+    """``section.key`` from a config file that may not validate (None when absent/unreadable)."""
+    try:
+        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        return ((data or {}).get(section) or {}).get(key)
+    except (OSError, AttributeError, yaml.YAMLError):
+        return None
+
+
 def probe_state_dir(config: Path) -> Path:
-    """Which state folder a probe looks in: the config's when it loads, else the default
-    (``/state`` in the container, where the state always is)."""
+    """Which state folder a probe (or a held appliance) uses: the config's when it loads, else
+    its ``paths.state_dir`` as written, else the default (``/state`` in the container)."""
     from .config import load_config
     try:
         return load_config(config).state_dir
     except ApplianceError:
-        return DEFAULT_STATE_DIR
+        raw = raw_setting(config, "paths", "state_dir")
+        return Path(raw).expanduser() if isinstance(raw, str) and raw and not IN_CONTAINER else DEFAULT_STATE_DIR

@@ -36,7 +36,7 @@ from typing import IO, Any, Iterable, Mapping
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from .config import Settings, load_config
+from .config import Settings
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
 from .files import write_private
 from .errors import ApplianceError, ConfigError, MediaError

@@ -15,8 +15,8 @@ PVC without a separate manifest. Agents are not interchangeable replicas (each h
 config, Secret and stream), so each gets its own StatefulSet.
 
 Security (issue 7, item 9): non-root uid 10001, read-only root filesystem with emptyDirs where
-the tree writes (/tmp: runtime folder, X socket and lock; /home/appliance: openbox and font
-caches; /dev/shm in memory), every capability dropped, no privilege escalation, the runtime's
+the tree writes (/tmp: runtime folder, X socket and lock, openbox's and fontconfig's caches;
+/dev/shm in memory), every capability dropped, no privilege escalation, the runtime's
 default seccomp profile, no service account token. Probes run `appliance probe`, which reads
 the control port the appliance chose from /state/tree.json: no hard-coded port.
 """
@@ -90,7 +90,6 @@ def statefulset(deploy: DeployConfig | None = None) -> dict[str, Any]:
                             {"name": "state", "mountPath": "/state"},
                             {"name": "token", "mountPath": "/run/secrets/retake", "readOnly": True},
                             {"name": "tmp", "mountPath": "/tmp"},
-                            {"name": "home", "mountPath": "/home/appliance"},
                             {"name": "dshm", "mountPath": "/dev/shm"},
                         ],
                     }],
@@ -99,7 +98,6 @@ def statefulset(deploy: DeployConfig | None = None) -> dict[str, Any]:
                         {"name": "token", "secret": {"secretName": f"{APP}-token", "optional": True,
                                                      "defaultMode": 0o400}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                        {"name": "home", "emptyDir": {"sizeLimit": "16Mi"}},
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{deploy.shm_mb}Mi"}},
                     ],
                 },
