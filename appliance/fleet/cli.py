@@ -25,14 +25,14 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="render: the output folder (default: FOLDER/kubernetes)")
 
 
-def docker_client():  # -> docker.DockerClient
+def docker_client(*, timeout: int = 120):  # -> docker.DockerClient
     """DOCKER_HOST, else podman's socket when it is there, else the docker default."""
     import docker
     host = os.environ.get("DOCKER_HOST")
     if not host and Path(ENGINE_FALLBACK.removeprefix("unix://")).exists():
         host = ENGINE_FALLBACK
     try:
-        client = docker.DockerClient(base_url=host, timeout=120) if host else docker.from_env(timeout=120)
+        client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
         client.ping()
     except Exception as exc:  # noqa: BLE001 - every engine failure says the same thing to the user
         raise ApplianceError(f"no container engine answers at {host or 'the default socket'} ({type(exc).__name__})",
