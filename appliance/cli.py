@@ -133,7 +133,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .app import run_live
-    return run_live(_settings(args))
+    from .host import display_for_live
+    return run_live(display_for_live(_settings(args)))
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:

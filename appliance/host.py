@@ -19,10 +19,11 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import requests
 import yaml
@@ -109,6 +110,20 @@ def check_pinned(settings: Settings) -> None:
         choose_display(settings.stream.display)
     if settings.control.port:
         choose_control_port(settings.control.port)
+
+
+def display_for_live(settings: Settings, environ: Mapping[str, str] = os.environ) -> Settings:
+    """`appliance live` without `appliance up` (which chooses the display): ``stream.display:
+    auto`` means the display of its environment (``DISPLAY``)."""
+    if settings.stream.display != AUTO_DISPLAY:
+        return settings
+    display = environ.get("DISPLAY", "")
+    if not re.fullmatch(r":[0-9]+(\.[0-9]+)?", display):
+        raise ConfigError("stream.display: auto is chosen by `appliance up`; `appliance live` alone needs "
+                          f"DISPLAY=:N in its environment (it is {display!r})",
+                          fix="set DISPLAY, or pin stream.display: \":99\"")
+    stream = settings.stream.model_copy(update={"display": display})
+    return settings.model_copy(update={"stream": stream})
 
 
 def _absolute(value: Any) -> Any:
