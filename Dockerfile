@@ -112,5 +112,7 @@ WORKDIR /state
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
   CMD ["appliance", "probe", "health"]
 
-ENTRYPOINT ["tini", "--"]
-CMD ["appliance", "up", "--config", "/config/appliance.yaml"]
+# `appliance` is the entrypoint, so `docker run IMAGE init|register|status ...` and
+# `docker compose run --rm appliance register` run a subcommand; the default is `up`.
+ENTRYPOINT ["tini", "--", "appliance"]
+CMD ["up", "--config", "/config/appliance.yaml"]

@@ -57,7 +57,7 @@ def check_credentials(settings: Settings, environ: Mapping[str, str] = os.enviro
     raise CredentialsError(
         f"no credentials yet: no {ENV_TOKEN}, no token file, nothing in {settings.credentials_path()}",
         fix=f"put {ENV_TOKEN}=... in .env (compose) or the Secret (Kubernetes), or register once: "
-            "`appliance register` (`docker compose run --rm appliance register`)")
+            "`appliance register` (compose: `docker compose run --rm appliance register`)")
 
 
 class HoldCommands:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
-from .config import AgentConfig, parse_config
+from .config import AgentConfig, _describe, parse_config
 from .errors import ConfigError, InputError
 
 # (config key, option name, question); the order of the prompts
@@ -40,7 +40,7 @@ def check_answer(key: str, value: str) -> str | None:
     except ValidationError as exc:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == key:
-                return str(error["msg"]).removeprefix("Value error, ")
+                return _describe(error).split(": ", 1)[1]  # the words `load_config` uses
     return None
 
 

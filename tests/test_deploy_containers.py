@@ -108,6 +108,9 @@ def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_
         assert "CAP_NET_RAW" in host["CapDrop"] and "CAP_CHOWN" in host["CapDrop"]
         assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
         assert host["LogConfig"]["Type"] in ("json-file", "k8s-file")
+        # the entrypoint is `appliance`: `docker compose run --rm appliance register` runs a subcommand
+        sub = run("run", "--rm", "appliance", "register", "--help", timeout=120)
+        assert sub.returncode == 0 and "Register the agent on retake.tv" in sub.stdout, sub.stdout + sub.stderr
         t0 = time.monotonic()
         stopped = run("stop", "-t", "30", timeout=120)
         assert stopped.returncode == 0, stopped.stderr

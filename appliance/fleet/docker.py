@@ -106,7 +106,7 @@ class DockerFleet:
         deploy = agent.settings.deploy
         options: dict[str, Any] = {
             "name": agent.name,
-            "command": ["appliance", "up", "--config", "/config/appliance.yaml"],
+            "command": ["up", "--config", "/config/appliance.yaml"],  # the image's entrypoint is `appliance`
             "volumes": {volume_name(agent.name): {"bind": "/state", "mode": "rw"},
                         str(agent.config): {"bind": "/config/appliance.yaml", "mode": "ro"}},
             "restart_policy": {"Name": "on-failure"},

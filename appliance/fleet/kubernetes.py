@@ -76,7 +76,7 @@ def statefulset(deploy: DeployConfig | None = None) -> dict[str, Any]:
                     "containers": [{
                         "name": "appliance",
                         "image": APP,
-                        "args": ["appliance", "up", "--config", "/config/appliance.yaml"],
+                        "args": ["up", "--config", "/config/appliance.yaml"],  # entrypoint: tini -- appliance
                         "env": [{"name": "RETAKE_ACCESS_TOKEN_FILE", "value": f"/run/secrets/retake/{TOKEN_KEY}"}],
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "privileged": False, "capabilities": {"drop": ["ALL"]}},
