@@ -122,7 +122,8 @@ def test_up_holds_on_a_bad_config_and_starts_once_it_is_fixed():
             time.sleep(2)
             assert up.poll() is None, log.read_text()  # still up: nothing for a restart policy to loop
             config.write_text(good)
-            wait_until(lambda: (base / "run" / "supervisor.sock").exists(), 30, "the tree to start after the fix")
+            # the whole tree, up to the (stand-in) controller, once the file is fixed
+            wait_until(lambda: b"stand-in controller up" in log.read_bytes(), 60, "the tree to start after the fix")
             info = json.loads(StateLayout(state).tree_json.read_text())
             assert info["display"].startswith(":") and not info["held"], info
         finally:
