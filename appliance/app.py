@@ -14,6 +14,7 @@ from typing import Any
 from .config import Settings
 from .control.api import ControlServer
 from .control.commands import LiveCommands
+from .files import ensure_private_dir
 from .live.lifecycle import Lifecycle
 from .notify import Notifier
 from .retake.client import RetakeClient
@@ -48,9 +49,7 @@ def run_live(settings: Settings) -> int:
     from .scene.feeds import OverlayFolder
     from .voice import Speaker, make_voice
 
-    state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
+    state_dir = ensure_private_dir(settings.state_dir)
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
     speaker = None

@@ -44,11 +44,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
-    from .credentials import require_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     client = RetakeClient(settings.retake)
     if auth:
-        client = client.with_token(require_credentials(settings.credentials_path()).access_token)
+        client = client.with_token(resolve_credentials(settings).require_token())
     return client
 
 
@@ -154,11 +154,13 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance", description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # --config before the command (as docker and kubectl take options) or after it
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML config (default {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=HELP[name], description=HELP[name])
-        p.add_argument("--config", default=str(DEFAULT_CONFIG),
+        p.add_argument("--config", default=argparse.SUPPRESS,  # absent here: the one given before the command
                        help=f"the YAML config (default {DEFAULT_CONFIG})")
         p.set_defaults(func=func)
         return p

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from ..files import StateLayout, write_json
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
 MAX_TEXT = 2000
+REQUEST_TIMEOUT_S = 10.0  # every read and write on a control connection (a client that stalls is dropped)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class Commands(Protocol):
@@ -48,7 +51,25 @@ class Commands(Protocol):
     def stop(self) -> dict[str, Any]: ...
 
 
-def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
+def body_length(headers: Any) -> tuple[int | None, int, str]:
+    """(length, status, why) for a request's body from its headers: the length, or None with
+    the error status to answer (400: not one non-negative decimal; 411: chunked; 413: too big)."""
+    if headers.get("Transfer-Encoding"):
+        return None, 411, "Transfer-Encoding is not supported: send Content-Length"
+    values = headers.get_all("Content-Length") or []
+    if not values:
+        return 0, 200, ""
+    if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+        return None, 400, "Content-Length must be one non-negative integer"
+    digits = values[0].strip().lstrip("0") or "0"
+    length = int(digits) if len(digits) <= 9 else MAX_BODY + 1
+    if length > MAX_BODY:
+        return None, 413, f"body larger than {MAX_BODY} bytes"
+    return length, 200, ""
+
+
+def _handler(commands: Commands, token: str,
+             request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         "/say": ("text", commands.say), "/show": ("text", commands.show),
         "/chat": ("message", commands.chat),
@@ -57,6 +78,9 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "retake-appliance"
         sys_version = ""
+        # StreamRequestHandler puts this on the socket: a request that stalls (headers, body)
+        # ends the connection instead of holding a thread forever
+        timeout = request_timeout_s
 
         def log_message(self, fmt: str, *args: Any) -> None:  # our format, no headers
             log.debug("control %s %s", self.command, self.path)
@@ -96,11 +120,20 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             if not self._authorized():
                 return None
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                return self._send(413, {"error": f"body larger than {MAX_BODY} bytes"})
+            length, status, why = body_length(self.headers)
+            if length is None:
+                self.close_connection = True  # the body (if any) is not read: the connection is spent
+                return self._send(status, {"error": why})
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                return None
+            if len(raw) < length:  # the client closed early
+                self.close_connection = True
+                return None
+            try:
+                body = json.loads(raw or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
@@ -127,9 +160,10 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
 class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0) -> None:
+    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.token = secrets.token_urlsafe(32)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token, request_timeout_s))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json
