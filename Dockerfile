@@ -51,6 +51,7 @@ COPY appliance /tmp/build/appliance
 RUN pip install --no-deps /tmp/build && rm -rf /tmp/build
 COPY supervisord.conf /opt/appliance/supervisord.conf
 COPY conf.d /opt/appliance/conf.d
+COPY overlays /opt/appliance/overlays
 COPY scripts/lib.sh scripts/start-*.sh scripts/on-controller-exit.py scripts/openbox-rc.xml /opt/appliance/scripts/
 
 VOLUME ["/config", "/state"]

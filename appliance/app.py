@@ -66,7 +66,7 @@ def run_live(settings: Settings) -> int:
                           media_identity=lambda: media_identity(settings))
     commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
-    overlays = OverlayFolder(settings.overlay_dir(), content.write).start()
+    overlays = OverlayFolder(settings.overlay_dir(), content.write, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)

@@ -55,6 +55,16 @@ def validate_solana_address(value: str) -> str:
     return value
 
 
+def builtin_overlays() -> Path:
+    """The repository's (in the image: /opt/appliance's) ``overlays/`` folder: the built-in
+    scene templates and the default feed folder (never inside the state folder)."""
+    home = os.environ.get("APPLIANCE_HOME")
+    if home:
+        return Path(home) / "overlays"
+    repo = Path(__file__).resolve().parent.parent / "overlays"
+    return repo if repo.is_dir() else Path("/opt/appliance/overlays")
+
+
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
@@ -206,7 +216,7 @@ class OverlayConfig(_Model):
     """The content window and on-screen text."""
 
     content_log: Path | None = None  # default: <state_dir>/stream.log
-    watch_dir: Path | None = None  # *.txt written here appear on screen; default <state_dir>/overlays
+    watch_dir: Path | None = None  # *.txt written here appear on screen; default the repo's overlays/
     font_size: Annotated[int, Field(ge=6, le=48)] = 12
     foreground: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#00ff00"
     background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#000000"
@@ -304,7 +314,8 @@ class Settings(_Model):
         return self.paths.credentials_path()
 
     def overlay_dir(self) -> Path:
-        return (self.overlay.watch_dir or self.layout.overlays).expanduser()
+        """The feed folder: ``overlay.watch_dir``, default the repo's (the image's) overlays/."""
+        return (self.overlay.watch_dir or builtin_overlays()).expanduser()
 
     def notify_file(self) -> Path:
         return self.notify.file or self.layout.notifications
