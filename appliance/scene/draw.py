@@ -155,11 +155,14 @@ class Painter:
 def _styled(painter: Painter, region: Any, head: str, body: str, head_colour: str, width: int,
             max_height: int) -> Any:
     """``head`` (bold, its own colour) then ``body``: styles on byte ranges, text stays data."""
-    text = f"{head}  {body}" if head else body
+    # each part is a bidi isolate (FSI..PDI) in a left-to-right line (LRM): an Arabic name
+    # before Latin text no longer turns the whole line right to left (or mirrors its "<")
+    head_part = f"\u200e\u2068{head}\u2069" if head else ""
+    text = f"{head_part}  \u2068{body}\u2069" if head else body
     layout = painter.layout(text, region, width, max_height=max_height)
     attrs = pango.AttrList()
     if head:
-        end = len(head.encode("utf-8"))
+        end = len(head_part.encode("utf-8"))
         r, g, b, _ = rgb(head_colour)
         attrs.insert(pango.Attribute.from_foreground_color(int(r * 65535), int(g * 65535), int(b * 65535), 0, end))
         attrs.insert(pango.Attribute.from_weight(pango.Weight.BOLD, 0, end))

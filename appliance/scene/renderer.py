@@ -177,6 +177,8 @@ class _Watch:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
+                if event.event_type not in ("created", "modified", "moved", "deleted"):
+                    return  # "opened"/"closed": our own reads would wake us forever
                 for attr in ("src_path", "dest_path"):
                     path = Path(str(getattr(event, attr, "") or ""))
                     if path.suffix in (".yaml", ".png"):
@@ -211,6 +213,7 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
     watch = _Watch(folder)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     try:
         renderer.render()
