@@ -25,6 +25,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
       pulseaudio pulseaudio-utils ffmpeg espeak-ng scrot \
       nginx libnginx-mod-rtmp \
       python3 python3-venv tini ca-certificates \
+      libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libxcb1 fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && rm -f /usr/lib/*-linux-gnu/dri/*_dri.so /usr/lib/*-linux-gnu/libLLVM-15.so.1 \
