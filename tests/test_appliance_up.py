@@ -124,7 +124,8 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
         control = ControlClient.from_state(base / "state")
         time.sleep(1.0)
         speak_at = time.time()
-        spoken = control.call("POST", "/say", {"text": "Hello viewers, this is the appliance speaking on stream."})
+        spoken = control.call("POST", "/say", {"text": "Hello viewers, this is the appliance speaking on stream.",
+                                               "wait": True})  # blocking, as scripts may ask
         assert spoken["seconds"] > 1.0
         time.sleep(1.0)
         first_recording_len = time.time() - publish_at
