@@ -17,6 +17,8 @@ from .config import DEFAULT_CONFIG, Settings, load_config
 from .errors import ApplianceError
 
 log = logging.getLogger("appliance")
+# = appliance.sandbox.state.COMMENT_SHAPES (spelled here so the CLI does not import aiohttp; a test checks)
+SANDBOX_COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
 
 HELP = {
     "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
@@ -150,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8765, help="HTTP port on 127.0.0.1 (default 8765)")
     p.add_argument("--no-rtmp", action="store_true", help="no RTMP ingest (no nginx needed)")
     p.add_argument("--viewers", type=float, default=8.0, help="seconds between simulated viewer comments (0: none)")
-    p.add_argument("--comments-shape", choices=["documented", "observed"], default="documented",
-                   help="answer stream/comments as documented or as the platform was observed to")
+    p.add_argument("--comments-shape", choices=SANDBOX_COMMENT_SHAPES, default="documented",
+                   help="answer stream/comments in this shape (README: accepted payload variants)")
     p.add_argument("--record-dir", help="where the ingest records streams (default: a temp folder)")
     add("up", cmd_up)
     add("live", cmd_live)

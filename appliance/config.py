@@ -9,7 +9,6 @@ credentials file (see :mod:`appliance.credentials`).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -22,12 +21,12 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from .errors import ConfigError
 from .files import StateLayout
+from .retake.origin import RETAKE_HOST, is_loopback_host, validate_base_url  # noqa: F401 - re-exported
 
 IN_CONTAINER = bool(os.environ.get("APPLIANCE_IN_CONTAINER"))  # set by the Dockerfile
 DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
 DEFAULT_STATE_DIR = Path("/state") if IN_CONTAINER else Path(
     os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "retake-appliance"
-RETAKE_HOST = "retake.tv"
 
 _BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -63,17 +62,6 @@ def builtin_overlays() -> Path:
         return Path(home) / "overlays"
     repo = Path(__file__).resolve().parent.parent / "overlays"
     return repo if repo.is_dir() else Path("/opt/appliance/overlays")
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Model(BaseModel):
@@ -134,27 +122,10 @@ class RetakeConfig(_Model):
     backoff_max_s: Annotated[float, Field(gt=0, le=300)] = 8.0
     skill_check: bool = True
 
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://retake.tv/api/v1")
-        return v.rstrip("/")
-
     @model_validator(mode="after")
     def _host_allowed(self) -> "RetakeConfig":
-        parts = urlsplit(self.base_url)
-        host = parts.hostname
-        if host == RETAKE_HOST:
-            if parts.scheme != "https":
-                raise ValueError("base_url: retake.tv is only reached over https")
-        elif is_loopback_host(host):
-            if not self.sandbox:
-                raise ValueError("base_url: a loopback host is the sandbox; set retake.sandbox: true")
-        else:
-            raise ValueError(f"base_url: the access token goes to retake.tv only, not {host!r} "
-                             "(or a loopback sandbox with retake.sandbox: true)")
+        # parsed as the transport parses it, refused if ambiguous, stored rebuilt (retake/origin.py)
+        self.base_url = validate_base_url(self.base_url, sandbox=self.sandbox)
         return self
 
 
