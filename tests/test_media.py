@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -525,3 +526,28 @@ def test_display_wait_and_capture_errors() -> None:
         wait_for_display(":1234", 0.3)
     with pytest.raises(MediaError, match="on :1234 failed"):
         capture_png(":1234")
+
+
+def test_concurrent_processes_never_get_the_same_free_display(tmp_path: Path) -> None:
+    """Two rehearsals started at once both took :90 (the first free number); the second's Xvfb
+    failed ("Server is already active") and its tree streamed the first one's screen. A number
+    handed out is claimed until the process exits. Failed before the claim: both got one number."""
+    import random
+    first = random.randint(2000, 60000)
+    code = ("import sys; from appliance.media.display import free_display; "
+            f"print(free_display(range({first}, {first + 4})), flush=True); sys.stdin.read()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parent.parent) for _ in range(3)]
+    try:
+        got = [proc.stdout.readline().strip() for proc in procs]
+    finally:
+        for proc in procs:
+            proc.communicate("", timeout=10)
+    assert len(set(got)) == 3 and all(g.startswith(":") for g in got), got
+    # a number whose holder exited is free again (the kernel dropped its lock: no stale claims)
+    from appliance.media.display import free_display, release_display
+    again = free_display(range(first, first + 4))
+    assert again == f":{first}"
+    release_display(again)
+    for number in range(first, first + 4):
+        Path(f"/tmp/.appliance-X{number}.claim").unlink(missing_ok=True)
