@@ -62,7 +62,8 @@ def run_live(settings: Settings) -> int:
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
                           notifier=Notifier(settings), state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True),
+                          content=content.write, on_chat=show.on_event,
+                          progress=lambda line: print(line, flush=True),
                           media_identity=lambda: media_identity(settings))
     show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})

@@ -146,3 +146,24 @@ def test_a_hostile_socket_peer_cannot_stop_it(renderer: RendererRun):
     renderer.send(SceneState(scene="live", caption="still drawing"))
     renderer.wait_change(caption, before)
     assert renderer.proc.poll() is None
+
+
+def test_chat_events_of_both_shapes_reach_the_panel():
+    """The lifecycle's flat events and the chat event bus's shape (user: {name}, ids, count) feed
+    the same panel: names, the marked line, alerts for tips, the viewer count."""
+    from appliance.scene.state import SceneModel
+    scene = SceneModel(title="Agent")
+    scene.handle("comment", {"id": "1", "username": "ana", "text": "hi"})
+    scene.handle("chat", {"id": "2", "user": {"name": "bo"}, "text": "hello"})
+    scene.handle("tip", {"id": "3", "user": {"name": "cy"}, "text": "tipped 5 SOL", "amount": 5})
+    scene.handle("answering", {"ids": ["2"]})
+    scene.handle("viewers", {"count": 7})
+    state = scene.snapshot()
+    assert [(c.user, c.text) for c in state.chat] == [("ana", "hi"), ("bo", "hello"), ("cy", "tipped 5 SOL")]
+    assert [c.answering for c in state.chat] == [False, True, False]
+    assert state.alerts[-1].kind == "tip" and "cy" in state.alerts[-1].text and state.stats.viewers == 7
+    scene.handle("sent", {"text": "welcome bo", "username": "Agent"})
+    scene.handle("reply", {"text": "thanks", "to": ["2"]})
+    state = scene.snapshot()
+    assert [(c.user, c.own) for c in state.chat[-2:]] == [("Agent", True), ("Agent", True)]
+    assert not any(c.answering for c in state.chat)

@@ -180,22 +180,30 @@ class SceneModel:
     def handle(self, kind: str, data: dict[str, Any]) -> None:
         """One event (``kind``, ``data``) from the voice queue or the chat's event bus:
         ``sentence_started`` -> caption, ``utterance_finished`` -> caption cleared,
-        ``comment`` / ``reply`` -> chat panel, ``answering`` -> the marked line,
-        ``caption`` -> caption for its reading time, ``alert``, ``stats``, ``topic``.
-        Unknown kinds are ignored (the bus carries more than the scene needs)."""
+        ``chat`` / ``comment`` -> chat panel, ``tip`` / ``trade`` / ``follow`` -> chat panel and
+        an alert, ``reply`` / ``sent`` -> the agent's own line, ``answering`` -> the marked line,
+        ``caption`` -> caption for its reading time, ``alert``, ``stats`` / ``viewers``, ``topic``.
+        The chat bus's shape (``user: {name}``, ``ids: [...]``, ``count``) and the flat one
+        (``username``, ``id``, ``viewers``) are both read. Unknown kinds are ignored (the bus
+        carries more than the scene needs)."""
         get = data.get
         if kind == "sentence_started":
             self.caption(str(get("sentence") or get("text") or ""))
         elif kind == "utterance_finished":
             self.clear_caption()
-        elif kind == "comment":
-            self.chat(str(get("username") or get("user") or ""), str(get("text") or ""), id=str(get("id") or ""))
+        elif kind in ("comment", "chat", "tip", "trade", "follow"):
+            name, text = _sender(data), str(get("text") or "")
+            self.chat(name, text, id=str(get("id") or ""))
+            if kind in ("tip", "trade", "follow"):
+                self.alert(f"{name}: {text}" if text else name, kind=kind)
         elif kind in ("reply", "sent"):
             self.chat(str(get("username") or get("user") or self._state.title), str(get("text") or ""), own=True)
             if kind == "reply":
                 self.answering(None)
         elif kind == "answering":
-            self.answering(str(get("id") or get("comment_id") or "") or None)
+            ids = get("ids")
+            first = ids[0] if isinstance(ids, list) and ids else get("id") or get("comment_id")
+            self.answering(str(first or "") or None)
         elif kind == "caption":
             text = str(get("text") or "")
             self.caption(text, seconds=reading_seconds(text))
@@ -203,8 +211,17 @@ class SceneModel:
             self.alert(str(get("text") or ""), kind=str(get("kind") or "alert"))
         elif kind == "stats":
             self.stats(viewers=get("viewers"), live_since=get("live_since"), market_cap=get("market_cap"))
+        elif kind == "viewers" and isinstance(get("count"), int):
+            self.stats(viewers=get("count"))
         elif kind == "topic":
             self.set_topic(str(get("text") or ""))
+
+
+def _sender(data: dict[str, Any]) -> str:
+    user = data.get("user")
+    if isinstance(user, dict):
+        return str(user.get("name") or "")
+    return str(data.get("username") or user or "")
 
 
 def reading_seconds(text: str) -> float:
