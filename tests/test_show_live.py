@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
+from appliance.errors import ApplianceError
 from media_fixtures import require
 from sandbox_fixtures import requires_nginx
 from show_fixtures import (LiveAppliance, audio_levels, frame_times, ocr, region_track, scene_rect,
                            shown_segments, sound_segments, words_found)
-from tree_fixtures import short_tmpdir, wait_until
+from tree_fixtures import REPO, short_tmpdir, wait_until
 
 SENTENCES = ["Welcome to the harbour lights show tonight.",
              "Purple dragons juggle seven golden melons.",
@@ -55,12 +57,14 @@ def check_live_show(sb, base: Path) -> None:
             time.sleep(1.0)
         app.cli("show", SHOW_TEXT)
         time.sleep(2.0)
+        controls_end = time.time() - app.publish_at
+        check_controls(app)
         assert app.ffmpeg_pid() == encoder, "the encoder was restarted"
         assert app.stop() == 0, app.tail()
     recording = app.recording()
 
     # speech: three runs of sound, each while its /say call ran, spaced as the calls were
-    heard = [s for s in sound_segments(audio_levels(recording)) if s.length >= 1.0]
+    heard = [s for s in sound_segments(audio_levels(recording)) if s.length >= 1.0 and s.start < controls_end]
     assert len(heard) == 3, f"expected three spoken sentences, heard {heard}"
     for (start, end), segment in zip(calls, heard):
         # stream time 0 is ffmpeg's first capture, a little before the sandbox logged the publish
@@ -93,14 +97,34 @@ def check_live_show(sb, base: Path) -> None:
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert times and max(gaps) < MAX_FRAME_GAP_S, f"largest video frame gap {max(gaps):.3f} s"
 
-    # the end of the stream: `appliance show` text, and the viewer in the chat panel
-    end = times[-1] - 0.2
+    # before the controls: `appliance show` text, and the viewer in the chat panel
+    end = controls_end - 0.5
     shown_text = ocr(recording, end, scene_rect("text", feed="show"))
     assert words_found(shown_text, SHOW_TEXT) == ["chess", "puzzle", "starts", "nine"], shown_text
     chat = ocr(recording, end, scene_rect("chat"))
     assert words_found(chat, "marina hello harbour") == ["marina", "hello", "harbour"], chat
 
+    # the end of the stream: the end card `appliance scene ending` switched to
+    assert words_found(ocr(recording, times[-1] - 0.2, (0, 0, 1280, 720)), "thanks watching") == ["thanks", "watching"]
+
     # the mandatory thumbnail is a capture of the display: it shows the scene's title bar
     thumb = base / "thumb.png"
     thumb.write_bytes(requests.get(f"{sb.origin}/_sandbox/thumbnails/{app.user}", timeout=10).content)
     assert "ShowAgent" in ocr(thumb, 0, scene_rect("title"))
+
+
+def check_controls(app: LiveAppliance) -> None:
+    """/say answers 202 at once with what openapi.yaml documents; /voice flushes and interrupts;
+    /scene refuses an unknown scene naming the ones there are, and switches to a known one."""
+    documented = yaml.safe_load((REPO / "openapi.yaml").read_text())["components"]["schemas"]["Utterance"]["properties"]
+    first = app.call("POST", "/say", {"text": "One. Two. Three. Four. Five. Six.", "priority": "proactive"})
+    second = app.call("POST", "/say", {"text": "Never heard.", "priority": "reply"})
+    assert first["queued"] and second["queued"] and second["position"] == 1, (first, second)
+    assert set(first) - {"queued"} <= set(documented), first
+    wait_until(lambda: app.call("POST", "/voice", {})["pending"] == 1, 10, "the first line speaking")
+    stopped = app.call("POST", "/voice", {"flush": True, "interrupt": True})
+    assert stopped["flushed"] == 1 and stopped["interrupted"] is True and stopped["pending"] == 0, stopped
+    with pytest.raises(ApplianceError, match="no scene .*live.*starting"):
+        app.call("POST", "/scene", {"name": "nope"})
+    assert app.cli("scene", "ending").strip()
+    time.sleep(1.5)

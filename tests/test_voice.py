@@ -249,3 +249,67 @@ def test_no_voice_folder_is_left_in_the_temp_dir(tmp_path, monkeypatch, pulse_se
             if cfg.engine == "espeak":
                 assert q.say("short").wait(20)
     assert list(temp.iterdir()) == [] and not (tmp_path / "state-cache" / "speech").exists()
+
+
+def test_music_ducks_while_speaking_and_sink_level_and_mute_are_heard(pulse_server, tmp_path):
+    """The music loop into a real sink, recorded from the sink's monitor (what FFmpeg streams):
+    the show ducks it on utterance_started and restores it on utterance_finished (pulsectl on
+    the stream), and the sink's volume and mute (pulsectl on the sink) change what is recorded."""
+    import math
+    import struct
+    import subprocess
+
+    from appliance.config import MusicConfig, parse_config
+    from appliance.media.audio import set_sink_level
+    from appliance.scene.show import Show
+    from appliance.voice.music import MusicLoop
+    require("ffmpeg", "pacat", "parec")
+    music = tmp_path / "music.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+                    "-ar", "44100", str(music)], check=True, timeout=30)
+    settings = parse_config({"agent": {"name": "Music", "description": "d", "image_url": "https://example.com/a.png",
+                                       "wallet_address": "11111111111111111111111111111111", "ticker": "MU"}})
+    loop = MusicLoop(MusicConfig(file=music, volume=30, duck_to=8), "stream", 44100).start()
+    show = Show(settings, scene=SceneModel(), music=loop)
+    rec = subprocess.Popen(["parec", "--device=stream.monitor", "--format=s16le", "--rate=44100", "--channels=2",
+                            "--latency-msec=20"], stdout=subprocess.PIPE)
+    recorded = bytearray()
+
+    def read() -> None:
+        while chunk := rec.stdout.read1(4096):
+            recorded.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    marks: list[float] = []  # seconds recorded when each phase began
+    try:
+        deadline = time.monotonic() + 10
+        while len(recorded) < 44100 * 4 and time.monotonic() < deadline:  # a second of music first
+            time.sleep(0.05)
+        for change in (lambda: None,
+                       lambda: show.on_event("utterance_started", {"id": "u", "text": "hi"}),
+                       lambda: show.on_event("utterance_finished", {"id": "u", "text": "hi"}),
+                       lambda: set_sink_level("stream", volume=50),
+                       lambda: set_sink_level("stream", mute=True),
+                       lambda: set_sink_level("stream", mute=False, volume=100)):
+            change()
+            marks.append(len(recorded) / 4 / 44100)
+            time.sleep(1.2)
+    finally:
+        rec.terminate()
+        rec.wait(5)
+        reader.join(5)
+        loop.stop()
+        set_sink_level("stream", mute=False, volume=100)
+
+    def level(start: float) -> float:
+        chunk = bytes(recorded[int((start + 0.4) * 44100) * 4:int((start + 1.0) * 44100) * 4])
+        samples = struct.unpack(f"<{len(chunk) // 2}h", chunk)
+        rms = math.sqrt(sum(s * s for s in samples) / max(1, len(samples))) / 32768
+        return 20 * math.log10(rms) if rms else -200.0
+
+    normal, ducked, restored, half, muted, back = (level(m) for m in marks)
+    assert normal > -70, f"music not heard: {normal:.1f} dBFS"
+    # PulseAudio volumes are cubic: 8 % vs 30 % is 20*log10((8/30)**3) = -34 dB; a 50 % sink is -18 dB
+    assert ducked < normal - 25 and abs(restored - normal) < 2, (normal, ducked, restored)
+    assert -24 < half - normal < -12 and muted < -120 and abs(back - normal) < 2, (normal, half, muted, back)
