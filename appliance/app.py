@@ -45,6 +45,7 @@ def run_live(settings: Settings) -> int:
     from .media.content import ContentLog
     from .media.display import capture_png
     from .media.encoder import Encoder
+    from .media.simulcast import Simulcast
     from .scene.feeds import OverlayFolder
     from .scene.show import epoch_since, start_show
 
@@ -57,7 +58,7 @@ def run_live(settings: Settings) -> int:
     if pulse:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
     show = start_show(settings, pulse=pulse)  # scene, voice, captions (show.speak / show.caption)
-    encoder = Encoder(settings.stream)
+    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),

@@ -248,6 +248,33 @@ class SceneConfig(_Model):
     topic: Annotated[str, Field(max_length=200)] = ""   # under the title; `appliance scene` and chat may change it
 
 
+class SimulcastOutput(_Model):
+    """One extra ingest (Twitch, YouTube, ...) fed from the same encode (appliance/media/simulcast.py)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    url: str                    # rtmp(s)://host[:port]/app, without the key
+    key_file: Path              # the stream key, alone in a file (mode 600): never in this config
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must be rtmp://host/app or rtmps://host/app (the key goes in key_file)")
+        if re.search(r"[\s|\[\]'\"\\]", v):
+            raise ValueError("must not contain spaces, quotes, backslashes, '|', '[' or ']'")
+        return v.rstrip("/")
+
+
+class SimulcastConfig(_Model):
+    """Extra outputs from the same encode: no second encode; a failing one never touches the
+    retake.tv stream and is retried on its own."""
+
+    outputs: Annotated[list[SimulcastOutput], Field(max_length=4)] = Field(default_factory=list)
+    retry_s: Annotated[float, Field(gt=0, le=60)] = 2.0        # first wait before a retry
+    retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0  # the backoff's ceiling
+
+
 class ChatConfig(_Model):
     """How the agent reads and answers its chat."""
 
@@ -311,6 +338,7 @@ class Settings(_Model):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -168,6 +168,33 @@ class SceneOnScreen:
         self.run.close()
 
 
+def run_simulcast(cfg: StreamConfig, target: str, workdir: Path, ingest_url: str, seconds: float,
+                  round_no: int, env: dict[str, str]) -> Run:
+    """The appliance's command with one simulcast output: the tee's MPEG-TS copy to a local UDP
+    port and the copy-only relay from there to the same ingest (another stream name). The relay's
+    own CPU goes into the ``rend`` column."""
+    from appliance.config import SimulcastConfig, SimulcastOutput
+    from appliance.media.simulcast import Simulcast
+    key = workdir / "simulcast.key"
+    key.write_text(f"bench-copy-{round_no}")
+    simulcast = Simulcast(SimulcastConfig(outputs=[SimulcastOutput(name="copy", url=ingest_url, key_file=key)]))
+    try:
+        relays = simulcast.start()
+        wall = time.monotonic()
+        time.sleep(0.5)
+        relay_pid = simulcast.relays[0].pid
+        before = proc_cpu_seconds(relay_pid) if relay_pid else 0.0
+        run = run_ffmpeg("simulcast", build_command(cfg, target, audio="pulse", relays=relays), seconds,
+                         round_no, env, progress=True)
+        if relay_pid and simulcast.relays[0].pid == relay_pid:
+            run.renderer_cpu = (proc_cpu_seconds(relay_pid) - before) / (time.monotonic() - wall)
+        else:
+            run.notes.append("the relay restarted")
+        return run
+    finally:
+        simulcast.stop()
+
+
 def run_ffmpeg(name: str, cmd: list[str], seconds: float, round_no: int, env: dict[str, str],
                progress: bool) -> Run:
     """Run one FFmpeg for ``seconds``, sample its CPU just before asking it to quit."""
@@ -277,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scene", action="store_true", help="add the run with the scene renderer on screen")
     parser.add_argument("--only-scene", action="store_true", help="only the appliance runs, without and with the scene")
     parser.add_argument("--chat-rate", type=float, default=2.0, help="chat messages a second in the scene run")
+    parser.add_argument("--simulcast", action="store_true",
+                        help="only the appliance runs, without and with one simulcast output (tee + relay)")
     args = parser.parse_args(argv)
     missing = missing_binaries()
     if missing:
@@ -323,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         names = ["reference", "appliance"] if args.only is None else [args.only]
         if args.only_scene:
             names = ["appliance", "scene"]
+        elif args.simulcast:
+            names = ["appliance", "simulcast"]
         elif args.scene:
             names.append("scene")
         print(f"display {display}, {os.cpu_count()} cores, {args.seconds:g} s per run, "
@@ -347,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "reference":
                     run = run_ffmpeg(name, reference_command(display, target), args.seconds,
                                      round_no, env, progress=False)
+                elif name == "simulcast":
+                    run = run_simulcast(cfg, target, workdir, ingest.url, args.seconds, round_no, env)
                 elif scene is None:
                     run = run_ffmpeg(name, build_command(cfg, target, audio="pulse"),
                                      args.seconds, round_no, env, progress=True)
@@ -381,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     medians = {name: median_run(runs, name) for name in {r.name for r in runs}}
     for name in sorted(medians):
         print(row(medians[name]))
+    if "simulcast" in medians and "appliance" in medians:
+        app, sim = medians["appliance"], medians["simulcast"]
+        ratio = sim.steady_cpu_per_s / app.steady_cpu_per_s
+        print(f"\nsimulcast/single output: encoder cpu per stream second {ratio:.3f} (steady); the copy-only "
+              f"relay's own CPU {sim.renderer_cpu * 100:.1f} % of a core (rend column)")
     if "scene" in medians and "appliance" in medians:
         app, scene = medians["appliance"], medians["scene"]
         ratio = scene.steady_cpu_per_s / app.steady_cpu_per_s
