@@ -44,7 +44,6 @@ very start (x11grab catching up after the RTMP handshake), 1530-1590 kbps, peak 
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import re
 import shutil
@@ -115,18 +114,6 @@ def proc_peak_rss_mb(pid: int) -> float:
 def hms(text: str) -> float:
     h, m, s = text.split(":")
     return int(h) * 3600 + int(m) * 60 + float(s)
-
-
-class _Accept(http.server.BaseHTTPRequestHandler):
-    """nginx's on_publish / on_publish_done / on_record_done callbacks: always yes."""
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class SceneOnScreen:
@@ -318,11 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.path.insert(0, str(ROOT / "tests"))
     from media_fixtures import _stop, start_pulseaudio, start_xvfb
+    from show_fixtures import AcceptingCallbacks
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-encode-"))
-    callbacks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
-    threading.Thread(target=callbacks.serve_forever, daemon=True).start()
-    ingest = RtmpIngest(callback_base=f"http://127.0.0.1:{callbacks.server_port}")
+    callbacks = AcceptingCallbacks()
+    ingest = RtmpIngest(callback_base=callbacks.url)
     display, xvfb, _ = start_xvfb()
     pulse_server, pulse = start_pulseaudio(workdir / "pulse")
     env = dict(os.environ, DISPLAY=display, PULSE_SERVER=pulse_server)
@@ -407,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest.cleanup()
         _stop(pulse)
         _stop(xvfb)
-        callbacks.shutdown()
+        callbacks.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print("\nmedians")
     print(HEADER)

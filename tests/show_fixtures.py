@@ -13,8 +13,10 @@ bench/voice.py.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import re
 import subprocess
 import sys
@@ -45,6 +47,32 @@ def scene_rect(region_type: str, scene: str = "live", size: tuple[int, int] = (1
         if region.type == region_type and (feed is None or getattr(region, "feed", None) == feed):
             return painter.rect(region.box)
     raise KeyError(f"no {region_type} region in {scene}.yaml")
+
+
+class _Accept(http.server.BaseHTTPRequestHandler):
+    """nginx's on_publish / on_publish_done / on_record_done callbacks: always yes."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class AcceptingCallbacks:
+    """An HTTP server that says yes to every nginx-rtmp callback, for a bare
+    :class:`appliance.sandbox.rtmp.RtmpIngest` without the sandbox: ``.url``, ``.close()``."""
+
+    def __init__(self) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # --- the appliance, live ---------------------------------------------------------------------

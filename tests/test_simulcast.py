@@ -3,9 +3,7 @@ second one is down at start, comes up, drops and comes back — the first stream
 
 from __future__ import annotations
 
-import http.server
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -16,21 +14,9 @@ from appliance.errors import ConfigError
 from appliance.media.encoder import Encoder, Redactor, build_command
 from appliance.media.simulcast import Simulcast, read_key, relay_command
 from sandbox_fixtures import requires_nginx
-from show_fixtures import ffprobe_json, frame_times
+from show_fixtures import AcceptingCallbacks, ffprobe_json, frame_times
 
 KEY_A, KEY_B = "sk_primarysecret0001", "live_123456_secondarySECRET"
-
-
-class _Accept(http.server.BaseHTTPRequestHandler):
-    """nginx's on_publish / on_publish_done / on_record_done callbacks: always yes."""
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def test_tee_command_keys_and_config(tmp_path: Path) -> None:
@@ -68,9 +54,8 @@ def test_tee_command_keys_and_config(tmp_path: Path) -> None:
 def test_a_failing_secondary_never_touches_the_retake_stream(xvfb_display, pulse_server, tmp_path, caplog) -> None:
     from appliance.sandbox.rtmp import RtmpIngest
     caplog.set_level(logging.DEBUG)
-    callbacks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
-    threading.Thread(target=callbacks.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{callbacks.server_port}"
+    callbacks = AcceptingCallbacks()
+    base = callbacks.url
     primary, secondary = RtmpIngest(callback_base=base), RtmpIngest(callback_base=base)
     key = tmp_path / "second.key"
     key.write_text(KEY_B)
@@ -125,4 +110,4 @@ def test_a_failing_secondary_never_touches_the_retake_stream(xvfb_display, pulse
         simulcast.stop()
         primary.cleanup()
         secondary.cleanup()
-        callbacks.shutdown()
+        callbacks.close()
