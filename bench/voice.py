@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -75,10 +76,12 @@ def percentile(values: list[float], p: float) -> float:
 class CaptionWatch:
     """Polls a strip through the middle of the caption bar on the X server."""
 
-    def __init__(self, display: str, rect: tuple[int, int, int, int]) -> None:
+    def __init__(self, display: str, rect: tuple[int, int, int, int], xauthority: Path | None = None) -> None:
         import xcffib
         import xcffib.xproto as xp
         self._xp = xp
+        if xauthority is not None:
+            os.environ["XAUTHORITY"] = str(xauthority)  # libxcb reads the cookie from there
         self.conn = xcffib.connect(display=display)
         self.root = self.conn.get_setup().roots[0].root
         x, y, w, h = rect
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb, LiveAppliance(sb, base, name="VoiceBench") as app:
             app.start()
             print(f"live on {app.display}; {len(sentences)} utterances, {args.gap:g} s apart", flush=True)
-            watch = CaptionWatch(app.display, caption)
+            watch = CaptionWatch(app.display, caption, app.xauthority)
             try:
                 time.sleep(1.0)
                 for sentence in sentences:

@@ -146,6 +146,12 @@ class LiveAppliance:
         self.control = ControlClient.from_state(self.base / "state")
         return self
 
+    @property
+    def xauthority(self) -> Path | None:
+        """The tree's X cookie when `appliance up` made one (its display then refuses others)."""
+        path = self.runtime / "Xauthority"
+        return path if path.exists() else None
+
     def ffmpeg_pid(self) -> int:
         from tree_fixtures import descendants, process_name
         assert self.proc is not None
