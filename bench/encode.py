@@ -31,6 +31,11 @@ with the scene 0.261 CPU-s per stream-s after warm-up (ratio 0.943: the scene co
 nothing; the terminal scrolls a smaller area), 0 frames dropped after warm-up in both, the
 renderer 0.8 % of a core with 2 chat messages a second and a caption every 3 s.
 
+``--simulcast`` compares the appliance's command with and without one simulcast output (the
+tee's MPEG-TS copy to a local UDP port, and the copy-only relay pushing it to the same ingest
+under another name; the relay's CPU is the ``rend`` column). Measured (``--simulcast
+--seconds 30 --rounds 4``): 0.246 without, 0.249 with (ratio 1.013, noise), relay 0.7 % of a core.
+
 Measured on the shared 2-core machine (2026-11-27), steady state (after 5 s), medians:
 ``--seconds 60 --rounds 3``: reference 0.228, appliance 0.235 CPU-s per stream-s (ratio 1.03);
 ``--seconds 20 --rounds 6``: reference 0.232, appliance 0.229 (ratio 0.99). The same command
