@@ -30,6 +30,9 @@ HELP = {
     "live": "Go live and stay live: the 10-step sequence, chat, thumbnails, recovery, until SIGTERM or `appliance stop`.",
     "rehearse": "Start the sandbox and the whole appliance against it, go live, show simulated viewers; Ctrl-C stops.",
     "stop": "Ask the running appliance to end the stream (stream/stop) and exit.",
+    "probe": "Exit 0 when the running appliance's /health (or /ready) answers 200: the container's and Kubernetes' probe.",
+    "init": "Write a starter appliance.yaml, asking for the agent's name, description, image URL, wallet and ticker.",
+    "fleet": "Run one container per *.yaml in a folder (docker/podman), or render Kubernetes manifests for them.",
     "say": "Speak TEXT on stream (TTS into the sound sink; the encoder keeps running).",
     "show": "Show TEXT on screen (the content window).",
     "chat": "Post MESSAGE in the agent's own chat.",
@@ -111,13 +114,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .up import run_up
-    return run_up(Path(args.config), _settings(args))
+    from .hold import up_or_hold  # holds (alive, unready) instead of exiting where a restart would loop
+    return up_or_hold(Path(args.config))
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .host import probe, probe_state_dir
+    ok, body = probe(args.kind, Path(args.state) if args.state else probe_state_dir(Path(args.config)))
+    print(json.dumps(body))
+    return 0 if ok else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import run_init
+    return run_init(Path(args.config), answers=vars(args), force=args.force)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet.cli import run_fleet
+    return run_fleet(args)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .app import run_live
-    return run_live(_settings(args))
+    from .host import display_for_live
+    return run_live(display_for_live(_settings(args)))
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -173,6 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--volume", type=float, help="the sink's volume in percent (0-150)")
     p.add_argument("--mute", dest="mute", action="store_true", default=None, help="mute the sink")
     p.add_argument("--unmute", dest="mute", action="store_false", help="unmute the sink")
+    p = add("probe", cmd_probe)
+    p.add_argument("kind", nargs="?", choices=["health", "ready"], default="health")
+    p.add_argument("--state", help="the state folder (default: the config's, else the default one)")
+    p = add("init", cmd_init)
+    for field in ("name", "description", "image-url", "wallet", "ticker"):
+        p.add_argument(f"--{field}", help=f"the agent's {field.replace('-', ' ')} (asked when not given)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    from .fleet.cli import add_fleet_arguments
+    add_fleet_arguments(add("fleet", cmd_fleet))
 
     args = parser.parse_args(argv)
     from .logs import setup_logging

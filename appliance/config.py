@@ -54,14 +54,23 @@ def validate_solana_address(value: str) -> str:
     return value
 
 
+IMAGE_OVERLAYS = Path("/opt/appliance/overlays")  # where compose mounts the repo's overlays/
+
+
 def builtin_overlays() -> Path:
-    """The repository's (in the image: /opt/appliance's) ``overlays/`` folder: the built-in
-    scene templates and the default feed folder (never inside the state folder)."""
+    """The built-in scene templates and the default feed folder (never inside the state
+    folder): ``$APPLIANCE_HOME/overlays`` when set; else ``/opt/appliance/overlays`` when it is
+    there (compose mounts the repo's ``overlays/`` there, so edits are live in the container);
+    else the package's own copy (``appliance/tree/overlays``, put into the wheel by setup.py);
+    else the checkout's ``overlays/`` (development, editable installs)."""
     home = os.environ.get("APPLIANCE_HOME")
     if home:
         return Path(home) / "overlays"
-    repo = Path(__file__).resolve().parent.parent / "overlays"
-    return repo if repo.is_dir() else Path("/opt/appliance/overlays")
+    package = Path(__file__).resolve().parent
+    for folder in (IMAGE_OVERLAYS, package / "tree" / "overlays"):
+        if folder.is_dir():
+            return folder
+    return package.parent / "overlays"
 
 
 class _Model(BaseModel):
@@ -146,7 +155,7 @@ class PathsConfig(_Model):
 class StreamConfig(_Model):
     """Display and encoder settings; defaults are the reference's FFmpeg command."""
 
-    display: str = ":99"
+    display: Annotated[str, Field(pattern=r"^(auto|:[0-9]+(\.[0-9]+)?)$")] = "auto"  # auto: a free one at start
     width: Annotated[int, Field(ge=320, le=3840)] = 1280
     height: Annotated[int, Field(ge=240, le=2160)] = 720
     framerate: Annotated[int, Field(ge=10, le=60)] = 30
@@ -311,7 +320,7 @@ class NotifyConfig(_Model):
 class ControlConfig(_Model):
     """The local control API (127.0.0.1 only)."""
 
-    port: Annotated[int, Field(ge=0, le=65535)] = 8787
+    port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: a free one, chosen at start
 
 
 class RecoveryConfig(_Model):
@@ -321,6 +330,20 @@ class RecoveryConfig(_Model):
     backoff_max_s: Annotated[float, Field(ge=1, le=900)] = 120.0
     max_restarts_per_hour: Annotated[int, Field(ge=1, le=60)] = 6
     verification_recheck_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+
+
+class DeployConfig(_Model):
+    """How `appliance fleet` runs this agent: a container (docker/podman) or a Kubernetes pod.
+    Defaults from the density figures (README, "Density"): one appliance at 1280x720@30 uses
+    about half a core and 370 MB for the whole process tree."""
+
+    image: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")] = (
+        "retake-appliance:latest")
+    cpus: Annotated[float, Field(gt=0, le=64)] = 1.0              # limit (docker --cpus, Kubernetes limits.cpu)
+    cpu_request: Annotated[float, Field(gt=0, le=64)] = 0.5       # Kubernetes requests.cpu
+    memory_mb: Annotated[int, Field(ge=256, le=65536)] = 1024      # limit (docker --memory, limits.memory)
+    memory_request_mb: Annotated[int, Field(ge=128, le=65536)] = 512  # Kubernetes requests.memory
+    shm_mb: Annotated[int, Field(ge=16, le=4096)] = 64             # /dev/shm (measured: empty while streaming)
 
 
 class Settings(_Model):
@@ -339,6 +362,7 @@ class Settings(_Model):
     control: ControlConfig = Field(default_factory=ControlConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     @model_validator(mode="before")
     @classmethod

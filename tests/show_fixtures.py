@@ -84,12 +84,11 @@ class LiveAppliance:
     def __init__(self, sb: Any, base: Path, *, name: str = "ShowAgent", extra: dict | None = None,
                  display: str | None = None) -> None:
         from test_lifecycle import make_agent
-        from tree_fixtures import free_display
         self.sb, self.base = sb, base
         agent = make_agent(sb, base, name)  # registered, verified, credentials in base/creds
         self.user, self.token, self.client = agent["user"], agent["token"], agent["client"]
         cred_path = agent["cred_path"]
-        self.display = display or free_display()
+        self.display = display or "auto"  # `appliance up` reserves a free one (read from tree.json at start)
         config = {
             "agent": {"name": name, "description": "show test", "image_url": "https://example.com/a.png",
                       "wallet_address": WALLET, "ticker": "SHOW"},
@@ -144,6 +143,7 @@ class LiveAppliance:
                 raise AssertionError(f"no chat poll after going live\n{self.tail()}")
             time.sleep(0.1)
         self.control = ControlClient.from_state(self.base / "state")
+        self.display = json.loads((self.base / "state" / "tree.json").read_text())["display"]
         return self
 
     @property

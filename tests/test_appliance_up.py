@@ -19,7 +19,7 @@ from conftest import entry_name, entry_time
 from show_fixtures import audio_levels
 from test_client import WALLET
 from test_lifecycle import make_agent
-from tree_fixtures import (descendants, free_display, process_environ, process_name, short_tmpdir, start_time,
+from tree_fixtures import (descendants, process_environ, process_name, short_tmpdir, start_time,
                            terminate, wait_all_ended, wait_until)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
         "paths": {"credentials": str(agent["cred_path"]), "state_dir": str(base / "state")},
         # min_speed 0.5: a busy 2-core CI machine must not trigger a speed restart the test did not
         # ask for (the speed rule has its own test in test_media.py)
-        "stream": {"display": free_display(), "status_poll_s": 1, "min_speed": 0.5},
+        "stream": {"display": "auto", "status_poll_s": 1, "min_speed": 0.5},  # up reserves a free one
         "chat": {"poll_s": 1, "quiet_poll_s": 1},
         "control": {"port": 0},
         "recovery": {"backoff_s": 0.5, "backoff_max_s": 2, "max_restarts_per_hour": 20},

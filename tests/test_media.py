@@ -100,7 +100,8 @@ def content_window(xvfb_display: str, tmp_path_factory: pytest.TempPathFactory):
 # --- command lines ---------------------------------------------------------------------------
 
 def test_build_command_defaults_are_the_reference_settings() -> None:
-    cmd = build_command(StreamConfig(), "rtmp://host/live/KEY", audio="silent")
+    # the reference's :99 (the default display is chosen at start by `appliance up`: "auto")
+    cmd = build_command(StreamConfig(display=":99"), "rtmp://host/live/KEY", audio="silent")
     line = " ".join(cmd)
     assert cmd[0] == "ffmpeg" and cmd[-1] == "rtmp://host/live/KEY"
     x11 = cmd.index("x11grab")
@@ -531,7 +532,7 @@ def test_display_wait_and_capture_errors() -> None:
 def test_concurrent_processes_never_get_the_same_free_display(tmp_path: Path) -> None:
     """Two rehearsals started at once both took :90 (the first free number); the second's Xvfb
     failed ("Server is already active") and its tree streamed the first one's screen. A number
-    handed out is claimed until the process exits. Failed before the claim: both got one number."""
+    handed out is reserved until the process exits. Failed before the reservation: all got one number."""
     import random
     first = random.randint(2000, 60000)
     code = ("import sys; from appliance.media.display import free_display; "
@@ -550,4 +551,4 @@ def test_concurrent_processes_never_get_the_same_free_display(tmp_path: Path) ->
     assert again == f":{first}"
     release_display(again)
     for number in range(first, first + 4):
-        Path(f"/tmp/.appliance-X{number}.claim").unlink(missing_ok=True)
+        Path(f"/tmp/.appliance-X{number}.lock").unlink(missing_ok=True)
