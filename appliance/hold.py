@@ -88,10 +88,10 @@ class HoldCommands:
         return prometheus({"up": ("1 while the process runs", 1),
                            "held": ("1 while `appliance up` waits for a fix (see /status)", 1)})
 
-    def _refuse(self, _text: str) -> dict[str, Any]:
+    def _refuse(self, *_args: Any, **_options: Any) -> dict[str, Any]:
         raise ApplianceError(f"the appliance is held: {self.error}")
 
-    say = show = chat = _refuse
+    say = show = chat = scene = voice = _refuse
 
     def stop(self) -> dict[str, Any]:
         self.stop_event.set()
