@@ -74,7 +74,10 @@ RUN python3 -m venv /opt/venv \
  && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/build/pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /tmp/build/requirements.txt \
  && /opt/venv/bin/pip install -r /tmp/build/requirements.txt \
+ && /opt/venv/bin/python -c "import pangocairocffi" \
  && rm -rf /tmp/build
+# (pangocffi and pangocairocffi make their _generated/ folder at first import: here, since
+#  site-packages is read-only for the appliance user at run time)
 
 # the venv as it ships: no pip or setuptools (nothing installs at run time)
 FROM pydeps AS venv
