@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from appliance.control.api import ControlClient
-from appliance.scene.draw import Painter
+from appliance.scene.draw import box_rect
 from appliance.scene.template import load_scene
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,11 +41,9 @@ def scene_rect(region_type: str, scene: str = "live", size: tuple[int, int] = (1
                feed: str | None = None) -> Rect:
     """The pixel rectangle of the first region of ``region_type`` (and ``feed``) in a built-in scene."""
     template = load_scene(REPO / "overlays" / f"{scene}.yaml")
-    painter = Painter.__new__(Painter)  # geometry only: no cairo surface needed
-    painter.width, painter.height = size
     for region in template.regions:
         if region.type == region_type and (feed is None or getattr(region, "feed", None) == feed):
-            return painter.rect(region.box)
+            return box_rect(region.box, *size)
     raise KeyError(f"no {region_type} region in {scene}.yaml")
 
 

@@ -54,6 +54,14 @@ def money(value: float | None) -> str:
     return f"${value:.0f}"
 
 
+def box_rect(box: tuple[float, float, float, float], width: int, height: int) -> Rect:
+    """A region's ``box`` ([x, y, w, h] in percent of the screen) in pixels."""
+    x, y, w, h = box
+    left, top = round(x * width / 100), round(y * height / 100)
+    right, bottom = round((x + w) * width / 100), round((y + h) * height / 100)
+    return left, top, max(1, right - left), max(1, bottom - top)
+
+
 @dataclass
 class Painter:
     """Draws regions of a scene onto ``surface`` (an RGB24 image of the whole screen)."""
@@ -70,10 +78,7 @@ class Painter:
     # -- geometry --
 
     def rect(self, box: tuple[float, float, float, float]) -> Rect:
-        x, y, w, h = box
-        left, top = round(x * self.width / 100), round(y * self.height / 100)
-        right, bottom = round((x + w) * self.width / 100), round((y + h) * self.height / 100)
-        return left, top, max(1, right - left), max(1, bottom - top)
+        return box_rect(box, self.width, self.height)
 
     # -- what a region shows: equal keys = equal pixels (redraw only on change) --
 
