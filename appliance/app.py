@@ -46,26 +46,30 @@ def run_live(settings: Settings) -> int:
     from .media.content import ContentLog
     from .media.display import capture_png
     from .media.encoder import Encoder
+    from .media.simulcast import Simulcast
     from .scene.feeds import OverlayFolder
-    from .voice import Speaker, make_voice
+    from .scene.show import epoch_since, start_show
 
     state_dir = ensure_private_dir(settings.state_dir)
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
-    speaker = None
-    if settings.stream.audio_source == "pulse" and pulse_available():
+    pulse = settings.stream.audio_source == "pulse" and pulse_available()
+    if pulse:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
-        speaker = Speaker(make_voice(settings.voice), settings.stream.sink)
-    encoder = Encoder(settings.stream)
+    show = start_show(settings, pulse=pulse)  # scene, voice, captions (show.speak / show.caption)
+    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
                           notifier=Notifier(settings), state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True),
+                          content=content.write, on_chat=show.on_event,
+                          progress=lambda line: print(line, flush=True),
                           media_identity=lambda: media_identity(settings))
-    commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
+    show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
+                                             "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
+    commands = LiveCommands(lifecycle, speaker=show, content=content, encoder=encoder)
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
-    overlays = OverlayFolder(settings.overlay_dir(), content.write).start()
+    overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -78,5 +82,6 @@ def run_live(settings: Settings) -> int:
     finally:
         overlays.stop()
         server.close()
+        show.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -8,7 +8,10 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     GET  /ready    200 when live and the encoder is healthy, else 503     (no token)
     GET  /status   JSON: state, uptime, viewers, last error, ...
     GET  /metrics  Prometheus text
-    POST /say      {"text": "..."}     speech into the sink, encoder keeps running
+    POST /say      {"text": "...", "wait": false, "priority": "operator"}
+                   speech into the sink, encoder keeps running; 202 + utterance id at once
+    POST /scene    {"name": "brb"}     switch the on-screen scene
+    POST /voice    {"flush": true, "interrupt": true, "volume": 80, "mute": false}
     POST /show     {"text": "..."}     text on screen
     POST /chat     {"message": "..."}  a line in the agent's own chat
     POST /stop     {}                  stream/stop, then exit
@@ -45,9 +48,11 @@ class Commands(Protocol):
     def ready(self) -> tuple[bool, str]: ...
     def status(self) -> dict[str, Any]: ...
     def metrics(self) -> str: ...
-    def say(self, text: str) -> dict[str, Any]: ...
+    def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> dict[str, Any]: ...
     def show(self, text: str) -> dict[str, Any]: ...
     def chat(self, message: str) -> dict[str, Any]: ...
+    def scene(self, name: str) -> dict[str, Any]: ...
+    def voice(self, **options: Any) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
 
 
@@ -73,7 +78,10 @@ def _handler(commands: Commands, token: str,
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         "/say": ("text", commands.say), "/show": ("text", commands.show),
         "/chat": ("message", commands.chat),
+        "/scene": ("name", commands.scene),
     }
+    # options some POST routes take besides their text (name -> type); anything else is ignored
+    options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "retake-appliance"
@@ -138,6 +146,8 @@ def _handler(commands: Commands, token: str,
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
+                if path == "/voice":
+                    return self._send(200, commands.voice(**_typed(body, VOICE_OPTIONS)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
@@ -146,7 +156,8 @@ def _handler(commands: Commands, token: str,
                     raise InputError(f"'{key}' must be a non-empty string")
                 if len(text) > MAX_TEXT:
                     raise InputError(f"'{key}' longer than {MAX_TEXT} characters")
-                return self._send(200, command(text))
+                result = command(text, **_typed(body, options.get(path, {})))
+                return self._send(202 if result.get("queued") else 200, result)
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
             except InputError as exc:
@@ -155,6 +166,24 @@ def _handler(commands: Commands, token: str,
                 return self._send(503, {"error": str(exc)})
 
     return Handler
+
+
+VOICE_OPTIONS: dict[str, type] = {"flush": bool, "interrupt": bool, "volume": float, "mute": bool}
+
+
+def _typed(body: dict[str, Any], allowed: dict[str, type]) -> dict[str, Any]:
+    """The options of ``body`` that ``allowed`` names, each of its type (InputError otherwise)."""
+    out: dict[str, Any] = {}
+    for key, kind in allowed.items():
+        if key not in body or body[key] is None:
+            continue
+        value = body[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise InputError(f"'{key}' must be a {kind.__name__}")
+        out[key] = value
+    return out
 
 
 class ControlServer:

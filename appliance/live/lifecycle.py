@@ -39,7 +39,7 @@ from ..errors import (ApplianceError, CredentialsError, MediaError, RetakeConfli
                      RetakeUnauthorized)
 from ..notify import Notifier
 from ..retake.client import RetakeClient
-from ..retake.models import RtmpCredentials, StreamStatus
+from ..retake.models import Comment, RtmpCredentials, StreamStatus
 from ..retake.skill import check_skill
 from ..sanitize import clean_text
 from ..state import StateStore
@@ -141,6 +141,7 @@ class Lifecycle:
                  capture: Callable[[], bytes], notifier: Notifier, state: StateStore,
                  stop_event: threading.Event | None = None, responder: Responder | None = None,
                  content: Callable[[str], None] = lambda line: None,
+                 on_chat: Callable[[str, dict[str, object]], None] = lambda kind, data: None,
                  progress: Callable[[str], None] = print,
                  media_identity: Callable[[], object] = lambda: None,
                  clock: Callable[[], float] = time.monotonic,
@@ -157,6 +158,7 @@ class Lifecycle:
         self.stop_event = stop_event or threading.Event()
         self.responder = responder or OfflineResponder()
         self.content = content
+        self.on_chat = on_chat  # ("chat", {id, kind, text, user: {name}}) / ("sent", {text}): the scene's chat panel
         self.progress = progress
         self.media_identity = media_identity  # changes when the display (or sink) server restarts
         self._media_at_start: object = None
@@ -542,6 +544,16 @@ class Lifecycle:
         except RetakeError as exc:
             log.warning("stream/start after 409 failed: %s", exc.message)
 
+    def _chat_in(self, c: Comment) -> None:
+        self.content(f"{c.username}: {c.text}")
+        kind = c.kind if c.kind in ("tip", "trade", "follow") else "chat"
+        self.on_chat(kind, {"id": c.id, "kind": c.kind, "text": c.text, "user": {"name": c.username}})
+
+    def _chat_out(self, text: str) -> None:
+        name = self.creds.agent_name if self.creds else ""
+        self.content(f"{name} > {text}")
+        self.on_chat("sent", {"text": text, "username": name})
+
     # --- run ----------------------------------------------------------------------------------
 
     def _steps(self) -> None:
@@ -558,8 +570,7 @@ class Lifecycle:
         self.chat = ChatLoop(self.client, self.settings.chat, user_db_id=self.creds.userDbId,
                              agent_name=self.creds.agent_name, state=self.store,
                              responder=self.responder, stop_event=self.stop_event,
-                             on_message=lambda c: self.content(f"{c.username}: {c.text}"),
-                             on_sent=lambda text, name=self.creds.agent_name: self.content(f"{name} > {text}"),
+                             on_message=self._chat_in, on_sent=self._chat_out,
                              on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                              clock=self.clock)
         self._go_live()
