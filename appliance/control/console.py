@@ -205,6 +205,18 @@ def notifications_tail(path: Path, limit: int = 20, max_bytes: int = 64_000) -> 
     return out
 
 
+def login_instructions(url: str, path: str) -> str:
+    """What ``appliance console`` prints: the one-time URL and how to reach it from a laptop."""
+    port = url.rsplit(":", 1)[-1].rstrip("/")
+    return "\n".join([
+        f"Open within {TICKET_TTL_S / 60:.0f} minutes (it works once): {url.rstrip('/')}{path}",
+        "From another machine, forward the port first and open the same URL there:",
+        f"  ssh -N -L {port}:127.0.0.1:{port} <this host>",
+        f"  kubectl -n <namespace> port-forward pod/<pod> {port}:{port}",
+        "(the console listens on 127.0.0.1 only; README: The console)",
+    ])
+
+
 def static_file(name: str) -> tuple[bytes, str] | None:
     """A file of the console's folder by its plain name (nothing else is reachable)."""
     path = STATIC / name

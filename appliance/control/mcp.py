@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import requests
 
@@ -60,25 +60,40 @@ class Operator(Protocol):
 
 
 class HttpOperator:
-    """:class:`Operator` over the running appliance's control API (what ``appliance mcp`` uses)."""
+    """:class:`Operator` over the running appliance's control API (what ``appliance mcp`` uses).
 
-    def __init__(self, url: str, token: str, *, timeout: float = 90.0) -> None:
-        self.url, self.timeout = url.rstrip("/"), timeout
+    ``locate()`` returns the API's ``(url, token)`` (``<state>/control.json``); it is asked again
+    when the API does not answer, so the MCP process outlives a restarted appliance (new port,
+    new token) and may start before it."""
+
+    def __init__(self, locate: Callable[[], tuple[str, str]], *, timeout: float = 150.0) -> None:
+        self.locate, self.timeout = locate, timeout
+        self._where: tuple[str, str] | None = None
         self._session = requests.Session()
         self._session.trust_env = False  # 127.0.0.1 only: never through a proxy
-        self._session.headers["Authorization"] = f"Bearer {token}"
 
     def __repr__(self) -> str:  # never the token
-        return f"HttpOperator({self.url!r})"
+        return f"HttpOperator({self._where[0] if self._where else '?'!r})"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None) -> requests.Response:
-        try:
-            response = self._session.request(method, self.url + path, json=body, params=params,
-                                             timeout=self.timeout)
-        except requests.RequestException:
-            raise ApplianceError(f"the appliance's control API at {self.url} does not answer",
-                                 fix="is `appliance up` running? see its log") from None
+        for attempt in (1, 2):
+            if self._where is None:
+                self._where = self.locate()
+            url, token = self._where
+            try:
+                response = self._session.request(method, url.rstrip("/") + path, json=body, params=params,
+                                                 timeout=self.timeout, headers={"Authorization": f"Bearer {token}"})
+                break
+            except requests.ConnectionError:  # not connected, so not sent: safe to try once more
+                self._where = None  # the appliance may have restarted: look again
+                if attempt == 2:
+                    raise ApplianceError(f"the appliance's control API at {url} does not answer",
+                                         fix="is `appliance up` running? see its log") from None
+            except requests.RequestException as exc:  # sent, maybe done: never sent twice
+                raise ApplianceError(f"{method} {path}: no answer from the appliance ({type(exc).__name__})") from None
+        if response.status_code == 401:
+            self._where = None  # a restarted appliance has a new token: the next call looks again
         if response.status_code >= 400:
             try:
                 error = response.json().get("error", response.text)
@@ -257,6 +272,6 @@ def build_server(op: Operator) -> Any:
     return server
 
 
-def run_stdio(url: str, token: str) -> None:
-    """``appliance mcp``: serve the tools over stdio against the control API at ``url``."""
-    build_server(HttpOperator(url, token)).run("stdio")
+def run_stdio(locate: Callable[[], tuple[str, str]]) -> None:
+    """``appliance mcp``: serve the tools over stdio against the control API ``locate()`` finds."""
+    build_server(HttpOperator(locate)).run("stdio")
