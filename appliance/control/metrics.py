@@ -59,6 +59,15 @@ class _Snapshot(Collector):
             yield family
 
 
+def render_values(values: Values, labels: Mapping[str, Mapping[str, str]] | None = None) -> bytes:
+    """The Prometheus text of scrape-time figures alone (no histograms): a held appliance's."""
+    snapshot = _Snapshot()
+    snapshot.values, snapshot.labels = dict(values), dict(labels or {})
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(snapshot)
+    return generate_latest(registry)
+
+
 class Telemetry:
     """The registry behind ``/metrics``: the scrape-time figures and the three histograms."""
 
