@@ -11,11 +11,13 @@ import socket
 import threading
 from typing import Any
 
+from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
 from .control.commands import LiveCommands
+from .control.events import EventBus
 from .live.lifecycle import Lifecycle
-from .notify import Notifier
+from .notify import Notifier, StreamWatch
 from .retake.client import RetakeClient
 from .state import StateStore
 
@@ -40,6 +42,35 @@ def media_identity(settings: Settings) -> tuple[object, object]:
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
 
 
+def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
+    """Values of the environment variables the config names for keys: never in a prompt or a post."""
+    environ = os.environ if environ is None else environ
+    names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
+    if settings.chat.webhook is not None:
+        names += list(settings.chat.webhook.headers_env.values())
+    return [environ[n] for n in names if environ.get(n)]
+
+
+def reply_outputs(speaker: Any, content: Any, bus: EventBus) -> dict[str, Any]:
+    """Where a reply may go besides chat (``chat.reply_routes``): the voice (off the chat's
+    thread, with utterance events) and the caption line."""
+    counter = iter(range(1, 1 << 62))
+
+    def speak(text: str) -> None:
+        utterance = next(counter)
+        bus.publish("utterance_started", {"id": utterance, "text": text})
+        try:
+            speaker.say(text)
+        finally:
+            bus.publish("utterance_finished", {"id": utterance})
+
+    outputs: dict[str, Any] = {"caption": lambda text: content.write(f"(caption) {text}")}
+    if speaker is not None:
+        outputs["voice"] = lambda text: threading.Thread(target=speak, args=(text,), name="reply-voice",
+                                                         daemon=True).start()
+    return outputs
+
+
 def run_live(settings: Settings) -> int:
     from .media.audio import ensure_sink, pulse_available
     from .media.content import ContentLog
@@ -59,13 +90,20 @@ def run_live(settings: Settings) -> int:
         speaker = Speaker(make_voice(settings.voice), settings.stream.sink)
     encoder = Encoder(settings.stream)
     stop = threading.Event()
+    bus = EventBus()
+    notifier = Notifier(settings)
+    bus.subscribe(StreamWatch(notifier, settings))
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(speaker, content, bus),
+                        secrets=lambda: [server.token, *config_secrets(settings)],
+                        viewers=lambda: lifecycle.metrics.viewers)
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
-                          notifier=Notifier(settings), state=store, stop_event=stop,
+                          notifier=notifier, state=store, stop_event=stop,
                           content=content.write, progress=lambda line: print(line, flush=True),
-                          media_identity=lambda: media_identity(settings))
+                          media_identity=lambda: media_identity(settings), chat_services=chat,
+                          on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
     commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus).start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -79,5 +117,6 @@ def run_live(settings: Settings) -> int:
     finally:
         overlays.stop()
         server.close()
+        notifier.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -118,6 +118,11 @@ class StateLayout:
         return self.root / "rehearsal"
 
     @property
+    def memory_db(self) -> Path:
+        """SQLite (WAL): viewer memory and the chat journal (what was read, what was answered)."""
+        return self.root / "memory.sqlite3"
+
+    @property
     def cache(self) -> Path:
         """Regenerable files (synthesised speech, ...): safe to delete."""
         return self.root / "cache"

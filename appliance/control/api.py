@@ -12,6 +12,8 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     POST /show     {"text": "..."}     text on screen
     POST /chat     {"message": "..."}  a line in the agent's own chat
     POST /stop     {}                  stream/stop, then exit
+    GET  /events   Server-Sent Events: chat, tips, trades, follows, viewers, state, speech, replies
+    POST /reply    {"message_id": "...", "text": "..."}  answer a given chat message
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -31,10 +34,12 @@ import requests
 
 from ..errors import ApplianceError, InputError
 from ..files import StateLayout, write_json
+from .events import EventBus, parse_last_event_id, sse_stream
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
 MAX_TEXT = 2000
+MAX_EVENT_STREAMS = 8
 
 
 class Commands(Protocol):
@@ -46,9 +51,13 @@ class Commands(Protocol):
     def show(self, text: str) -> dict[str, Any]: ...
     def chat(self, message: str) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
+    def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
 
-def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
+def _handler(commands: Commands, token: str, bus: EventBus | None = None,
+             closing: threading.Event | None = None) -> type[BaseHTTPRequestHandler]:
+    streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
+    closing = closing or threading.Event()
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         "/say": ("text", commands.say), "/show": ("text", commands.show),
         "/chat": ("message", commands.chat),
@@ -90,7 +99,32 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, commands.status())
             if path == "/metrics":
                 return self._send(200, commands.metrics(), "text/plain; version=0.0.4")
+            if path == "/events" and bus is not None:
+                return self._events()
             return self._send(404, {"error": f"no endpoint GET {path}"})
+
+        def _events(self) -> None:
+            """Server-Sent Events until the client goes or the server closes."""
+            query = parse_qs(urlsplit(self.path).query)
+            last = parse_last_event_id(self.headers.get("Last-Event-ID")
+                                       or (query.get("last_event_id") or [None])[0])
+            kinds = [k for part in query.get("kinds", []) for k in part.split(",") if k] or None
+            if not streams.acquire(blocking=False):
+                return self._send(503, {"error": f"at most {MAX_EVENT_STREAMS} event streams at once"})
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("X-Accel-Buffering", "no")
+                self.end_headers()
+                for chunk in sse_stream(bus, last, closing=closing, kinds=kinds):  # type: ignore[arg-type]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass  # the client went away
+            finally:
+                streams.release()
+                self.close_connection = True
 
         def do_POST(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
@@ -105,6 +139,8 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
+                if path == "/reply":
+                    return self._send(200, commands.reply(*_reply_fields(body)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
@@ -127,9 +163,11 @@ def _handler(commands: Commands, token: str) -> type[BaseHTTPRequestHandler]:
 class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0) -> None:
+    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
+                 bus: EventBus | None = None) -> None:
         self.token = secrets.token_urlsafe(32)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token))
+        self.closing = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token, bus, self.closing))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json
@@ -143,6 +181,7 @@ class ControlServer:
         return self
 
     def close(self) -> None:
+        self.closing.set()  # ends open event streams
         self.httpd.shutdown()
         self.httpd.server_close()
         try:
@@ -150,6 +189,21 @@ class ControlServer:
                 self.info_path.unlink()
         except (OSError, ValueError):
             pass
+
+
+def _reply_fields(body: dict[str, Any]) -> tuple[str, str, list[str] | None]:
+    """``POST /reply``'s body: message_id, text, and optional routes."""
+    message_id, text, routes = body.get("message_id"), body.get("text"), body.get("routes")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 200:
+        raise InputError("'message_id' must be the id of a chat event (a non-empty string)")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("'text' must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise InputError(f"'text' longer than {MAX_TEXT} characters")
+    if routes is not None and (not isinstance(routes, list)
+                               or not all(r in ("chat", "voice", "caption") for r in routes) or not routes):
+        raise InputError("'routes' must be a list of chat, voice, caption")
+    return message_id, text, routes
 
 
 @dataclass

@@ -91,6 +91,11 @@ class LiveCommands:
             raise ApplianceError("the platform did not take the message; see the log")
         return {"sent": True}
 
+    def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> dict[str, Any]:
+        if self.lc.chat is None:
+            raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+        return self.lc.chat.reply_to(message_id, text, routes)
+
     def stop(self) -> dict[str, Any]:
         self.lc.request_stop()
         return {"stopping": True}

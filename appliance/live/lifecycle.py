@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
-from ..chat import ChatLoop, OfflineResponder, Responder
+from ..chat import ChatLoop, ChatServices, Responder
 from ..config import Settings
 from ..credentials import (ENV_TOKEN, Credentials, Secret, load_credentials, save_credentials,
                           token_from_environment, update_token_info)
@@ -124,6 +124,8 @@ class Lifecycle:
     def __init__(self, settings: Settings, *, client: RetakeClient, encoder: EncoderLike,
                  capture: Callable[[], bytes], notifier: Notifier, state: StateStore,
                  stop_event: threading.Event | None = None, responder: Responder | None = None,
+                 chat_services: ChatServices | None = None,
+                 on_state: Callable[[str, str], None] = lambda state, detail: None,
                  content: Callable[[str], None] = lambda line: None,
                  progress: Callable[[str], None] = print,
                  media_identity: Callable[[], object] = lambda: None,
@@ -136,7 +138,9 @@ class Lifecycle:
         self.notifier = notifier
         self.store = state
         self.stop_event = stop_event or threading.Event()
-        self.responder = responder or OfflineResponder()
+        self.responder = responder  # None: the brain chat.responder names
+        self.chat_services = chat_services
+        self.on_state = on_state
         self.content = content
         self.progress = progress
         self.media_identity = media_identity  # changes when the display (or sink) server restarts
@@ -165,6 +169,7 @@ class Lifecycle:
         line = f"[{now - self._t0:6.1f}s] {old.value} done in {took:.2f}s -> {new.value}"
         self.progress(line + (f": {detail}" if detail else ""))
         log.info("state %s -> %s%s", old.value, new.value, f" ({detail})" if detail else "")
+        self.on_state(new.value, detail)
 
     def _wait(self, seconds: float) -> None:
         if self.stop_event.wait(max(0.0, seconds)):
@@ -220,6 +225,8 @@ class Lifecycle:
         self._enter(State.RTMP)
         rtmp: RtmpCredentials = self.client.rtmp()
         self._enter(State.STREAM_START, f"fresh RTMP key from {rtmp.url}")
+        if self.chat is not None:
+            self.chat.baseline()  # before stream/start: the first viewer's message is never history
         started = self.client.stream_start()
         self._stream_started = True
         if started.token and started.token.tokenAddress and self.creds and not self.creds.token_address:
@@ -456,6 +463,10 @@ class Lifecycle:
             self.chat = ChatLoop(self.client, self.settings.chat, user_db_id=self.creds.userDbId,
                                  agent_name=self.creds.agent_name, state=self.store,
                                  responder=self.responder, stop_event=self.stop_event,
+                                 agent_wallet=self.creds.wallet_address,
+                                 agent_description=self.settings.agent.description,
+                                 services=self.chat_services,
+                                 secrets=lambda creds=self.creds: [creds.access_token.reveal()],
                                  on_message=lambda c: self.content(f"{c.username}: {c.text}"),
                                  on_sent=lambda text, name=self.creds.agent_name: self.content(f"{name} > {text}"),
                                  on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,

@@ -1,7 +1,7 @@
 """Running a media tool (espeak-ng, paplay, ffmpeg, scrot, ...): the one place a child tool is
 started and its failure mapped to :class:`~appliance.errors.MediaError`.
 
-Every run has a timeout, takes no stdin, never goes through a shell, and a failure carries
+Every run has a timeout, reads no stdin but the input it is given, never goes through a shell, and a failure carries
 the tool's own last lines (cleaned, so a tool echoing viewer text cannot drive a terminal).
 """
 
@@ -17,11 +17,14 @@ Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 
 
 def run_tool(cmd: list[str], *, timeout: float, runner: Runner = subprocess.run,
-             env: Mapping[str, str] | None = None, what: str | None = None) -> bytes:
-    """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why."""
+             env: Mapping[str, str] | None = None, what: str | None = None,
+             input: bytes | None = None) -> bytes:
+    """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why.
+    ``input`` (if given) is written to its stdin, which is otherwise empty."""
     name = what or cmd[0]
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
-        result = runner(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        result = runner(cmd, stdout=subprocess.PIPE, **stdin,
                         stderr=subprocess.PIPE, timeout=timeout, check=False,
                         **({"env": dict(env)} if env is not None else {}))
     except subprocess.TimeoutExpired:

@@ -101,14 +101,24 @@ class ChatSendResult(_Open):
 
 
 class Comment(_Answer):
-    """One chat message, whichever shape it arrived in; text and names already sanitized."""
+    """One chat message, whichever shape it arrived in; text and names already sanitized.
+
+    ``user_id`` is the platform user id where the shape gives it (never the Farcaster ``fid``);
+    ``seq`` is the numeric ``chat_event_id`` (ordering without timestamps); ``kind`` is
+    "message", "tip" or "trade"; ``raw`` keeps the payload for debugging (never dumped).
+    """
 
     id: str
     text: str
     username: str
     user_id: str = ""
     wallet_address: str = ""
+    fid: str = ""
     timestamp: datetime | None = None
+    seq: int | None = None
+    kind: str = "message"
+    amount: float | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -126,6 +136,14 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
+def _amount(data: Any) -> float | None:
+    value = data.get("amount") if isinstance(data, dict) else None
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _comment_from(item: Any) -> Comment:
     if not isinstance(item, dict):
         raise ValueError(f"a comment must be an object, not {type(item).__name__}")
@@ -135,16 +153,34 @@ def _comment_from(item: Any) -> Comment:
             author = {}
         return Comment(id=str(item["_id"]), text=clean_text(item.get("text", "")),
                        username=clean_name(author.get("fusername") or author.get("username")),
-                       user_id=str(author.get("fid") or author.get("user_id") or ""),
+                       user_id=str(author.get("user_id") or ""),
                        wallet_address=str(author.get("walletAddress") or ""),
-                       timestamp=_parse_time(item.get("timestamp")))
+                       fid=str(author.get("fid") or ""),
+                       timestamp=_parse_time(item.get("timestamp")), raw=item)
     if "chat_event_id" in item:  # observed: {chat_event_id, sender_user_id, sender_username, ...}
-        return Comment(id=str(item["chat_event_id"]), text=clean_text(item.get("text", "")),
+        event_id = str(item["chat_event_id"])
+        kind = str(item.get("type") or "message")
+        return Comment(id=event_id, text=clean_text(item.get("text", "")),
                        username=clean_name(item.get("sender_username") or item.get("sender_display_name")),
                        user_id=str(item.get("sender_user_id") or ""),
                        wallet_address=str(item.get("sender_wallet_address") or ""),
-                       timestamp=_parse_time(item.get("timestamp") or item.get("created_at")))
+                       timestamp=_parse_time(item.get("timestamp") or item.get("created_at")),
+                       seq=int(event_id) if event_id.isdigit() else None, kind=kind,
+                       amount=_amount(item.get("tip_data") if kind == "tip" else item.get("trade_data")),
+                       raw=item)
     raise ValueError(f"unknown comment fields {sorted(item)[:8]}")
+
+
+def normalize_comment(item: Any) -> Comment:
+    """One comment (a ``stream/comments`` item or a Socket.IO ``message`` payload) as our model;
+    RetakeProtocolError when it cannot be read or has no text."""
+    try:
+        comment = _comment_from(item)
+    except (ValueError, ValidationError) as exc:
+        raise RetakeProtocolError(f"unreadable comment ({exc})") from None
+    if not comment.text:
+        raise RetakeProtocolError(f"comment {comment.id}: no text")
+    return comment
 
 
 def parse_comments(payload: Any) -> list[Comment]:
