@@ -19,7 +19,6 @@ import queue
 import random
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,11 +42,20 @@ def shape(preset: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-@dataclass(frozen=True)
-class _Job:
-    target: WebhookTarget
-    body: dict[str, Any]
-    event: str
+class _Worker:
+    """One webhook's queue and thread: a slow or failing webhook delays only itself."""
+
+    def __init__(self, target: WebhookTarget, deliver: Callable[[WebhookTarget, dict[str, Any], str], None]) -> None:
+        self.target, self.deliver = target, deliver
+        self.jobs: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue(maxsize=QUEUE_MAX)
+        self.thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            self.deliver(self.target, *job)
+            self.jobs.task_done()
+        self.jobs.task_done()
 
 
 class Notifier:
@@ -62,8 +70,7 @@ class Notifier:
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
-        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=QUEUE_MAX)
-        self._thread: threading.Thread | None = None
+        self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
         self.delivered = 0
         self.failed = 0
@@ -79,34 +86,25 @@ class Notifier:
                 fh.write(json.dumps(record) + "\n")
         except OSError as exc:
             log.warning("could not write %s: %s", self.file, exc)
-        for target in self.targets:
+        for index, target in enumerate(self.targets):
             if target.events and event not in target.events:
                 continue
-            self._enqueue(_Job(target, shape(target.preset, record), event))
+            with self._lock:
+                if index not in self._workers:
+                    self._workers[index] = _Worker(target, self._deliver)
+                worker = self._workers[index]
+            try:
+                worker.jobs.put_nowait((shape(target.preset, record), event))
+            except queue.Full:
+                self.failed += 1
+                log.warning("notification queue full: %s not sent to a webhook", event)
 
-    def _enqueue(self, job: _Job) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
-                self._thread.start()
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            self.failed += 1
-            log.warning("notification queue full: %s not sent to a webhook", job.event)
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            self._deliver(job)
-
-    def _deliver(self, job: _Job) -> None:
-        host = job.target.url.split("/")[2] if "://" in job.target.url else "?"
+    def _deliver(self, target: WebhookTarget, body: dict[str, Any], event: str) -> None:
+        host = target.url.split("/")[2] if "://" in target.url else "?"
+        reason = "not sent"
         for attempt in range(self.cfg.retries + 1):
             try:
-                response = self._session.post(job.target.url, json=job.body, timeout=self.cfg.timeout_s,
+                response = self._session.post(target.url, json=body, timeout=self.cfg.timeout_s,
                                               allow_redirects=False)
                 if response.status_code < 300:
                     self.delivered += 1
@@ -124,21 +122,20 @@ class Notifier:
             log.info("webhook %s: %s; retry %d/%d in %.1f s", host, reason, attempt + 1, self.cfg.retries, delay)
             self._sleep(min(delay, 300.0))
         self.failed += 1
-        log.warning("webhook %s: %s notification not delivered (%s)", host, job.event, clean_text(reason, 80))
+        log.warning("webhook %s: %s notification not delivered (%s)", host, event, clean_text(reason, 80))
 
     def close(self, timeout: float = 5.0) -> None:
         """Let queued notifications go out for at most ``timeout`` seconds, then stop."""
-        if self._thread is None:
-            return
         deadline = time.monotonic() + timeout
-        while not self._jobs.empty() and time.monotonic() < deadline:
+        workers = list(self._workers.values())
+        while any(w.jobs.unfinished_tasks for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stop.set()
-        try:
-            self._jobs.put_nowait(None)
-        except queue.Full:
-            pass
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            try:
+                worker.jobs.put_nowait(None)
+            except queue.Full:
+                pass
 
 
 class StreamWatch:
