@@ -189,3 +189,20 @@ def test_cross_stream_chat_posts_in_another_streamers_chat(sandbox, tmp_path, ca
     assert main(["chat", "--to", "CrossB", f"leak {token_a}", "--config", str(config)]) == 1
     assert "secret" in capsys.readouterr().err
     assert main(["chat", "--to", "Nobody", "hi", "--config", str(config)]) == 2
+
+
+def test_brain_config_errors_name_the_brain():
+    from appliance.errors import ConfigError
+
+    def error(chat: dict) -> str:
+        with pytest.raises(ConfigError) as info:
+            parse_config({"agent": AGENT, "chat": chat}, "c.yaml")
+        return str(info.value)
+
+    assert "chat.llm.modle: unknown key" in error({"responder": "llm", "llm": {"modle": "x"}})
+    assert "chat.command.argv: required" in error({"responder": "command", "command": {}})
+    assert "the chat.webhook section is required when chat.responder is webhook" in error({"responder": "webhook"})
+    assert "chat.webhook.url: must be an http(s) URL" in error({"responder": "webhook", "webhook": {"url": "ftp://x"}})
+    assert "chat.proactive.lines: " in error({"proactive": {"lines": ["hello {name}"]}})
+    assert "chat.llm.api_key_env" in error({"llm": {"api_key_env": "sk-the-key-itself!"}})
+    assert parse_config({"agent": AGENT, "chat": {"responder": "offline"}}).chat.brain == "host"

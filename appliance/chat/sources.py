@@ -9,7 +9,8 @@
   cursor — so a burst larger than ``limit`` during an outage is caught up, never dropped (at most
   ``chat.catch_up_pages`` pages; beyond that the loss is logged).
 * :class:`Sequencer` — both paths offer comments here; it drops ids it has seen, and releases
-  the rest in order: by timestamp, then the numeric ``chat_event_id``, then id. Socket messages
+  the rest in order: by timestamp, then the numeric ``chat_event_id`` (or an ObjectId ``_id``, which
+  sorts by creation), then arrival. Socket messages
   wait a few tens of milliseconds (python-socketio hands each packet to its own thread, so two
   quick messages may arrive swapped), and after a socket gap they are held until the catch-up
   poll has been offered, so a caught-up older message never lands after a newer live one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -37,6 +39,7 @@ log = logging.getLogger("appliance.chat")
 REORDER_S = 0.06       # how long a socket message waits for a swapped predecessor
 HOLD_MAX_S = 8.0       # after a socket gap: socket messages wait at most this long for the catch-up
 CHAT_KINDS = ("message", "tip", "trade", "follow")
+OBJECT_ID = re.compile(r"[0-9a-f]{24}")  # MongoDB ObjectIds (the documented _id) sort by creation
 
 
 def comment_epoch(comment: Comment) -> float | None:
@@ -89,8 +92,9 @@ class Sequencer:
                     self.duplicates += 1
                     continue
                 ts = comment_epoch(comment)
+                # time, then the numeric chat_event_id, then an ObjectId's own order, then arrival
                 key = (ts if ts is not None else arrival, comment.seq if comment.seq is not None else -1,
-                       comment.id, next(self._counter))
+                       comment.id if OBJECT_ID.fullmatch(comment.id) else "", next(self._counter))
                 due = self.clock() + (self.reorder_s if source == "socket" else 0.0)
                 heapq.heappush(self._heap, (key, due, source, comment))
                 self._pending.add(comment.id)
