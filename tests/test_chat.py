@@ -85,14 +85,16 @@ def test_burst_of_200_over_socket_and_polling_is_handled_exactly_once_in_order(s
     assert loop.outbox.sent_count == len(lines) < 200  # coalesced under the rate cap
 
 
-def test_a_burst_larger_than_limit_during_an_outage_is_caught_up_with_before_id(sandbox, tmp_path):
+@pytest.mark.parametrize("shape", COMMENT_SHAPES)
+def test_a_burst_larger_than_limit_during_an_outage_is_caught_up_with_before_id(sandbox, tmp_path, shape):
+    sandbox.settings(comments_shape=shape)
     client, me, _ = chat_agent(sandbox, "OutageAgent")
     handled: list[str] = []
     stop = threading.Event()
     loop = make_chat(sandbox, tmp_path, client, me, "OutageAgent", stop=stop, limit=20, catch_up_pages=10)
     loop.on_message = lambda c: handled.append(c.id)
     loop.baseline()
-    sandbox.set_fault(500, seconds=4, paths="agent/stream/comments")
+    sandbox.set_fault(500, seconds=3, paths="agent/stream/comments")
     loop.start()
     try:
         posted = [sandbox.post_comment(text=f"during the outage {i}", username=f"w{i % 7}", user_db_id=me)["chat_event_id"]

@@ -206,3 +206,23 @@ def test_brain_config_errors_name_the_brain():
     assert "chat.proactive.lines: " in error({"proactive": {"lines": ["hello {name}"]}})
     assert "chat.llm.api_key_env" in error({"llm": {"api_key_env": "sk-the-key-itself!"}})
     assert parse_config({"agent": AGENT, "chat": {"responder": "offline"}}).chat.brain == "host"
+
+
+def test_without_timestamps_the_numeric_chat_event_id_orders_both_paths():
+    from appliance.chat.sources import Sequencer
+    out: list[str] = []
+    now, wall = [0.0], [100.0]
+    sequencer = Sequencer(deliver=lambda c, source: out.append(c.id), known=lambda i: i == "5",
+                          clock=lambda: now[0], wall=lambda: wall[0])
+
+    def offer(ids, source):
+        wall[0] += 1  # each arrives later than the one before
+        return sequencer.offer([Comment(id=str(i), text="t", username="u", seq=i) for i in ids], source)
+
+    assert offer([12], "socket") == 1
+    assert offer([10], "socket") == 1       # python-socketio handed these over swapped
+    assert offer([9, 10, 11, 5], "poll") == 2   # 10 is already waiting, 5 is known
+    now[0] += 1
+    assert sequencer.release_due() == 4
+    assert out == ["9", "10", "11", "12"]
+    assert offer([12, 13], "poll") == 1 and sequencer.release_due() == 1 and out[-1] == "13"

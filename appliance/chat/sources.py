@@ -92,8 +92,10 @@ class Sequencer:
                     self.duplicates += 1
                     continue
                 ts = comment_epoch(comment)
-                # time, then the numeric chat_event_id, then an ObjectId's own order, then arrival
-                key = (ts if ts is not None else arrival, comment.seq if comment.seq is not None else -1,
+                # time, then the numeric chat_event_id, then an ObjectId's own order, then arrival;
+                # without a timestamp the chat_event_id alone orders (across polls and the socket)
+                primary = ts if ts is not None else (0.0 if comment.seq is not None else arrival)
+                key = (primary, comment.seq if comment.seq is not None else -1,
                        comment.id if OBJECT_ID.fullmatch(comment.id) else "", next(self._counter))
                 due = self.clock() + (self.reorder_s if source == "socket" else 0.0)
                 heapq.heappush(self._heap, (key, due, source, comment))
