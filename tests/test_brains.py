@@ -189,3 +189,28 @@ def test_host_brain_remembers_returning_viewers_and_thanks_by_amount(sandbox, tm
     assert "Welcome back, gus — still grateful for those 0.3 SOL" in agent_lines(client, me)[-1]
     gus = later.memory.list(1)[0]
     assert (gus.sessions, gus.messages, gus.tips, gus.tips_sol) == (2, 2, 1, 0.3)
+
+
+def test_a_slow_brain_never_delays_reading_chat(sandbox, tmp_path):
+    client, me, _ = chat_agent(sandbox, "PatientAgent")
+    fake = FakeOpenAI(lambda body: "Thinking done.", delay=3)
+    read: list[float] = []
+    stop = threading.Event()
+    loop = make_chat(sandbox, tmp_path, client, me, "PatientAgent", stop=stop, realtime=True, responder="llm",
+                     llm={"base_url": fake.url, "timeout_s": 6}, services=ChatServices(environ={}))
+    loop.on_message = lambda c: read.append(time.monotonic())
+    loop.baseline()
+    loop.start()
+    try:
+        wait_for(loop.socket.joined.is_set, 10, "the Socket.IO rooms")
+        posted = time.monotonic()
+        for i in range(3):
+            sandbox.post_comment(text=f"question {i}?", username=f"p{i}", user_db_id=me)
+            time.sleep(0.2)
+        wait_for(lambda: len(read) == 3, 5, "three messages read")
+        assert max(read) - posted < 1.5 and not agent_lines(client, me)  # read while the model thinks
+        wait_for(lambda: "Thinking done." in agent_lines(client, me), 15, "the model's reply")
+    finally:
+        stop.set()
+        loop.join(10)
+        fake.close()

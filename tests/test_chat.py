@@ -170,3 +170,23 @@ def test_the_first_message_right_after_the_baseline_is_answered(sandbox, tmp_pat
     assert loop.poll_once() == 1
     lines = agent_lines(client, me)
     assert any("firstviewer" in line for line in lines) and not any("early" in line for line in lines)
+
+
+def test_the_global_rate_cap_and_the_reply_deadline(sandbox, tmp_path):
+    client, me, _ = chat_agent(sandbox, "CapAgent")
+    now = [1000.0]
+    loop = make_chat(sandbox, tmp_path, client, me, "CapAgent", clock=lambda: now[0],
+                     max_messages_per_minute=6, burst=2, reply_deadline_s=30)
+    loop.poll_once()
+    assert [loop.send(f"line {i}") for i in range(4)] == [True, True, False, False]  # burst 2, then the cap
+    assert loop.outbox.capped == 2
+    now[0] += 10  # 6 a minute: one more after 10 s
+    assert loop.send("line 5") and not loop.send("line 6")
+    # a message that waited past its deadline is let go, not answered late
+    sandbox.post_comment(text="too late?", username="slowpoke", user_db_id=me)
+    loop._poll()
+    loop.sequencer.release_due(force=True)
+    now[0] += 31
+    loop._answer(loop._drain(0))
+    assert loop.stats.expired == 1 and loop.journal.counts().get("unanswered") == 1
+    assert agent_lines(client, me) == ["line 0", "line 1", "line 5"]
