@@ -17,6 +17,8 @@ from .config import DEFAULT_CONFIG, Settings, load_config
 from .errors import ApplianceError
 
 log = logging.getLogger("appliance")
+# = appliance.sandbox.state.COMMENT_SHAPES (spelled here so the CLI does not import aiohttp; a test checks)
+SANDBOX_COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
 
 HELP = {
     "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
@@ -28,6 +30,9 @@ HELP = {
     "live": "Go live and stay live: the 10-step sequence, chat, thumbnails, recovery, until SIGTERM or `appliance stop`.",
     "rehearse": "Start the sandbox and the whole appliance against it, go live, show simulated viewers; Ctrl-C stops.",
     "stop": "Ask the running appliance to end the stream (stream/stop) and exit.",
+    "probe": "Exit 0 when the running appliance's /health (or /ready) answers 200: the container's and Kubernetes' probe.",
+    "init": "Write a starter appliance.yaml, asking for the agent's name, description, image URL, wallet and ticker.",
+    "fleet": "Run one container per *.yaml in a folder (docker/podman), or render Kubernetes manifests for them.",
     "say": "Speak TEXT on stream (TTS into the sound sink; the encoder keeps running).",
     "show": "Show TEXT on screen (the content window).",
     "chat": "Post MESSAGE in the agent's own chat; with --to NAME, in another streamer's chat.",
@@ -108,13 +113,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .up import run_up
-    return run_up(Path(args.config), _settings(args))
+    from .hold import up_or_hold  # holds (alive, unready) instead of exiting where a restart would loop
+    return up_or_hold(Path(args.config))
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .host import probe, probe_state_dir
+    ok, body = probe(args.kind, Path(args.state) if args.state else probe_state_dir(Path(args.config)))
+    print(json.dumps(body))
+    return 0 if ok else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import run_init
+    return run_init(Path(args.config), answers=vars(args), force=args.force)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet.cli import run_fleet
+    return run_fleet(args)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .app import run_live
-    return run_live(_settings(args))
+    from .host import display_for_live
+    return run_live(display_for_live(_settings(args)))
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -179,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8765, help="HTTP port on 127.0.0.1 (default 8765)")
     p.add_argument("--no-rtmp", action="store_true", help="no RTMP ingest (no nginx needed)")
     p.add_argument("--viewers", type=float, default=8.0, help="seconds between simulated viewer comments (0: none)")
-    p.add_argument("--comments-shape", choices=["documented", "observed"], default="documented",
-                   help="answer stream/comments as documented or as the platform was observed to")
+    p.add_argument("--comments-shape", choices=SANDBOX_COMMENT_SHAPES, default="documented",
+                   help="answer stream/comments in this shape (README: accepted payload variants)")
     p.add_argument("--record-dir", help="where the ingest records streams (default: a temp folder)")
     add("up", cmd_up)
     add("live", cmd_live)
@@ -195,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     p = add("viewers", cmd_viewers)
     p.add_argument("--limit", type=int, default=50, help="how many, most recently seen first (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("probe", cmd_probe)
+    p.add_argument("kind", nargs="?", choices=["health", "ready"], default="health")
+    p.add_argument("--state", help="the state folder (default: the config's, else the default one)")
+    p = add("init", cmd_init)
+    for field in ("name", "description", "image-url", "wallet", "ticker"):
+        p.add_argument(f"--{field}", help=f"the agent's {field.replace('-', ' ')} (asked when not given)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    from .fleet.cli import add_fleet_arguments
+    add_fleet_arguments(add("fleet", cmd_fleet))
 
     args = parser.parse_args(argv)
     from .logs import setup_logging

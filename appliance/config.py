@@ -9,7 +9,6 @@ credentials file (see :mod:`appliance.credentials`).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -22,12 +21,12 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from .errors import ConfigError
 from .files import StateLayout
+from .retake.origin import RETAKE_HOST, is_loopback_host, validate_base_url  # noqa: F401 - re-exported
 
 IN_CONTAINER = bool(os.environ.get("APPLIANCE_IN_CONTAINER"))  # set by the Dockerfile
 DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
 DEFAULT_STATE_DIR = Path("/state") if IN_CONTAINER else Path(
     os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "retake-appliance"
-RETAKE_HOST = "retake.tv"
 
 _BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -53,17 +52,6 @@ def validate_solana_address(value: str) -> str:
     if len(decoded) != 32:
         raise ValueError(f"a Solana public key decodes to 32 bytes, this one to {len(decoded)}")
     return value
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Model(BaseModel):
@@ -124,27 +112,10 @@ class RetakeConfig(_Model):
     backoff_max_s: Annotated[float, Field(gt=0, le=300)] = 8.0
     skill_check: bool = True
 
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://retake.tv/api/v1")
-        return v.rstrip("/")
-
     @model_validator(mode="after")
     def _host_allowed(self) -> "RetakeConfig":
-        parts = urlsplit(self.base_url)
-        host = parts.hostname
-        if host == RETAKE_HOST:
-            if parts.scheme != "https":
-                raise ValueError("base_url: retake.tv is only reached over https")
-        elif is_loopback_host(host):
-            if not self.sandbox:
-                raise ValueError("base_url: a loopback host is the sandbox; set retake.sandbox: true")
-        else:
-            raise ValueError(f"base_url: the access token goes to retake.tv only, not {host!r} "
-                             "(or a loopback sandbox with retake.sandbox: true)")
+        # parsed as the transport parses it, refused if ambiguous, stored rebuilt (retake/origin.py)
+        self.base_url = validate_base_url(self.base_url, sandbox=self.sandbox)
         return self
 
 
@@ -165,7 +136,7 @@ class PathsConfig(_Model):
 class StreamConfig(_Model):
     """Display and encoder settings; defaults are the reference's FFmpeg command."""
 
-    display: str = ":99"
+    display: Annotated[str, Field(pattern=r"^(auto|:[0-9]+(\.[0-9]+)?)$")] = "auto"  # auto: a free one at start
     width: Annotated[int, Field(ge=320, le=3840)] = 1280
     height: Annotated[int, Field(ge=240, le=2160)] = 720
     framerate: Annotated[int, Field(ge=10, le=60)] = 30
@@ -426,7 +397,7 @@ class NotifyConfig(_Model):
 class ControlConfig(_Model):
     """The local control API (127.0.0.1 only)."""
 
-    port: Annotated[int, Field(ge=0, le=65535)] = 8787
+    port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: a free one, chosen at start
 
 
 class RecoveryConfig(_Model):
@@ -436,6 +407,20 @@ class RecoveryConfig(_Model):
     backoff_max_s: Annotated[float, Field(ge=1, le=900)] = 120.0
     max_restarts_per_hour: Annotated[int, Field(ge=1, le=60)] = 6
     verification_recheck_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+
+
+class DeployConfig(_Model):
+    """How `appliance fleet` runs this agent: a container (docker/podman) or a Kubernetes pod.
+    Defaults from the density figures (README, "Density"): one appliance at 1280x720@30 uses
+    about half a core and 370 MB for the whole process tree."""
+
+    image: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")] = (
+        "retake-appliance:latest")
+    cpus: Annotated[float, Field(gt=0, le=64)] = 1.0              # limit (docker --cpus, Kubernetes limits.cpu)
+    cpu_request: Annotated[float, Field(gt=0, le=64)] = 0.5       # Kubernetes requests.cpu
+    memory_mb: Annotated[int, Field(ge=256, le=65536)] = 1024      # limit (docker --memory, limits.memory)
+    memory_request_mb: Annotated[int, Field(ge=128, le=65536)] = 512  # Kubernetes requests.memory
+    shm_mb: Annotated[int, Field(ge=16, le=4096)] = 64             # /dev/shm (measured: empty while streaming)
 
 
 class Settings(_Model):
@@ -452,6 +437,7 @@ class Settings(_Model):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     @model_validator(mode="before")
     @classmethod

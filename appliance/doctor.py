@@ -24,11 +24,11 @@ BINARIES = {  # binary -> (Debian package, needed for)
     "paplay": ("pulseaudio-utils", "voice into the sink"),
     "ffmpeg": ("ffmpeg", "the encoder"),
     "ffprobe": ("ffmpeg", "media checks"),
-    "scrot": ("scrot", "thumbnails"),
     "espeak-ng": ("espeak-ng", "the offline voice"),
     "supervisord": ("supervisor (or the venv's supervisor)", "the process tree"),
 }
-OPTIONAL = {"nginx": ("nginx libnginx-mod-rtmp", "the sandbox's RTMP ingest")}
+OPTIONAL = {"nginx": ("nginx libnginx-mod-rtmp", "the sandbox's RTMP ingest"),
+            "scrot": ("scrot", "thumbnails (without it FFmpeg's x11grab takes them; the image has no scrot)")}
 
 
 @dataclass

@@ -83,6 +83,12 @@ class StateLayout:
         return self.root / "control.json"
 
     @property
+    def tree_json(self) -> Path:
+        """Where `appliance up` put this appliance: its display and control URL (for the CLI,
+        the probes and `appliance fleet status`); see :mod:`appliance.host`."""
+        return self.root / "tree.json"
+
+    @property
     def credentials(self) -> Path:
         """Credentials in the container (outside it: ``~/.config/retake/credentials.json``)."""
         return self.root / "credentials.json"

@@ -36,7 +36,7 @@ from typing import IO, Any, Iterable, Mapping
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from .config import Settings, load_config
+from .config import Settings
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
 from .files import write_private
 from .errors import ApplianceError, ConfigError, MediaError
@@ -51,10 +51,14 @@ _PR_SET_PDEATHSIG = 1
 
 
 def default_home() -> Path:
-    """Where supervisord.conf, conf.d/ and scripts/ are: the repository root in development
-    (next to the package), else /opt/appliance (the image)."""
-    repo = Path(__file__).resolve().parent.parent
-    return repo if (repo / "supervisord.conf").is_file() else IMAGE_HOME
+    """Where supervisord.conf, conf.d/ and scripts/ are: inside the installed package
+    (``appliance/tree/``, copied there by setup.py when the wheel is built), else the checkout
+    the package runs from (development, editable installs), else /opt/appliance (older images)."""
+    package = Path(__file__).resolve().parent
+    for home in (package / "tree", package.parent):
+        if (home / "supervisord.conf").is_file():
+            return home
+    return IMAGE_HOME
 
 
 def appliance_home(environ: Mapping[str, str] = os.environ) -> Path:
@@ -352,10 +356,18 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
 
     Returns the controller's exit status (0 after a requested stop).
     """
+    from .host import place, remove_tree_info, write_tree_info
     runtime_dir, owned = make_runtime_dir()
     try:
+        # display and control port: chosen free when unpinned, checked when pinned (before
+        # anything starts); the controller reads the resolved copy of the config
+        settings_path, settings = place(settings, runtime_dir=runtime_dir)
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        write_tree_info(settings.layout, display=settings.stream.display, port=settings.control.port,
+                        config=settings_path, runtime_dir=runtime_dir)
+        log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,
+                 settings.control.port, settings.layout.tree_json)
         tree = ProcessTree(env, die_with_parent=True)
         try:
             with _Forwarder(tree):
@@ -363,6 +375,7 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
                 tree.wait()
         finally:
             tree.stop()  # ended already: only removes the handed-over token file
+            remove_tree_info(settings.layout)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)
         return status
@@ -381,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     from .logs import setup_logging
     setup_logging()
     controller = args.controller[1:] if args.controller[:1] == ["--"] else args.controller
+    from .hold import up_or_hold
     try:
-        return run_up(Path(args.config), load_config(args.config), controller=controller or None)
+        return up_or_hold(Path(args.config), controller=controller or None)
     except ApplianceError as exc:
         print(f"appliance up: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .config import Settings
 from .credentials import Credentials, Secret, load_credentials, save_credentials
-from .errors import CredentialsError, InputError
+from .errors import CredentialsError, InputError, RetakeError
 from .retake.client import RetakeClient
 
 _TWEET_HOSTS = {"twitter.com", "www.twitter.com", "mobile.twitter.com", "x.com", "www.x.com", "mobile.x.com"}
@@ -26,7 +27,11 @@ def validate_tweet_url(url: str) -> str:
 
 
 def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credentials, Path]:
-    """Register once; refuses when credentials exist so nobody re-registers by accident."""
+    """Register once; refuses when credentials exist so nobody re-registers by accident.
+
+    The access token is issued once and never shown again, so it is saved the moment the answer
+    is read (the client parses it first; every other field is optional), before anything else can
+    fail. An answer without ``userDbId`` is completed from ``stream/status`` and saved again."""
     path = settings.credentials_path()
     if load_credentials(path) is not None:
         raise CredentialsError(f"already registered: credentials exist at {path}",
@@ -40,6 +45,20 @@ def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credential
                         wallet_address=result.wallet_address or agent.wallet_address, ticker=agent.ticker,
                         token_address=result.token_address, token_ticker=result.token_ticker)
     save_credentials(path, creds)
+    if not creds.userDbId:
+        try:
+            user_db_id = client.with_token(creds.access_token).stream_status().userDbId
+        except RetakeError as exc:
+            raise CredentialsError(f"registered, and the access token is saved at {path}, but the answer had no "
+                                   f"userDbId and stream/status failed ({exc.message})",
+                                   fix="do not register again: add \"userDbId\" to that file (GET "
+                                       "/agent/stream/status with the token says it, once the API answers)") from None
+        if not user_db_id:
+            raise CredentialsError(f"registered, and the access token is saved at {path}, but the platform did "
+                                   "not say our userDbId",
+                                   fix="do not register again: add \"userDbId\" to that file (retake.tv support can tell it)")
+        creds = replace(creds, userDbId=user_db_id)
+        save_credentials(path, creds)
     return creds, path
 
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 say() { printf '%s setup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 PACKAGES=(xvfb openbox xterm x11-utils xdotool pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
-          supervisor nginx libnginx-mod-rtmp python3-venv tini)
+          supervisor nginx libnginx-mod-rtmp python3-venv tini kubectl)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

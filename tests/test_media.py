@@ -99,7 +99,8 @@ def content_window(xvfb_display: str, tmp_path_factory: pytest.TempPathFactory):
 # --- command lines ---------------------------------------------------------------------------
 
 def test_build_command_defaults_are_the_reference_settings() -> None:
-    cmd = build_command(StreamConfig(), "rtmp://host/live/KEY", audio="silent")
+    # the reference's :99 (the default display is chosen at start by `appliance up`: "auto")
+    cmd = build_command(StreamConfig(display=":99"), "rtmp://host/live/KEY", audio="silent")
     line = " ".join(cmd)
     assert cmd[0] == "ffmpeg" and cmd[-1] == "rtmp://host/live/KEY"
     x11 = cmd.index("x11grab")

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(NGINX_MISSING is not None, reason=NGINX_MISSING or "")
 def test_rehearsal_goes_live_chats_records_and_stops(tmp_path):
     data = yaml.safe_load((REPO / "config.example.yaml").read_text())
-    data["paths"]["state_dir"] = str(tmp_path / "state")
+    data["paths"] = {**(data.get("paths") or {}), "state_dir": str(tmp_path / "state")}  # the example leaves it commented
     cfg = tmp_path / "appliance.yaml"
     cfg.write_text(yaml.safe_dump(data))
     result = subprocess.run([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg), "--seconds", "30"],

@@ -279,6 +279,56 @@ def test_faults_answer_500_then_recover(sandbox: Sandbox, sandbox_agent: Sandbox
     assert [e.get("fault", False) for e in sandbox.requests()[-3:]] == [True, False, False]
 
 
+def test_fault_kinds_over_http_and_their_listing(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+    url = f"{sandbox.origin}/_sandbox/faults"
+    for bad in ({"kind": "meteor"}, {"kind": "slow", "delay_s": 0}, {"kind": "ratelimit", "retry_after": "x"},
+                {"status": 200}, {"kind": "reset", "count": 0}):
+        assert requests.post(url, json=bad, timeout=5).status_code == 400, bad
+    rules = [{"kind": "ratelimit", "retry_after": 7, "count": 1, "paths": "agent/stream/status"},
+             {"kind": "truncate", "count": 1, "paths": "agent/stream/status"},
+             {"kind": "reset", "seconds": 60, "paths": "agent/verification-status"},
+             {"kind": "slow", "delay_s": 0.3, "count": 2, "paths": "agent/stream/comments"},
+             {"kind": "publish_refused", "count": 3}]
+    for rule in rules:
+        assert requests.post(url, json=rule, timeout=5).status_code == 200
+    listed = requests.get(url, timeout=5).json()["faults"]
+    assert [(f["kind"], f["hits"], f["active"]) for f in listed] == [(r["kind"], 0, True) for r in rules]
+    assert listed[0]["retry_after"] == 7 and listed[0]["status"] == 429 and listed[3]["delay_s"] == 0.3
+    limited = sandbox_agent.get("agent/stream/status")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    cut = sandbox_agent.get("agent/stream/status")
+    assert cut.status_code == 200 and int(cut.headers["Content-Length"]) == len(cut.content)
+    with pytest.raises(json.JSONDecodeError):
+        cut.json()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        sandbox_agent.get("agent/verification-status")  # headers, half the body, connection dropped
+    started = time.monotonic()
+    slow = sandbox_agent.get("agent/stream/comments", params={"userDbId": sandbox_agent.user_id})
+    assert slow.json() == {"comments": []} and time.monotonic() - started >= 0.25
+    assert sandbox_agent.get("agent/stream/status").status_code == 200  # the status faults are used up
+    active = {f["kind"]: f["hits"] for f in requests.get(url, timeout=5).json()["faults"]}
+    assert active == {"reset": 1, "slow": 1, "publish_refused": 0}
+    every = requests.get(url, params={"all": "1"}, timeout=5).json()["faults"]
+    assert [(f["kind"], f["hits"], f["active"]) for f in every][:2] == [("ratelimit", 1, False), ("truncate", 1, False)]
+    kinds = [e.get("fault_kind") for e in sandbox.requests() if e.get("fault")]
+    assert kinds == ["ratelimit", "truncate", "reset", "slow"]
+    assert requests.delete(url, timeout=5).json() == {"faults": []}
+
+
+@requires_ffmpeg
+def test_publish_refused_fault_refuses_real_publishes(rtmp_sandbox: Sandbox) -> None:
+    sb = rtmp_sandbox
+    a = register_agent(sb, verified=True)
+    rtmp = a.post("agent/rtmp").json()
+    a.post("agent/stream/start").raise_for_status()
+    sb.set_fault(kind="publish_refused", count=1)
+    assert publish_test_stream(rtmp["url"], rtmp["key"], seconds=1).returncode != 0
+    assert publish_test_stream(rtmp["url"], rtmp["key"], seconds=1).returncode == 0  # count used up
+    events = [(e["status"], e.get("fault_kind")) for e in sb.requests() if e.get("event") == "RTMP publish"]
+    assert events == [(403, "publish_refused"), (200, None)]
+    assert sb.faults(include_done=True)[0]["hits"] == 1
+
+
 def test_redirect_and_echo_headers(sandbox: Sandbox) -> None:
     echo = requests.get(f"{sandbox.origin}/_sandbox/echo-headers", headers={"Authorization": "Bearer rtk_secret"},
                         timeout=5).json()

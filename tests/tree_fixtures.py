@@ -235,22 +235,15 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
 
 # one tag per checkout, so test runs of two clones on one engine never build over each other
 IMAGE_TAG = "retake-appliance:test-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # what shared/tools/container-engine.sh serves
-
-
 def docker_client_or_skip():  # -> docker.DockerClient
     """A Docker-compatible engine from DOCKER_HOST (or the machine's podman socket), or skip."""
-    docker = pytest.importorskip("docker")
-    host = os.environ.get("DOCKER_HOST")
-    if not host and Path(ENGINE_FALLBACK.removeprefix("unix://")).exists():
-        host = ENGINE_FALLBACK
+    pytest.importorskip("docker")
+    from appliance.errors import ApplianceError
+    from appliance.fleet.cli import docker_client
     try:
-        client = docker.DockerClient(base_url=host, timeout=1800) if host else docker.from_env(timeout=1800)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
-        pytest.skip(f"no container engine answers at {host or 'the default socket'} ({type(exc).__name__}); "
-                    "run `source <(bash shared/tools/container-engine.sh)` or start Docker")
-    return client
+        return docker_client(timeout=1800)
+    except ApplianceError as exc:
+        pytest.skip(f"{exc}; run `source <(bash shared/tools/container-engine.sh)` or start Docker")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,21 @@
-"""The retake.tv API: typed client, answer models and the skill version check."""
+"""The retake.tv API: typed client, answer models and the skill version check.
 
-from .client import RetakeClient
-from .models import Comment, RtmpCredentials, StreamStatus
+Names are exported lazily, so ``appliance.config`` can import ``appliance.retake.origin`` (the
+token boundary's URL rules) without importing the client, which imports the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["RetakeClient", "Comment", "RtmpCredentials", "StreamStatus"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RetakeClient":
+        from .client import RetakeClient
+        return RetakeClient
+    if name in ("Comment", "RtmpCredentials", "StreamStatus"):
+        from . import models
+        return getattr(models, name)
+    raise AttributeError(name)

@@ -1,58 +1,98 @@
 """Typed client for every endpoint of the retake.tv skill document (sections 1-3 and 5).
 
-Security boundary: the bearer token is attached only to requests whose origin is the
-configured API origin, and that origin is ``https://retake.tv`` or a loopback sandbox the
-config names explicitly (validated in :class:`appliance.config.RetakeConfig`). Redirects
-are followed by hand, one hop at a time, so the header is decided again for every hop:
-a redirect to any other host or port arrives without ``Authorization``, and a request
-carrying a body is never re-sent off the origin. The token never appears in a log line,
-an exception or a repr.
+Security boundary (see :mod:`.origin`): every URL is parsed with the transport's own parser,
+checked and rebuilt from a validated scheme/host/port before it is sent, and the bearer token is
+attached only when that rebuilt origin is the configured API origin (``https://retake.tv``, or a
+loopback sandbox the config names explicitly). Redirects are followed by hand, one hop at a time,
+each ``Location`` checked and rebuilt the same way, so the header is decided again for every hop:
+a redirect to any other host, port or scheme arrives without ``Authorization``, a request carrying
+a body is never re-sent off the origin, and a ``Location`` with user info, backslashes, control
+characters or whitespace is refused. Authentication goes through an explicit ``auth`` object, so
+requests never derives Basic auth from a URL or ``~/.netrc``. The token never appears in a log
+line, an exception or a repr.
 
-Every call has a timeout. Calls that are safe to repeat are retried on connection errors,
-timeouts, 429 and 5xx with capped exponential backoff and full jitter, at most
-``retake.retries`` times.
+Transport failures of any kind — refused or reset connections, a read timing out mid-body, a body
+cut short, a body trickling in past the deadline, a 2xx answer that is not complete JSON — are
+:class:`~appliance.errors.RetakeUnavailable` (temporary). Calls that are safe to repeat are
+retried on those, 429 (honouring ``Retry-After``) and 5xx with capped exponential backoff and
+jitter, at most ``retake.retries`` times.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, TypeVar
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
 import requests
+import urllib3
 from pydantic import BaseModel, ValidationError
 
-from ..config import RetakeConfig, is_loopback_host
+from ..config import RetakeConfig
 from ..credentials import Secret
 from ..errors import (RetakeConflict, RetakeError, RetakeProtocolError, RetakeUnavailable, SecurityError,
                       error_for_status)
 from ..sanitize import clean_text
 from . import models as m
+from . import normalize
+from .origin import Origin, Target, UnsafeUrl, api_origin_problem, parse_target, resolve
 
 log = logging.getLogger("appliance.retake")
 
 M = TypeVar("M", bound=BaseModel)
 MAX_REDIRECTS = 5
 MAX_BODY = 4_000_000  # bytes read from any answer
+READ_CHUNK = 65536
+# Everything the HTTP stack can raise for a broken exchange (socket errors are OSError).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
 
-def origin_of(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+class _NotJson(Exception):
+    """A 2xx answer whose body is not complete JSON (cut short, or not JSON at all)."""
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets (or withholds) Authorization; passing any auth object stops requests from taking
+    credentials out of the URL or ``~/.netrc``."""
+
+    def __init__(self, token: Secret | None) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        if self._token:
+            request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)" if self._token else "_BearerAuth(none)"
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 @dataclass
 class CallStats:
-    """Counts for metrics: requests sent, retries, errors by status."""
+    """Counts for metrics: requests sent, retries, errors by status, comments skipped by reason."""
 
     requests: int = 0
     retries: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    comments_skipped: dict[str, int] = field(default_factory=dict)
+
+    def skipped(self, reason: str) -> None:
+        self.comments_skipped[reason] = self.comments_skipped.get(reason, 0) + 1
 
 
 class RetakeClient:
@@ -61,15 +101,24 @@ class RetakeClient:
     def __init__(self, cfg: RetakeConfig, token: Secret | None = None, *,
                  session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
-        self.base_url = cfg.base_url.rstrip("/") + "/"
-        self._origin = origin_of(self.base_url)
+        try:  # RetakeConfig validated this already; a config built around validation still cannot leak
+            self._base = parse_target(cfg.base_url.rstrip("/") + "/", "base_url")
+            problem = api_origin_problem(self._base.origin, sandbox=cfg.sandbox)
+        except UnsafeUrl as exc:
+            problem = str(exc)
+        if problem:
+            raise SecurityError(f"retake.base_url refused: {problem}", fix="use https://retake.tv/api/v1")
+        self.base_url = self._base.url
+        self._origin: Origin = self._base.origin
         self._token = token
         self._session = session or requests.Session()
-        if is_loopback_host(self._origin[1]):
-            self._session.trust_env = False  # no proxy or netrc between us and a local sandbox
+        if self._origin.is_loopback():
+            self._session.trust_env = False  # no proxy between us and a local sandbox
         self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
         self.stats = CallStats()
 
@@ -77,44 +126,81 @@ class RetakeClient:
         return f"RetakeClient(base_url={self.base_url!r}, token={'set' if self._token else 'none'})"
 
     def with_token(self, token: Secret) -> "RetakeClient":
-        return RetakeClient(self.cfg, token, session=self._session, sleep=self._sleep, rng=self._rng)
+        return RetakeClient(self.cfg, token, session=self._session, sleep=self._sleep, rng=self._rng,
+                            clock=self._clock)
+
+    @property
+    def origin(self) -> Origin:
+        """The one origin the token may go to."""
+        return self._origin
 
     # --- transport ---------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        return urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
+    def _target(self, path: str) -> Target:
+        """An absolute URL (checked) or a path under base_url, rebuilt; never the raw text."""
+        try:
+            if "://" in path:
+                return parse_target(path)
+            return resolve(self._base, path.lstrip("/"), "request path")
+        except UnsafeUrl as exc:
+            raise SecurityError(f"refused to send a request: {exc}",
+                                fix="only plain https://retake.tv URLs (or the configured sandbox) are sent") from None
 
-    def _may_carry_token(self, url: str) -> bool:
-        return origin_of(url) == self._origin
+    def _may_carry_token(self, target: Target) -> bool:
+        return target.origin == self._origin
 
-    def _send_once(self, method: str, url: str, *, auth: bool, json_body: Any = None,
-                   files: Any = None, params: Mapping[str, Any] | None = None) -> requests.Response:
-        """One logical request; redirects followed by hand with the header decided per hop."""
+    def _exchange(self, method: str, target: Target, *, auth: bool, json_body: Any = None,
+                  files: Any = None, params: Mapping[str, Any] | None = None) -> _Answer:
+        """One logical request, redirects followed by hand with the header decided per hop, the
+        whole body read within the deadline. Raises TRANSPORT_ERRORS for a broken exchange."""
         body_sent = json_body is not None or files is not None
         for _hop in range(MAX_REDIRECTS + 1):
-            headers = {"Accept": "application/json", "User-Agent": "retake-appliance/0.1"}
-            if auth and self._token and self._may_carry_token(url):
-                headers["Authorization"] = f"Bearer {self._token.reveal()}"
+            token = self._token if auth and self._may_carry_token(target) else None
             self.stats.requests += 1
-            response = self._session.request(
-                method, url, headers=headers, json=json_body, files=files, params=params,
-                timeout=(min(5.0, self.cfg.timeout_s), self.cfg.timeout_s), allow_redirects=False,
-                stream=True)
-            if not response.is_redirect:
-                return response
-            target = urljoin(url, response.headers.get("Location", ""))
-            response.close()
-            if origin_of(target) != self._origin and body_sent:
-                raise SecurityError(f"{method} {urlsplit(url).path}: refused a redirect off "
-                                    f"{self._origin[1]} to {urlsplit(target).hostname} for a request with a body")
+            try:
+                response = self._session.request(
+                    method, target.url, headers={"Accept": "application/json", "User-Agent": "retake-appliance/0.1"},
+                    auth=_BearerAuth(token), json=json_body, files=files, params=params,
+                    timeout=(min(5.0, self.cfg.timeout_s), self.cfg.timeout_s), allow_redirects=False, stream=True)
+            except ValueError as exc:  # requests pre-parses a Location even without redirects ("Invalid IPv6 URL")
+                raise requests.RequestException(f"unreadable answer ({type(exc).__name__})") from exc
+            with response:
+                location = self._session.get_redirect_target(response)
+                if location is None:
+                    return _Answer(response.status_code, response.headers, self._read_body(response))
+            try:
+                nxt = resolve(target, location)
+            except UnsafeUrl as exc:
+                raise RetakeProtocolError(f"{method} {target.path}: refused a redirect ({exc})") from None
+            if nxt.origin != self._origin and body_sent:
+                raise SecurityError(f"{method} {target.path}: refused a redirect off {self._origin.host} "
+                                    f"to {nxt.origin.host} for a request with a body")
             if response.status_code in (301, 302, 303) and method != "HEAD":
                 method, json_body, files, body_sent = "GET", None, None, False
-            url, params = target, None
-        raise RetakeProtocolError(f"{method} {urlsplit(url).path}: more than {MAX_REDIRECTS} redirects")
+            target, params = nxt, None
+        raise RetakeProtocolError(f"{method} {target.path}: more than {MAX_REDIRECTS} redirects")
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """At most MAX_BODY + 1 bytes, all of it within ``timeout_s`` (a trickle cannot hold us)."""
+        if response.raw is None:
+            return b""
+        deadline = self._clock() + self.cfg.timeout_s
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BODY:
+            chunk = response.raw.read1(READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if self._clock() > deadline:
+                raise TimeoutError(f"the answer took longer than {self.cfg.timeout_s:g} s to arrive")
+        return b"".join(chunks)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after and retry_after.strip().isdigit():
-            return min(float(retry_after), self.cfg.backoff_max_s)
+        asked = _retry_after_seconds(retry_after)
+        if asked is not None:
+            return min(asked, self.cfg.backoff_max_s)
         cap = min(self.cfg.backoff_max_s, self.cfg.backoff_s * (2 ** attempt))
         return self._rng.uniform(cap / 2, cap)  # "equal jitter": never zero, never above the cap
 
@@ -122,28 +208,29 @@ class RetakeClient:
                 json_body: Any = None, files: Any = None,
                 params: Mapping[str, Any] | None = None) -> Any:
         """Send, retry where safe, map errors, and return the parsed JSON answer."""
-        url = self._url(path)
-        shown = urlsplit(url).path
+        target = self._target(path)
+        shown = target.path
         attempts = (self.cfg.retries if idempotent else 0) + 1
         for attempt in range(attempts):
-            started = time.monotonic()
+            started = self._clock()
             retry_after = None
             try:
-                response = self._send_once(method, url, auth=auth, json_body=json_body, files=files,
-                                           params=params)
-            except requests.RequestException as exc:
+                answer = self._exchange(method, target, auth=auth, json_body=json_body, files=files,
+                                        params=params)
+            except TRANSPORT_ERRORS as exc:
                 error: RetakeError = RetakeUnavailable(
-                    f"{method} {shown}: no answer from {self._origin[1]} ({type(exc).__name__})",
+                    f"{method} {shown}: no complete answer from {self._origin.host} ({_describe(exc)})",
                     method=method, path=shown)
             else:
-                with response:
-                    raw = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw else b""
-                elapsed = time.monotonic() - started
-                log.debug("%s %s -> %s in %.0f ms", method, shown, response.status_code, elapsed * 1000)
-                if response.status_code < 400:
-                    return self._json(raw, method, shown)
-                error = self._error(response.status_code, raw, method, shown)
-                retry_after = response.headers.get("Retry-After")
+                log.debug("%s %s -> %s in %.0f ms", method, shown, answer.status, (self._clock() - started) * 1000)
+                if answer.status < 400:
+                    try:
+                        return self._json(answer.body, method, shown)
+                    except _NotJson as exc:
+                        error = RetakeUnavailable(f"{method} {shown}: {exc}", method=method, path=shown)
+                else:
+                    error = self._error(answer.status, answer.body, method, shown)
+                    retry_after = answer.headers.get("Retry-After")
             key = str(error.status or "network")
             self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
             # 409 is temporary for the lifecycle (call stream/start), not something to repeat here
@@ -164,8 +251,8 @@ class RetakeClient:
         try:
             return json.loads(raw)
         except ValueError:
-            raise RetakeProtocolError(f"{method} {path}: answer is not JSON "
-                                      f"({clean_text(raw[:80].decode('utf-8', 'replace'), 80)!r})") from None
+            shown = clean_text(raw[:80].decode("utf-8", "replace"), 80)
+            raise _NotJson(f"answer cut short or not JSON ({len(raw)} bytes: {shown!r})") from None
 
     @staticmethod
     def _error(status: int, raw: bytes, method: str, path: str) -> RetakeError:
@@ -212,7 +299,13 @@ class RetakeClient:
                  wallet_address: str, ticker: str) -> m.RegisterResult:
         body = {"agent_name": agent_name, "agent_description": agent_description,
                 "image_url": image_url, "wallet_address": wallet_address, "ticker": ticker}
-        return self._post(m.RegisterResult, "agent/register", auth=False, idempotent=False, json_body=body)
+        data = self.request("POST", "agent/register", auth=False, idempotent=False, json_body=body)
+        token = normalize.access_token(data)  # first: the platform never shows it again
+        try:
+            return m.RegisterResult.model_validate(data)
+        except ValidationError:  # every other field is lenient; this is belt and braces
+            log.warning("agent/register: answer partly unreadable; keeping the access token")
+            return m.RegisterResult(access_token=token)
 
     def prepare_verify(self) -> m.VerificationMessage:
         return self._post(m.VerificationMessage, "agent/prepare-verify", idempotent=False)
@@ -246,7 +339,7 @@ class RetakeClient:
 
     def chat_send(self, message: str, destination_user_id: str) -> m.ChatSendResult:
         body = {"message": message, "destination_user_id": destination_user_id}
-        if self._token and self._may_carry_token(self._url("agent/stream/chat/send")):
+        if self._token and self._may_carry_token(self._target("agent/stream/chat/send")):
             body["access_token"] = self._token.reveal()  # the reference's payload carries it too
         return self._post(m.ChatSendResult, "agent/stream/chat/send", idempotent=False, json_body=body)
 
@@ -254,7 +347,8 @@ class RetakeClient:
         params: dict[str, Any] = {"userDbId": user_db_id, "limit": max(1, min(int(limit), 100))}
         if before_id:
             params["beforeId"] = before_id
-        return m.parse_comments(self.request("GET", "agent/stream/comments", params=params))
+        return m.parse_comments(self.request("GET", "agent/stream/comments", params=params),
+                                on_skip=self.stats.skipped)
 
     # --- section 5: public API -----------------------------------------------------------
 
@@ -320,3 +414,24 @@ class RetakeClient:
 
     def top_tippers(self, streamer_id: str) -> list[m.Trade]:
         return self._list(m.Trade, "chat/top-tippers", params={"streamer_id": streamer_id})
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date (RFC 9110); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value)) if value.replace(".", "", 1).isdigit() else \
+            max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's class and the innermost cause's class (never a URL: it could hold anything)."""
+    names = [type(exc).__name__]
+    inner = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    if isinstance(inner, BaseException) and type(inner).__name__ not in names:
+        names.append(type(inner).__name__)
+    return " / ".join(names)

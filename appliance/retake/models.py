@@ -1,40 +1,52 @@
 """Parsed answers of the retake.tv API.
 
-Models ignore fields they do not know (the platform adds fields), and accept the shapes
-the platform is known to answer in besides the documented one (see :func:`parse_comments`).
-A shape we cannot read raises :class:`~appliance.errors.RetakeProtocolError`, never a
-KeyError deep inside a loop.
+Models ignore fields they do not know (the platform adds fields) and read every known spelling
+of the fields they do know: each model's before-validator maps the answer through the alias table
+of :mod:`.normalize` (one table for the whole client, documented in the README). Fields that are
+not essential are lenient (``null`` or an odd type is the default, never a failure). A shape we
+cannot read raises :class:`~appliance.errors.RetakeProtocolError`, never a KeyError deep inside a
+loop. Comments live in :mod:`.normalize` (:class:`Comment`, :func:`parse_comments`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..credentials import Secret
-from ..errors import RetakeProtocolError
-from ..sanitize import clean_name, clean_text
+from .normalize import Comment, Count, Number, Text, canonical, normalize_comment, parse_comments  # noqa: F401
+
+__all__ = ["Comment", "normalize_comment", "parse_comments"]  # re-exported; the rest by name
 
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    alias_table: ClassVar[str | None] = None  # the normalize.ALIASES table that maps this answer
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spellings(cls, data: Any) -> Any:
+        return canonical(data, cls.alias_table, keep_extra=cls.model_config.get("extra") == "allow") \
+            if cls.alias_table else data
 
 
-class _Open(BaseModel):
+class _Open(_Answer):
     """Public listings: documented fields typed, the rest kept as they came."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class RegisterResult(_Answer):
+    """Only the token is required: it is issued once and never shown again (see client.register)."""
+
+    alias_table: ClassVar[str] = "register"
     access_token: str = Field(repr=False)
-    agent_id: str
-    userDbId: str
-    wallet_address: str = ""
-    token_address: str = ""
-    token_ticker: str = ""
+    agent_id: Text = ""
+    userDbId: Text = ""
+    wallet_address: Text = ""
+    token_address: Text = ""
+    token_ticker: Text = ""
 
 
 class VerificationMessage(_Answer):
@@ -46,17 +58,28 @@ class Verified(_Answer):
 
 
 class RtmpCredentials(_Answer):
+    """``{url, key}``, ``{rtmp_url, stream_key}`` or ``{rtmpUrl, streamKey}``, maybe under ``data``."""
+
     model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+    alias_table: ClassVar[str] = "rtmp"
     url: str
     key: Secret
+
+    @field_validator("url")
+    @classmethod
+    def _rtmp_url(cls, v: str) -> str:
+        # it becomes FFmpeg's output: an answer must not make that a file or another protocol
+        if not v.lower().startswith(("rtmp://", "rtmps://")) or any(ch.isspace() or ord(ch) < 32 for ch in v):
+            raise ValueError("url must be an rtmp:// or rtmps:// URL")
+        return v
 
     @field_validator("key", mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Secret:
         if isinstance(v, Secret):
             return v
-        if not isinstance(v, str) or not v:
-            raise ValueError("key must be a non-empty string")
+        if not isinstance(v, str) or not v or any(ch.isspace() or ord(ch) < 32 for ch in v):
+            raise ValueError("key must be a non-empty string without spaces")
         return Secret(v)
 
     def target(self) -> str:
@@ -78,11 +101,12 @@ class StreamStartResult(_Answer):
 
 
 class StreamStatus(_Answer):
+    alias_table: ClassVar[str] = "stream_status"
     is_live: bool
-    viewers: int = 0
-    uptime_seconds: int = 0
-    token_address: str | None = ""
-    userDbId: str | None = ""
+    viewers: Count = 0
+    uptime_seconds: Count = 0
+    token_address: Text = ""
+    userDbId: Text = ""
 
 
 class ThumbnailResult(_Answer):
@@ -92,127 +116,23 @@ class ThumbnailResult(_Answer):
 
 class StreamStopResult(_Answer):
     status: str = "stopped"
-    duration_seconds: int = 0
-    viewers: int = 0
+    duration_seconds: Count = 0
+    viewers: Count = 0
 
 
 class ChatSendResult(_Open):
     pass
 
 
-class Comment(_Answer):
-    """One chat message, whichever shape it arrived in; text and names already sanitized.
-
-    ``user_id`` is the platform user id where the shape gives it (never the Farcaster ``fid``);
-    ``seq`` is the numeric ``chat_event_id`` (ordering without timestamps); ``kind`` is
-    "message", "tip" or "trade"; ``raw`` keeps the payload for debugging (never dumped).
-    """
-
-    id: str
-    text: str
-    username: str
-    user_id: str = ""
-    wallet_address: str = ""
-    fid: str = ""
-    timestamp: datetime | None = None
-    seq: int | None = None
-    kind: str = "message"
-    amount: float | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-            number = float(value)
-            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, timezone.utc)
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
-
-
-def _amount(data: Any) -> float | None:
-    value = data.get("amount") if isinstance(data, dict) else None
-    try:
-        return float(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _comment_from(item: Any) -> Comment:
-    if not isinstance(item, dict):
-        raise ValueError(f"a comment must be an object, not {type(item).__name__}")
-    if "_id" in item:  # documented: {_id, streamId, text, timestamp, author{...}}
-        author = item.get("author") or {}
-        if not isinstance(author, dict):
-            author = {}
-        return Comment(id=str(item["_id"]), text=clean_text(item.get("text", "")),
-                       username=clean_name(author.get("fusername") or author.get("username")),
-                       user_id=str(author.get("user_id") or ""),
-                       wallet_address=str(author.get("walletAddress") or ""),
-                       fid=str(author.get("fid") or ""),
-                       timestamp=_parse_time(item.get("timestamp")), raw=item)
-    if "chat_event_id" in item:  # observed: {chat_event_id, sender_user_id, sender_username, ...}
-        event_id = str(item["chat_event_id"])
-        kind = str(item.get("type") or "message")
-        return Comment(id=event_id, text=clean_text(item.get("text", "")),
-                       username=clean_name(item.get("sender_username") or item.get("sender_display_name")),
-                       user_id=str(item.get("sender_user_id") or ""),
-                       wallet_address=str(item.get("sender_wallet_address") or ""),
-                       timestamp=_parse_time(item.get("timestamp") or item.get("created_at")),
-                       seq=int(event_id) if event_id.isdigit() else None, kind=kind,
-                       amount=_amount(item.get("tip_data") if kind == "tip" else item.get("trade_data")),
-                       raw=item)
-    raise ValueError(f"unknown comment fields {sorted(item)[:8]}")
-
-
-def normalize_comment(item: Any) -> Comment:
-    """One comment (a ``stream/comments`` item or a Socket.IO ``message`` payload) as our model;
-    RetakeProtocolError when it cannot be read or has no text."""
-    try:
-        comment = _comment_from(item)
-    except (ValueError, ValidationError) as exc:
-        raise RetakeProtocolError(f"unreadable comment ({exc})") from None
-    if not comment.text:
-        raise RetakeProtocolError(f"comment {comment.id}: no text")
-    return comment
-
-
-def parse_comments(payload: Any) -> list[Comment]:
-    """Both known shapes of ``stream/comments``, returned oldest first.
-
-    Documented: ``{"comments": [{_id, ...}]}``. Observed on the platform: newest-first items
-    ``{chat_event_id, sender_username, ...}``, as a bare array or under ``comments``.
-    """
-    items = payload.get("comments", payload.get("chats")) if isinstance(payload, dict) else payload
-    if not isinstance(items, list):
-        raise RetakeProtocolError("stream/comments: expected a list of comments "
-                                  f"(got {type(payload).__name__} with keys {sorted(payload)[:5] if isinstance(payload, dict) else '-'})")
-    try:
-        comments = [_comment_from(item) for item in items]
-    except (ValueError, ValidationError) as exc:
-        raise RetakeProtocolError(f"stream/comments: unreadable comment ({exc})") from None
-    observed = bool(items) and isinstance(items[0], dict) and "chat_event_id" in items[0]
-    if observed:
-        comments.reverse()  # observed answers come newest first
-    if all(c.timestamp for c in comments):
-        comments.sort(key=lambda c: c.timestamp)  # type: ignore[arg-type,return-value]  # stable on ties
-    return comments
-
-
 # --- public API -------------------------------------------------------------------------
 
 class UserSummary(_Open):
+    alias_table: ClassVar[str] = "user_summary"
     user_id: str | None = None
     username: str | None = None
     ticker: str | None = None
     token_address: str | None = None
-    market_cap: float | None = None
+    market_cap: Number = None
     rank: int | None = None
 
 
@@ -236,21 +156,23 @@ class Session(_Open):
 
 
 class TokenSummary(_Open):
+    alias_table: ClassVar[str] = "token_summary"
     user_id: str | None = None
     username: str | None = None
     name: str | None = None
     ticker: str | None = None
     address: str | None = None
-    current_market_cap: float | None = None
-    market_cap: float | None = None
+    current_market_cap: Number = None
+    market_cap: Number = None
     growth_24h: float | None = None
     rank: int | None = None
 
 
 class TokenStats(_Open):
-    current_price: float | None = None
-    market_cap: float | None = None
-    all_time_high: float | None = None
+    alias_table: ClassVar[str] = "token_stats"
+    current_price: Number = None
+    market_cap: Number = None
+    all_time_high: Number = None
     growth: dict[str, Any] | None = None
     volume: Any = None
     earnings: Any = None

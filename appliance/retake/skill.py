@@ -14,12 +14,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import requests
 
 from ..config import RetakeConfig
 from ..files import write_private
+from .client import TRANSPORT_ERRORS
+from .origin import parse_origin
 
 log = logging.getLogger("appliance.skill")
 KNOWN_VERSION = "2.1.2"  # the version this appliance implements
@@ -43,15 +44,15 @@ class SkillCheck:
 
 
 def skill_origin(cfg: RetakeConfig) -> str:
-    parts = urlsplit(cfg.base_url)
-    return f"{parts.scheme}://{parts.netloc}"
+    """The API's origin, rebuilt from the validated scheme, host and port."""
+    return parse_origin(cfg.base_url, "base_url").url
 
 
 def _fetch(session: requests.Session, url: str, timeout: float) -> bytes:
     response = session.get(url, timeout=timeout, allow_redirects=False, stream=True)
     with response:
         if response.is_redirect:
-            raise OSError(f"refused a redirect to {urlsplit(response.headers.get('Location', '')).hostname}")
+            raise OSError("refused a redirect (the skill file is fetched from the API's own origin only)")
         if response.status_code != 200:
             raise OSError(f"HTTP {response.status_code}")
         body = response.raw.read(MAX_SKILL_BYTES + 1, decode_content=True)
@@ -72,13 +73,13 @@ def check_skill(cfg: RetakeConfig, cache_dir: Path, *, session: requests.Session
     try:
         meta = json.loads(_fetch(session, f"{origin}/skill.json", cfg.timeout_s))
         version = str(meta["version"])[:32]
-    except (OSError, requests.RequestException, ValueError, KeyError, TypeError) as exc:
+    except (*TRANSPORT_ERRORS, ValueError, KeyError, TypeError) as exc:
         return SkillCheck("offline", None, previous, type(exc).__name__ + (f": {exc}" if isinstance(exc, OSError) else ""))
     if previous == version and (cache_dir / "skill.md").exists():
         return SkillCheck("unchanged", version, previous)
     try:
         text = _fetch(session, f"{origin}/skill.md", cfg.timeout_s)
-    except (OSError, requests.RequestException) as exc:
+    except TRANSPORT_ERRORS as exc:
         return SkillCheck("offline", version, previous, f"skill.md: {exc}")
     write_private(cache_dir / "skill.md", text)
     write_private(cached_file, json.dumps({"version": version}))

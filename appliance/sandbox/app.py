@@ -12,9 +12,33 @@
   only (403 otherwise). Not part of retake.tv.
 
 ``GET /agent/stream/comments`` (documented shape) answers ``{"comments": [...]}`` with the
-``limit`` newest messages older than ``beforeId``, ordered **oldest first**; with the setting
-``comments_shape: "observed"`` it answers a bare array of the same page, newest first. The
-streamer's own ``chat/send`` messages are included. (All decisions: ``state.py`` docstring.)
+``limit`` newest messages older than ``beforeId``, ordered **oldest first**; the setting
+``comments_shape`` serves the other shapes seen (``state.COMMENT_SHAPES``), and
+``register_shape``, ``rtmp_shape`` and ``field_drift`` the other spellings of those answers. The
+streamer's own ``chat/send`` messages are included. ``POST /_sandbox/comments`` takes
+``{text, username}`` or ``{text, anonymous: true, wallet?}`` (a viewer without a name).
+(All decisions: ``state.py`` docstring.)
+
+Fault injection (``POST /_sandbox/faults``, a JSON object; ``GET`` lists the active rules with
+their ``hits``, ``GET ?all=1`` finished ones too, ``DELETE`` clears). Common fields: ``kind``
+(default ``"status"``), ``paths`` (a path prefix, ``"agent/stream"`` or ``"/skill.json"``; default
+every agent endpoint), ``count`` (requests or publishes to hit) and/or ``seconds`` (how long the
+rule lives); neither means ``count: 1``. The first active rule whose prefix matches wins.
+
+* ``status`` — answer ``{"error": ...}`` with ``status`` (400-599, default 500) instead of the
+  endpoint: ``{"status": 500, "seconds": 4}`` is a 5xx burst.
+* ``ratelimit`` — 429 with ``Retry-After: <retry_after>`` (seconds, default 1).
+* ``reset`` — the endpoint runs for real; its status and headers go out with the full
+  ``Content-Length``, then half the body, then the connection is dropped.
+* ``slow`` — the endpoint runs; headers at once, the body in 10 pieces over ``delay_s`` seconds
+  (default 5; make it longer than the client's read timeout to see a timeout).
+* ``truncate`` — the endpoint runs; a complete response whose JSON body is cut in half.
+* ``publish_refused`` — the RTMP ingest's ``on_publish`` refuses the next ``count`` publishes (or
+  all publishes for ``seconds``), whatever the key; ``paths`` does not apply.
+
+Each rule lists as ``{kind, status, paths, remaining, seconds_left, hits, active}`` (plus
+``retry_after`` or ``delay_s``); a request that met a fault is logged with ``"fault": true`` and
+``"fault_kind"``, a refused publish as an ``RTMP publish`` entry with status 403 and the same fields.
 
 The request log records method, path, query (secrets redacted), status, duration and whether an
 Authorization header was present — never a token's value. Agent endpoints and ``/skill.*`` are
@@ -24,6 +48,7 @@ endpoints); the rest of the control surface and Socket.IO polling are not.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -89,12 +114,22 @@ class RequestLog:
         return [e for e in self.entries if e["seq"] > seq]
 
 
+FAULT_KINDS = ("status", "ratelimit", "reset", "slow", "truncate", "publish_refused")
+BROKEN_BODY_KINDS = ("reset", "slow", "truncate")  # the endpoint runs; its answer arrives broken
+SLOW_PIECES = 10
+
+
 @dataclass
 class Fault:
+    """One injected fault (see the module docstring for the kinds)."""
+
+    kind: str
     status: int
     prefix: str
     remaining: int | None = None
     until: float | None = None
+    retry_after: float = 1.0
+    delay_s: float = 5.0
     hits: int = 0
 
     def active(self) -> bool:
@@ -102,10 +137,31 @@ class Fault:
             return False
         return self.until is None or time.time() < self.until
 
+    def hit(self) -> "Fault":
+        self.hits += 1
+        if self.remaining is not None:
+            self.remaining -= 1
+        return self
+
     def public(self) -> dict[str, Any]:
-        return {"status": self.status, "paths": self.prefix, "remaining": self.remaining,
-                "seconds_left": round(max(0.0, self.until - time.time()), 1) if self.until else None,
-                "hits": self.hits}
+        data: dict[str, Any] = {
+            "kind": self.kind, "status": self.status,
+            "paths": None if self.kind == "publish_refused" else self.prefix, "remaining": self.remaining,
+            "seconds_left": round(max(0.0, self.until - time.time()), 1) if self.until else None, "hits": self.hits}
+        if self.kind == "ratelimit":
+            data["retry_after"] = self.retry_after
+        if self.kind == "slow":
+            data["delay_s"] = self.delay_s
+        return data
+
+
+def _number(body: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ApiError(400, f"{key} must be a number between {low:g} and {high:g}")
+    return float(value)
 
 
 @dataclass
@@ -113,8 +169,11 @@ class Faults:
     rules: list[Fault] = field(default_factory=list)
 
     def add(self, body: dict[str, Any]) -> Fault:
-        status = body.get("status", 500)
-        if not isinstance(status, int) or not 400 <= status <= 599:
+        kind = body.get("kind", "status") or "status"
+        if kind not in FAULT_KINDS:
+            raise ApiError(400, f"kind must be one of {', '.join(FAULT_KINDS)}")
+        status = body.get("status", 500) if kind == "status" else 429 if kind == "ratelimit" else 0
+        if kind == "status" and (not isinstance(status, int) or not 400 <= status <= 599):
             raise ApiError(400, "status must be an HTTP error status (400-599)")
         count, seconds = body.get("count"), body.get("seconds")
         if count is None and seconds is None:
@@ -123,22 +182,32 @@ class Faults:
             raise ApiError(400, "count must be a positive integer")
         if seconds is not None and (not isinstance(seconds, (int, float)) or not 0 < seconds <= 3600):
             raise ApiError(400, "seconds must be between 0 and 3600")
-        prefix = normalize_prefix(body.get("paths"))
-        fault = Fault(status, prefix, count, time.time() + seconds if seconds is not None else None)
-        self.rules = [r for r in self.rules if r.active()][-(MAX_FAULTS - 1):] + [fault]
+        fault = Fault(kind, status, normalize_prefix(body.get("paths")), count,
+                      time.time() + seconds if seconds is not None else None,
+                      retry_after=_number(body, "retry_after", 1.0, 0, 3600),
+                      delay_s=_number(body, "delay_s", 5.0, 0.01, 600))
+        while len(self.rules) >= MAX_FAULTS:  # bounded: the oldest finished rule goes first
+            done = [r for r in self.rules if not r.active()]
+            self.rules.remove(done[0] if done else self.rules[0])
+        self.rules.append(fault)
         return fault
 
     def take(self, path: str) -> Fault | None:
+        """The first active HTTP fault for ``path`` (counted as hit)."""
         for rule in self.rules:
-            if rule.active() and path.startswith(rule.prefix):
-                rule.hits += 1
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                return rule
+            if rule.kind != "publish_refused" and rule.active() and path.startswith(rule.prefix):
+                return rule.hit()
         return None
 
-    def public(self) -> list[dict[str, Any]]:
-        return [r.public() for r in self.rules if r.active()]
+    def take_publish(self) -> Fault | None:
+        """An active ``publish_refused`` fault (counted as hit), for the ingest's on_publish."""
+        for rule in self.rules:
+            if rule.kind == "publish_refused" and rule.active():
+                return rule.hit()
+        return None
+
+    def public(self, include_done: bool = False) -> list[dict[str, Any]]:
+        return [{**r.public(), "active": r.active()} for r in self.rules if include_done or r.active()]
 
 
 def normalize_prefix(paths: Any) -> str:
@@ -233,17 +302,50 @@ def _middleware(sb: SandboxApp) -> Any:
         request[LOG_EXTRA] = {}
         started = time.monotonic()
         fault = sb.faults.take(path)
-        if fault is not None:
-            response: web.StreamResponse = json_error(fault.status, f"Injected fault (sandbox): HTTP {fault.status}")
-            request[LOG_EXTRA]["fault"] = True
+        if fault is None:
+            response: web.StreamResponse = await _guarded(request, handler)
         else:
-            response = await _guarded(request, handler)
+            request[LOG_EXTRA].update(fault=True, fault_kind=fault.kind)
+            response = await _injected(request, handler, fault)
         sb.log.add({"method": request.method, "path": path, "query": redact_query(request),
                     "status": response.status, "auth": "Authorization" in request.headers,
                     "ms": round((time.monotonic() - started) * 1000, 1), **request[LOG_EXTRA]})
         return response
 
     return middleware
+
+
+async def _injected(request: web.Request, handler: Handler, fault: Fault) -> web.StreamResponse:
+    """The answer a fault makes of this request."""
+    if fault.kind == "status":
+        return json_error(fault.status, f"Injected fault (sandbox): HTTP {fault.status}")
+    if fault.kind == "ratelimit":
+        response = json_error(429, "Too many requests (sandbox fault)")
+        response.headers["Retry-After"] = f"{fault.retry_after:g}"
+        return response
+    real = await _guarded(request, handler)  # the platform did the work; the answer is what breaks
+    body = real.body if isinstance(real, web.Response) and isinstance(real.body, bytes) else b"{}"
+    part = body[: max(1, len(body) // 2)]
+    if fault.kind == "truncate":
+        return web.Response(status=real.status, body=part, content_type="application/json")
+    response = web.StreamResponse(status=real.status, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    try:
+        await response.prepare(request)
+        if fault.kind == "reset":
+            await response.write(part)
+            if request.transport is not None:
+                request.transport.close()  # flushes what was written, then drops the connection
+            return response
+        bounds = [round(k * len(body) / SLOW_PIECES) for k in range(SLOW_PIECES + 1)]
+        for k, (a, b) in enumerate(zip(bounds, bounds[1:])):  # the first piece at once, the last after delay_s
+            if k:
+                await asyncio.sleep(fault.delay_s / (SLOW_PIECES - 1))
+            await response.write(body[a:b])
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the client gave up (a timeout): that is what the fault is for
+    return response
 
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -437,13 +539,18 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
 
     async def comments(request: web.Request) -> web.Response:
         body = await SandboxApp.read_json(_with_extra(request))
-        text, username = body.get("text"), body.get("username", "viewer")
-        if not isinstance(text, str) or not isinstance(username, str) or not username.strip():
-            raise ApiError(400, "text and username must be strings")
+        anonymous = bool(body.get("anonymous"))
+        text, username = body.get("text"), "" if anonymous else body.get("username", "viewer")
+        wallet = body.get("wallet")
+        if not isinstance(text, str) or not isinstance(username, str) or not (anonymous or username.strip()):
+            raise ApiError(400, "text and username must be strings (or anonymous: true)")
+        if wallet is not None and not (isinstance(wallet, str) and 0 < len(wallet) <= 100):
+            raise ApiError(400, "wallet must be a short string")
         if len(text) > MAX_TEXT:
             raise ApiError(400, f"text too long (max {MAX_TEXT} characters)")
         streamer = platform.the_agent(body.get("userDbId"))
-        return json_response(await viewers.post_comment(platform, streamer, username[:100], text), status=201)
+        return json_response(await viewers.post_comment(platform, streamer, username[:100], text, wallet=wallet),
+                             status=201)
 
     async def events(request: web.Request) -> web.Response:
         body = await SandboxApp.read_json(_with_extra(request))
@@ -470,7 +577,7 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
         return json_response({"faults": sb.faults.public()})
 
     async def faults_get(request: web.Request) -> web.Response:
-        return json_response({"faults": sb.faults.public()})
+        return json_response({"faults": sb.faults.public(include_done=request.query.get("all") in ("1", "true"))})
 
     async def faults_clear(request: web.Request) -> web.Response:
         sb.faults.rules.clear()
@@ -512,7 +619,8 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
 
     async def on_publish(request: web.Request) -> web.Response:
         form = await request.post()
-        ok = await platform.on_publish(str(form.get("name", "")))
+        refused = sb.faults.take_publish() is not None
+        ok = await platform.on_publish(str(form.get("name", "")), refused_by_fault=refused)
         return web.Response(status=200 if ok else 403, text="ok" if ok else "refused")
 
     async def on_publish_done(request: web.Request) -> web.Response:

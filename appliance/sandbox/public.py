@@ -11,15 +11,16 @@ import secrets
 from collections import defaultdict
 from typing import Any
 
-from .state import Agent, ApiError, Platform, parse_cursor, parse_limit
+from .state import Agent, ApiError, Platform, parse_chat_cursor, parse_cursor, parse_limit
 
 
 def _live_row(platform: Platform, agent: Agent, rank: int) -> dict[str, Any]:
     token = platform.tokens.get(agent.token_address)
-    return {"user_id": agent.user_id, "username": agent.name, "ticker": agent.ticker,
-            "token_address": agent.token_address, "market_cap": round(token.market_cap, 2) if token else 0,
-            "rank": rank, "viewers": platform.viewers_of(agent),
-            "session_id": agent.session.session_id if agent.session else None}
+    return platform.drifted({"user_id": agent.user_id, "username": agent.name, "ticker": agent.ticker,
+                             "token_address": agent.token_address,
+                             "market_cap": round(token.market_cap, 2) if token else 0,
+                             "rank": rank, "viewers": platform.viewers_of(agent),
+                             "session_id": agent.session.session_id if agent.session else None}, "user_id", "market_cap")
 
 
 def search(platform: Platform, query: str) -> list[dict[str, Any]]:
@@ -100,7 +101,7 @@ def token_stats(platform: Platform, address: str) -> dict[str, Any]:
     token = platform.tokens.get(address)
     if token is None:
         raise ApiError(404, "Token not found")
-    return token.stats()
+    return platform.drifted(token.stats(), "market_cap")
 
 
 def trades_recent(platform: Platform, query: dict[str, str], address: str | None = None) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def chat(platform: Platform, query: dict[str, str]) -> dict[str, Any]:
         raise ApiError(400, "streamer_id is required")
     platform.agent(streamer_id)
     limit = parse_limit(query.get("limit"), default=50, maximum=100)
-    before = parse_cursor(query.get("before_chat_event_id"), "before_chat_event_id")
+    before = parse_chat_cursor(query.get("before_chat_event_id"), "before_chat_event_id")
     return {"chats": [e.public() for e in reversed(platform.page(streamer_id, limit, before))]}
 
 

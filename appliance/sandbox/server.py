@@ -191,8 +191,11 @@ class Sandbox:
     def clear_requests(self) -> None:
         self.call(self.app_state.log.entries.clear)
 
-    def post_comment(self, text: str, username: str = "viewer1", user_db_id: str | None = None) -> dict[str, Any]:
-        return self.call(lambda: viewers.post_comment(self.platform, self.platform.the_agent(user_db_id), username, text))
+    def post_comment(self, text: str, username: str = "viewer1", user_db_id: str | None = None, *,
+                     wallet: str | None = None) -> dict[str, Any]:
+        """A viewer's comment; ``username=""`` posts as an anonymous viewer (``wallet``, or a new one)."""
+        return self.call(lambda: viewers.post_comment(self.platform, self.platform.the_agent(user_db_id), username,
+                                                      text, wallet=wallet))
 
     def event(self, kind: str, username: str = "pixelpilgrim", user_db_id: str | None = None,
               amount: float | None = None, action: str = "buy") -> dict[str, Any]:
@@ -209,15 +212,23 @@ class Sandbox:
         return self.call(make)
 
     def set_fault(self, status: int = 500, count: int | None = None, seconds: float | None = None,
-                  paths: str | None = None) -> dict[str, Any]:
-        body = {"status": status, "count": count, "seconds": seconds, "paths": paths}
+                  paths: str | None = None, *, kind: str = "status", retry_after: float | None = None,
+                  delay_s: float | None = None) -> dict[str, Any]:
+        """Inject a fault, as ``POST /_sandbox/faults`` does (kinds: see ``app.py``)."""
+        body = {"kind": kind, "status": status, "count": count, "seconds": seconds, "paths": paths,
+                "retry_after": retry_after, "delay_s": delay_s}
         return self.call(lambda: self.app_state.faults.add({k: v for k, v in body.items() if v is not None}).public())
 
     def clear_faults(self) -> None:
         self.call(self.app_state.faults.rules.clear)
 
+    def faults(self, include_done: bool = False) -> list[dict[str, Any]]:
+        """The active faults with their hits, as ``GET /_sandbox/faults`` lists them (``?all=1``: finished ones too)."""
+        return self.call(lambda: self.app_state.faults.public(include_done))
+
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """Change settings (comments_shape, verify_rejects, skill_version, viewer_interval, idle_viewers)."""
+        """Change settings (comments_shape, register_shape, rtmp_shape, field_drift, verify_rejects,
+        skill_version, viewer_interval, idle_viewers)."""
         def apply() -> dict[str, Any]:
             self.platform.settings.update(changes)
             return self.platform.snapshot()["settings"]

@@ -26,8 +26,17 @@ Decisions where the reference (retake-skill.md 2.1.2) is silent or ambiguous:
 * Chat ids are ObjectId-like 24-hex strings that sort (as strings) in creation order.
 * ``stream/comments`` documented shape: ``{"comments": [...]}`` holding the ``limit`` newest
   messages older than ``beforeId`` (all if absent), **oldest first** (chronological). The
-  "observed" shape is a bare array of the same page, newest first. The streamer's own messages
-  (``chat/send``) are part of the history. ``limit`` above 100 is capped to 100.
+  streamer's own messages (``chat/send``) are part of the history. ``limit`` above 100 is capped
+  to 100. ``beforeId`` takes either id a shape shows (the 24-hex ``_id`` or the numeric
+  ``chat_event_id``).
+* Every chat event has two ids: the ObjectId-like ``_id`` and a numeric, increasing
+  ``chat_event_id`` (as other clients observed). ``chat/send`` answers both (``message_id`` is the
+  ``_id``); the reference does not document that answer.
+* The shape switch (settings ``comments_shape``, ``register_shape``, ``rtmp_shape``,
+  ``field_drift``; ``appliance sandbox --comments-shape``) serves every variant other clients,
+  tests and older skill copies show (samples written from their field lists; see
+  :data:`COMMENT_SHAPES` and the constants below). A viewer without a name (an anonymous
+  wallet) has its name left out or ``null``, as each shape allows.
 * Public-endpoint wrappers not given by the reference: lists are bare arrays except
   ``/chat/`` (``{"chats": [...]}``, documented) and ``/trades/recent/`` (``{"trades": [...],
   "next_cursor": ...}``, since it takes a cursor).
@@ -60,7 +69,24 @@ MAX_THUMBNAIL_BYTES = 5 * 1024 * 1024
 TWEET_URL = re.compile(r"^https?://(www\.|mobile\.)?(twitter\.com|x\.com)/[A-Za-z0-9_]{1,15}/status/\d{1,25}/?(\?[^\s#]*)?$")
 VERIFY_TEXT = "Claiming my Livestreaming Agent on @retakedottv. Code: "
 B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-COMMENT_SHAPES = ("documented", "observed")
+# stream/comments answers (page order in brackets):
+#   documented          {"comments": [{_id, streamId, text, timestamp, author{walletAddress, fusername?, fid, favatar}}]} (oldest first)
+#   observed            [{chat_event_id, sender_user_id, sender_username, sender_display_name, sender_pfp,
+#                         sender_wallet_address, session_id, text, type, timestamp(ms)}]             (bare array, newest first)
+#   observed_wrapped    {"comments": [the observed items without timestamp]}                          (newest first)
+#   comment_created_at  {"comments": [{_id, streamId, comment, createdAt, author{_id, walletAddress, fusername?, fid}}]} (oldest first)
+#   flat_v1             {"comments": [{id, username, message, timestamp}]}  (skill 1.x copies)         (oldest first)
+#   author_wallet       [{id (a number), author_wallet, username, message, created_at}]               (bare array, newest first)
+COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
+# agent/register: documented; nulls (wallet_address, token_address, token_ticker null); wrapped ({"data": ...});
+# minimal (access_token and userDbId only); token_only (the worst case: the access token alone)
+REGISTER_SHAPES = ("documented", "nulls", "wrapped", "minimal", "token_only")
+# agent/rtmp: {url, key}; {rtmp_url, stream_key}; {rtmpUrl, streamKey}; each also under {"data": ...}
+RTMP_SHAPES = ("documented", "snake", "camel", "documented_data", "snake_data", "camel_data")
+RTMP_FIELDS = {"documented": ("url", "key"), "snake": ("rtmp_url", "stream_key"), "camel": ("rtmpUrl", "streamKey")}
+# field names elsewhere: stream/status viewers, tokens/:address/stats market_cap, users/live user_id + market_cap
+FIELD_DRIFT = {"none": {}, "snake": {"viewers": "viewer_count", "market_cap": "current_market_cap", "user_id": "userDbId"},
+               "camel": {"viewers": "viewer_count", "market_cap": "marketCap", "user_id": "userDbId"}}
 
 Emitter = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
@@ -124,6 +150,7 @@ class IdGen:
 @dataclass
 class ChatEvent:
     id: str
+    seq: int  # the numeric chat_event_id
     streamer_id: str
     session_id: str
     type: str  # "message" | "tip" | "trade"
@@ -140,19 +167,51 @@ class ChatEvent:
 
     def documented(self) -> dict[str, Any]:
         return {"_id": self.id, "streamId": self.streamer_id, "text": self.text, "timestamp": iso(self.ts),
-                "author": {"walletAddress": self.sender_wallet, "fusername": self.sender_username,
-                           "fid": self.fid, "favatar": self.sender_pfp}}
+                "author": self._author(walletAddress=self.sender_wallet, fid=self.fid, favatar=self.sender_pfp)}
 
-    def observed(self) -> dict[str, Any]:
-        return {"chat_event_id": self.id, "sender_user_id": self.sender_user_id,
-                "sender_username": self.sender_username, "sender_display_name": self.sender_display_name,
+    def _author(self, **fields: Any) -> dict[str, Any]:
+        return {**fields, **({"fusername": self.sender_username} if self.sender_username else {})}
+
+    def observed(self, timestamp: bool = True) -> dict[str, Any]:
+        data = {"chat_event_id": str(self.seq), "sender_user_id": self.sender_user_id,
+                "sender_username": self.sender_username or None, "sender_display_name": self.sender_display_name or None,
                 "sender_pfp": self.sender_pfp, "sender_wallet_address": self.sender_wallet,
-                "session_id": self.session_id, "text": self.text, "type": self.type,
-                "timestamp": str(int(self.ts * 1000))}
+                "session_id": self.session_id, "text": self.text, "type": self.type}
+        return {**data, "timestamp": str(int(self.ts * 1000))} if timestamp else data
+
+    def comment_created_at(self) -> dict[str, Any]:
+        return {"_id": self.id, "streamId": self.streamer_id, "comment": self.text, "createdAt": iso(self.ts),
+                "author": self._author(_id=self.sender_user_id, walletAddress=self.sender_wallet, fid=self.fid)}
+
+    def flat_v1(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.sender_username or None, "message": self.text, "timestamp": iso(self.ts)}
+
+    def author_wallet(self) -> dict[str, Any]:
+        return {"id": self.seq, "author_wallet": self.sender_wallet, "username": self.sender_username or None,
+                "message": self.text, "created_at": iso(self.ts)}
 
     def public(self) -> dict[str, Any]:
         return {**self.observed(), "streamer_id": self.streamer_id,
                 "tip_data": self.tip_data, "trade_data": self.trade_data}
+
+    def older_than(self, cursor: str) -> bool:
+        return self.seq < int(cursor) if cursor.isdigit() else self.id < cursor
+
+
+def comments_page(events: list[ChatEvent], shape: str) -> Any:
+    """``events`` (oldest first) as the ``stream/comments`` answer of ``shape`` (see COMMENT_SHAPES)."""
+    newest_first = list(reversed(events))
+    if shape == "observed":
+        return [e.observed() for e in newest_first]
+    if shape == "observed_wrapped":
+        return {"comments": [e.observed(timestamp=False) for e in newest_first]}
+    if shape == "comment_created_at":
+        return {"comments": [e.comment_created_at() for e in events]}
+    if shape == "flat_v1":
+        return {"comments": [e.flat_v1() for e in events]}
+    if shape == "author_wallet":
+        return [e.author_wallet() for e in newest_first]
+    return {"comments": [e.documented() for e in events]}
 
 
 @dataclass
@@ -251,12 +310,17 @@ class Settings:
     skill_version: str = SKILL_VERSION
     viewer_interval: float = 0.0
     idle_viewers: int = 0  # viewer count reported while live when the simulator is off
+    register_shape: str = "documented"
+    rtmp_shape: str = "documented"
+    field_drift: str = "none"
 
     def update(self, data: dict[str, Any]) -> None:
-        if "comments_shape" in data:
-            if data["comments_shape"] not in COMMENT_SHAPES:
-                raise ApiError(400, f"comments_shape must be one of {', '.join(COMMENT_SHAPES)}")
-            self.comments_shape = data["comments_shape"]
+        for name, allowed in (("comments_shape", COMMENT_SHAPES), ("register_shape", REGISTER_SHAPES),
+                              ("rtmp_shape", RTMP_SHAPES), ("field_drift", tuple(FIELD_DRIFT))):
+            if name in data:
+                if data[name] not in allowed:
+                    raise ApiError(400, f"{name} must be one of {', '.join(allowed)}")
+                setattr(self, name, data[name])
         if "verify_rejects" in data:
             self.verify_rejects = bool(data["verify_rejects"])
         if "skill_version" in data:
@@ -286,6 +350,7 @@ class Platform:
         self.trades: deque[dict[str, Any]] = deque(maxlen=MAX_TRADES)
         self.recordings_done: dict[str, dict[str, Any]] = {}  # path -> info
         self.ids = IdGen()
+        self.chat_seq = int(time.time() * 1000)  # numeric chat_event_ids: increasing, also across restarts
         self.emit: Emitter | None = None
         self.event_hook: Callable[[dict[str, Any]], None] | None = None  # RTMP entries to the log
         self._load()
@@ -370,8 +435,15 @@ class Platform:
         self.agents[agent.user_id] = agent
         self.chats[agent.user_id] = deque(maxlen=MAX_CHAT_PER_STREAMER)
         self.save()
-        return {"access_token": agent.access_token, "agent_id": agent.agent_id, "userDbId": agent.user_id,
-                "wallet_address": agent.wallet, "token_address": "", "token_ticker": ""}
+        answer: dict[str, Any] = {"access_token": agent.access_token, "agent_id": agent.agent_id,
+                                  "userDbId": agent.user_id, "wallet_address": agent.wallet, "token_address": "",
+                                  "token_ticker": ""}
+        shape = self.settings.register_shape
+        if shape == "nulls":
+            answer.update(wallet_address=None, token_address=None, token_ticker=None)
+        elif shape in ("minimal", "token_only"):
+            answer = {"access_token": agent.access_token, **({"userDbId": agent.user_id} if shape == "minimal" else {})}
+        return {"data": answer} if shape == "wrapped" else answer
 
     def prepare_verify(self, agent: Agent) -> dict[str, Any]:
         if agent.verification_code is None:
@@ -397,7 +469,15 @@ class Platform:
             agent.old_keys = (agent.old_keys + [agent.rtmp_key])[-MAX_OLD_KEYS:]
         agent.rtmp_key = f"sk_{secrets.token_hex(16)}"
         self.save()
-        return {"url": self.rtmp_url, "key": agent.rtmp_key}
+        shape = self.settings.rtmp_shape
+        url_field, key_field = RTMP_FIELDS[shape.removesuffix("_data")]
+        answer = {url_field: self.rtmp_url, key_field: agent.rtmp_key}
+        return {"data": answer} if shape.endswith("_data") else answer
+
+    def drifted(self, data: dict[str, Any], *fields: str) -> dict[str, Any]:
+        """``data`` with ``fields`` renamed as the ``field_drift`` setting says (unchanged for "none")."""
+        renames = FIELD_DRIFT[self.settings.field_drift]
+        return {(renames.get(k, k) if k in fields else k): v for k, v in data.items()}
 
     def key_owner(self, key: str) -> tuple[Agent | None, str]:
         """Who issued ``key`` and whether it is "current", "superseded" or "unknown"."""
@@ -408,10 +488,11 @@ class Platform:
                 return agent, "superseded"
         return None, "unknown"
 
-    async def on_publish(self, key: str) -> bool:
+    async def on_publish(self, key: str, *, refused_by_fault: bool = False) -> bool:
         agent, state = self.key_owner(key)
-        accepted = agent is not None and state == "current"
-        self._rtmp_event("publish", 200 if accepted else 403, agent, state)
+        accepted = agent is not None and state == "current" and not refused_by_fault
+        self._rtmp_event("publish", 200 if accepted else 403, agent, state,
+                         **({"fault": True, "fault_kind": "publish_refused"} if refused_by_fault else {}))
         if accepted and agent is not None:
             was_live = agent.is_live
             agent.publishing_key = key
@@ -432,10 +513,10 @@ class Platform:
                                       "done_at": iso(time.time())}
         self._rtmp_event("record_done", 200, agent, state)
 
-    def _rtmp_event(self, what: str, status: int, agent: Agent | None, key_state: str) -> None:
+    def _rtmp_event(self, what: str, status: int, agent: Agent | None, key_state: str, **extra: Any) -> None:
         if self.event_hook:
             self.event_hook({"method": "RTMP", "path": what, "event": f"RTMP {what}", "status": status,
-                             "key": key_state, "agent": agent.name if agent else None})
+                             "key": key_state, "agent": agent.name if agent else None, **extra})
 
     async def _maybe_went_live(self, agent: Agent, was_live: bool) -> None:
         if agent.is_live and not was_live and agent.session is not None:
@@ -461,9 +542,9 @@ class Platform:
     def stream_status(self, agent: Agent) -> dict[str, Any]:
         live = agent.is_live
         since = agent.session.live_since if live and agent.session else None
-        return {"is_live": live, "viewers": self.viewers_of(agent),
-                "uptime_seconds": int(time.time() - since) if since else 0,
-                "token_address": agent.token_address, "userDbId": agent.user_id}
+        return self.drifted({"is_live": live, "viewers": self.viewers_of(agent),
+                             "uptime_seconds": int(time.time() - since) if since else 0,
+                             "token_address": agent.token_address, "userDbId": agent.user_id}, "viewers")
 
     def stream_stop(self, agent: Agent) -> dict[str, Any]:
         session = self.require_session(agent)
@@ -497,7 +578,9 @@ class Platform:
                        trade_data: dict[str, Any] | None = None) -> ChatEvent:
         if len(text) > MAX_TEXT:
             raise ApiError(400, f"Message too long (max {MAX_TEXT} characters)")
-        event = ChatEvent(self.ids.next(), streamer.user_id, streamer.session.session_id if streamer.session else "",
+        self.chat_seq += 1
+        event = ChatEvent(self.ids.next(), self.chat_seq, streamer.user_id,
+                          streamer.session.session_id if streamer.session else "",
                           type_, text, time.time(), user_id, username, username, pfp, wallet, fid, tip_data, trade_data)
         self.chats.setdefault(streamer.user_id, deque(maxlen=MAX_CHAT_PER_STREAMER)).append(event)
         await self._emit("message", event.public(), streamer.user_id)
@@ -514,11 +597,11 @@ class Platform:
             raise ApiError(404, "Destination user not found")
         event = await self.add_chat(target, text=message, username=agent.name, user_id=agent.user_id,
                                     wallet=agent.wallet, pfp=agent.image_url, fid=agent.fid)
-        return {"success": True, "message_id": event.id}
+        return {"success": True, "message_id": event.id, "chat_event_id": str(event.seq)}
 
     def page(self, streamer_id: str, limit: int, before: str | None) -> list[ChatEvent]:
         """The ``limit`` newest events older than ``before``, oldest first."""
-        events = [e for e in self.chats.get(streamer_id, ()) if before is None or e.id < before]
+        events = [e for e in self.chats.get(streamer_id, ()) if before is None or e.older_than(before)]
         return events[-limit:] if limit > 0 else []
 
     def comments(self, query: dict[str, str]) -> Any:
@@ -527,11 +610,8 @@ class Platform:
             raise ApiError(400, "userDbId is required")
         self.agent(user_id)
         limit = parse_limit(query.get("limit"), default=50, maximum=100)
-        before = parse_cursor(query.get("beforeId"), "beforeId")
-        events = self.page(user_id, limit, before)
-        if self.settings.comments_shape == "observed":
-            return [e.observed() for e in reversed(events)]
-        return {"comments": [e.documented() for e in events]}
+        before = parse_chat_cursor(query.get("beforeId"), "beforeId")
+        return comments_page(self.page(user_id, limit, before), self.settings.comments_shape)
 
     # ----- socket.io ----------------------------------------------------------------------------
     async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
@@ -572,3 +652,10 @@ def parse_cursor(raw: str | None, name: str) -> str | None:
     if not re.fullmatch(r"[0-9a-f]{24}", raw):
         raise ApiError(400, f"Invalid {name}")
     return raw
+
+
+def parse_chat_cursor(raw: str | None, name: str) -> str | None:
+    """A chat cursor: the 24-hex ``_id`` or the numeric ``chat_event_id``."""
+    if raw is not None and raw.isdigit() and len(raw) <= 20:
+        return raw
+    return parse_cursor(raw, name)

@@ -70,10 +70,14 @@ def viewer(username: str) -> Viewer:
                   pfp=f"https://retake.tv/avatars/{digest[:6].hex()}.png")
 
 
-async def post_comment(platform: Platform, streamer: Agent, username: str, text: str) -> dict[str, Any]:
-    who = viewer(username[:100])
-    event = await platform.add_chat(streamer, text=text, username=who.username, user_id=who.user_id,
-                                    wallet=who.wallet, pfp=who.pfp, fid=who.fid)
+async def post_comment(platform: Platform, streamer: Agent, username: str, text: str, *,
+                       wallet: str | None = None) -> dict[str, Any]:
+    """A viewer's comment; ``username=""`` is an anonymous viewer known only by its wallet."""
+    if not username and not wallet:
+        wallet = b58encode(secrets.token_bytes(32))
+    who = viewer(username[:100] if username else f"anonymous:{wallet}")
+    event = await platform.add_chat(streamer, text=text, username=username[:100], user_id=who.user_id,
+                                    wallet=wallet or who.wallet, pfp=who.pfp, fid=who.fid)
     return event.public()
 
 
@@ -93,7 +97,7 @@ async def tip(platform: Platform, streamer: Agent, username: str, amount: float)
                                     user_id=who.user_id, wallet=who.wallet, pfp=who.pfp, fid=who.fid,
                                     type_="tip", tip_data=tip_data)
     data = {**tip_data, "sender_username": who.username, "sender_user_id": who.user_id,
-            "chat_event_id": event.id}
+            "chat_event_id": str(event.seq)}
     await platform._emit("tip_received", data, f"live_{streamer.user_id}")
     return data
 

@@ -1,0 +1,86 @@
+"""A fleet folder: one ``<name>.yaml`` per agent, its token beside it.
+
+    fleet/
+      alice.yaml        an appliance config (agent.name: alice)
+      alice.env         RETAKE_ACCESS_TOKEN=...   (optional; mode 600; git-ignored)
+      alice.token       the token alone, mounted as a file (a Docker secret); optional
+
+Every YAML is validated as `appliance up` would; a bad one names its file and key, and
+nothing is started. Two files naming the same agent are an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings, is_loopback_host, load_config
+from ..credentials import ENV_TOKEN
+from ..errors import ConfigError
+from urllib.parse import urlsplit
+
+_DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent of the fleet: its config file, settings and where its token comes from."""
+
+    config: Path
+    settings: Settings
+    env_file: Path | None
+    token_file: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.settings.agent.name
+
+    @property
+    def uses_local_sandbox(self) -> bool:
+        """True when the config targets a sandbox on this host's loopback."""
+        return self.settings.retake.sandbox and is_loopback_host(urlsplit(self.settings.retake.base_url).hostname)
+
+    def token_from_env_file(self) -> str | None:
+        """RETAKE_ACCESS_TOKEN from ``<name>.env`` (KEY=VALUE lines, # comments)."""
+        if self.env_file is None:
+            return None
+        for line in self.env_file.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == ENV_TOKEN:
+                return value.strip().strip('"').strip("'") or None
+        return None
+
+    def fingerprint(self, *extra: str) -> str:
+        """Changes when the config, the token files or ``extra`` (image, options) change."""
+        digest = hashlib.sha256()
+        for path in (self.config, self.env_file, self.token_file):
+            digest.update(path.read_bytes() if path is not None else b"-")
+            digest.update(b"\0")
+        for item in extra:
+            digest.update(item.encode() + b"\0")
+        return digest.hexdigest()[:16]
+
+
+def load_fleet(folder: Path) -> list[Agent]:
+    """Every ``*.yaml`` of ``folder`` as an :class:`Agent`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder", fix="pass the folder holding one <agent>.yaml per agent")
+    agents: dict[str, Agent] = {}
+    for config in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        settings = load_config(config)
+        name = settings.agent.name
+        if not _DOCKER_NAME.match(name):
+            raise ConfigError(f"{config}: agent.name: {name!r} cannot name a container",
+                              fix="start it with a letter or digit")
+        if name in agents:
+            raise ConfigError(f"{config}: agent.name: {name} is also the agent of {agents[name].config}",
+                              fix="one file per agent")
+        env_file, token_file = config.with_suffix(".env"), config.with_suffix(".token")
+        agents[name] = Agent(config.resolve(), settings, env_file.resolve() if env_file.is_file() else None,
+                             token_file.resolve() if token_file.is_file() else None)
+    if not agents:
+        raise ConfigError(f"{folder}: no *.yaml agent configs", fix="add one appliance.yaml per agent (see `appliance init`)")
+    return sorted(agents.values(), key=lambda a: a.name)

@@ -1,0 +1,69 @@
+"""`appliance fleet ACTION DIR`: the command line of :mod:`.docker` and :mod:`.kubernetes`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import ApplianceError
+from .agents import load_fleet
+
+ACTIONS = ("up", "down", "status", "logs", "restart", "render")
+ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # podman's Docker-compatible socket
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("folder", help="one <agent>.yaml per agent (and <agent>.env with its token)")
+    parser.add_argument("names", nargs="*", help="logs/restart/down: these agents only")
+    parser.add_argument("--fleet", help="the fleet's name (its label; default: the folder's name)")
+    parser.add_argument("--image", help="the image (default: each agent's deploy.image)")
+    parser.add_argument("--prune", action="store_true", help="up: stop and remove agents whose YAML is gone")
+    parser.add_argument("--tail", type=int, default=200, help="logs: lines from the end")
+    parser.add_argument("--kubernetes", action="store_true", help="render: Kubernetes manifests (kustomize)")
+    parser.add_argument("--out", help="render: the output folder (default: FOLDER/kubernetes)")
+
+
+def docker_client(*, timeout: int = 120):  # -> docker.DockerClient
+    """DOCKER_HOST, else podman's socket when it is there, else the docker default."""
+    import docker
+    host = os.environ.get("DOCKER_HOST")
+    if not host and Path(ENGINE_FALLBACK.removeprefix("unix://")).exists():
+        host = ENGINE_FALLBACK
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - every engine failure says the same thing to the user
+        raise ApplianceError(f"no container engine answers at {host or 'the default socket'} ({type(exc).__name__})",
+                             fix="start docker (or podman's API service) or set DOCKER_HOST") from None
+    return client
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if args.action == "render":
+        from .kubernetes import render
+        if not args.kubernetes:
+            raise ApplianceError("render: say what to render", fix="pass --kubernetes")
+        out = Path(args.out) if args.out else folder / "kubernetes"
+        files = render(load_fleet(folder), out, image=args.image)
+        print(f"wrote {len(files)} files to {out}: kubectl apply -k {out}")
+        return 0
+    from .docker import DockerFleet, format_table
+    agents = load_fleet(folder) if args.action in ("up", "status") else []
+    fleet = DockerFleet(docker_client(), fleet=args.fleet or folder.resolve().name, image=args.image)
+    names = args.names or None
+    if args.action == "up":
+        fleet.up(agents, prune=args.prune)
+    elif args.action == "down":
+        fleet.down(names)
+    elif args.action == "restart":
+        fleet.restart(names)
+    elif args.action == "logs":
+        if not args.names or len(args.names) != 1:
+            raise ApplianceError("logs: name one agent", fix="appliance fleet logs DIR NAME")
+        print(fleet.logs(args.names[0], tail=args.tail), end="")
+    else:
+        print(format_table(fleet.status(agents)))
+    return 0
