@@ -15,6 +15,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+import requests
+
 from appliance.chat import ChatLoop, ChatServices
 from appliance.config import ChatConfig
 from appliance.retake.client import RetakeClient
@@ -49,21 +51,19 @@ def make_chat(sb, state_dir, client: RetakeClient, me: str, name: str, *, clock=
 
 
 def agent_lines(client: RetakeClient, me: str, name: str | None = None) -> list[str]:
-    """The agent's own messages in its chat, oldest first (by the sender's platform id)."""
-    out = []
+    """The agent's own messages in its chat, oldest first (by the sender's platform id), read from
+    the public chat endpoint, which names the sender in every comments shape."""
+    url = client.base_url.rstrip("/") + "/chat/"
+    chats: list[dict[str, Any]] = []
     before = None
-    pages = []
     for _ in range(20):
-        page = client.comments(me, limit=100, before_id=before)
-        if not page:
-            break
-        pages.insert(0, page)
+        params = {"streamer_id": me, "limit": 100, **({"before_chat_event_id": before} if before else {})}
+        page = requests.get(url, params=params, timeout=5).json()["chats"]  # newest first
+        chats += page
         if len(page) < 100:
             break
-        before = page[0].id
-    for page in pages:
-        out += [c.text for c in page if c.wallet_address == WALLET or c.user_id == me]
-    return out
+        before = page[-1]["chat_event_id"]
+    return [c["text"] for c in reversed(chats) if c["sender_user_id"] == me]
 
 
 def disconnect_sockets(sb) -> int:

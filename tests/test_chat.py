@@ -56,9 +56,9 @@ def test_own_messages_are_known_by_id_user_and_wallet_not_by_name(sandbox, tmp_p
 
 def test_burst_of_200_over_socket_and_polling_is_handled_exactly_once_in_order(sandbox, tmp_path):
     client, me, _ = chat_agent(sandbox, "BurstAgent")
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, str]] = []
     bus = EventBus()
-    bus.subscribe(lambda e: e.kind == "chat" and seen.append((e.data["id"], e.data["source"])))
+    bus.subscribe(lambda e: e.kind == "chat" and seen.append((e.data["id"], e.data["source"], e.data["text"])))
     stop = threading.Event()
     loop = make_chat(sandbox, tmp_path, client, me, "BurstAgent", stop=stop, realtime=True, socket_poll_s=2,
                      services=ChatServices(publish=bus.publish))
@@ -67,22 +67,63 @@ def test_burst_of_200_over_socket_and_polling_is_handled_exactly_once_in_order(s
     try:
         wait_for(loop.socket.joined.is_set, 10, "the Socket.IO rooms")
         posted = []
-        for i in range(200):
-            posted.append(sandbox.post_comment(text=f"message {i}", username=f"v{i:03d}", user_db_id=me)["chat_event_id"])
+        for i in range(200):  # the documented shape: the socket's ids are not the page's ids
+            posted.append(sandbox.post_comment(text=f"message {i}", username=f"v{i:03d}", user_db_id=me)["text"])
             if i == 80:
                 assert disconnect_sockets(sandbox) >= 1  # a gap: the poll catches up what the socket missed
         wait_for(lambda: len(seen) >= 200, 30, "200 chat events")
-        wait_for(lambda: all(loop.journal.state_of(i) == "answered" for i in posted), 30, "every message answered")
+        wait_for(lambda: all(loop.journal.state_of(i) == "answered" for i, _, _ in seen), 30, "every message answered")
+        pages = loop.pager.pages_fetched  # two more polls: the page's copies of socket messages are recognised
+        wait_for(lambda: loop.pager.pages_fetched >= pages + 2 and loop.sequencer.wait_idle(1), 15, "two more polls")
     finally:
         stop.set()
         loop.join(10)
-    ids = [i for i, _ in seen]
-    assert ids == posted  # each exactly once, in the platform's order
-    sources = {s for _, s in seen}
+    assert [text for _, _, text in seen] == posted  # each exactly once, in the platform's order
+    sources = {s for _, s, _ in seen}
     assert sources == {"socket", "poll"}, sources
     lines = agent_lines(client, me)
     assert len(lines) == len(set(lines))  # no reply twice
     assert loop.outbox.sent_count == len(lines) < 200  # coalesced under the rate cap
+
+
+@pytest.mark.parametrize("shape", ["documented", "comment_created_at", "flat_v1"])
+def test_one_message_under_two_ids_over_socket_and_page_is_answered_once(sandbox, tmp_path, shape):
+    """The reference's Socket.IO ``message`` has no ``_id`` (the sandbox's carries the numeric
+    chat_event_id), so in these shapes one message has one id over Socket.IO and another in
+    ``stream/comments``. With both paths on, each message (and a tip, which also comes as
+    ``tip_received``) is read once and answered once, and a restart reads none of them again."""
+    sandbox.settings(comments_shape=shape)
+    name = f"Twin{COMMENT_SHAPES.index(shape)}"
+    client, me, _ = chat_agent(sandbox, name)
+    events: list[tuple[str, str]] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: e.kind in ("chat", "tip") and events.append((e.data["source"], e.data["text"])))
+    stop = threading.Event()
+    loop = make_chat(sandbox, tmp_path, client, me, name, stop=stop, realtime=True, socket_poll_s=2,
+                     services=ChatServices(publish=bus.publish))
+    loop.baseline()
+    loop.start()
+    try:
+        wait_for(loop.socket.joined.is_set, 10, "the Socket.IO rooms")
+        for viewer in ("ann", "ben", "cat"):
+            sandbox.post_comment(text=f"hello from {viewer}", username=viewer, user_db_id=me)
+            wait_for(lambda: any(viewer in line for line in agent_lines(client, me)), 10, f"a reply to {viewer}")
+        sandbox.event("tip", username="ann", amount=0.3, user_db_id=me)  # a tip message and tip_received
+        wait_for(lambda: any("0.3 SOL" in line for line in agent_lines(client, me)), 10, "thanks for the tip")
+        pages = loop.pager.pages_fetched  # two more polls: the page shows every message again
+        wait_for(lambda: loop.pager.pages_fetched >= pages + 2 and loop.sequencer.wait_idle(1), 15, "two polls")
+    finally:
+        stop.set()
+        loop.join(10)
+    assert [text for _, text in events] == ["hello from ann", "hello from ben", "hello from cat", "tipped 0.3 SOL"]
+    assert {source for source, _ in events} == {"socket"}  # the socket was first; the page's copies were twins
+    lines = agent_lines(client, me)
+    assert len(lines) == 4, lines
+    assert [sum(v in line for line in lines) for v in ("ann", "ben", "cat")] == [2, 1, 1]  # ann: greeted, thanked
+    assert sum("0.3 SOL" in line for line in lines) == 1
+    later = make_chat(sandbox, tmp_path, client, me, name)  # a restart reads the page: nothing is new
+    assert later.journal.counts().get("twin", 0) >= 4  # the page's copies were read and recognised
+    assert later.poll_once() == 0 and agent_lines(client, me) == lines
 
 
 @pytest.mark.parametrize("shape", COMMENT_SHAPES)
@@ -92,12 +133,12 @@ def test_a_burst_larger_than_limit_during_an_outage_is_caught_up_with_before_id(
     handled: list[str] = []
     stop = threading.Event()
     loop = make_chat(sandbox, tmp_path, client, me, "OutageAgent", stop=stop, limit=20, catch_up_pages=10)
-    loop.on_message = lambda c: handled.append(c.id)
+    loop.on_message = lambda c: handled.append(c.text)
     loop.baseline()
     sandbox.set_fault(500, seconds=3, paths="agent/stream/comments")
     loop.start()
     try:
-        posted = [sandbox.post_comment(text=f"during the outage {i}", username=f"w{i % 7}", user_db_id=me)["chat_event_id"]
+        posted = [sandbox.post_comment(text=f"during the outage {i}", username=f"w{i % 7}", user_db_id=me)["text"]
                   for i in range(75)]
         wait_for(lambda: len(handled) >= 75, 25, "75 caught-up messages")
     finally:

@@ -8,6 +8,7 @@ down; a new process on the same state folder must answer every comment exactly o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -41,10 +42,17 @@ def journal(state_dir):
     return conn
 
 
-def states(state_dir, ids):
+def states(state_dir, texts):
+    """The journal's state of each posted comment, found by its text: one message has one row
+    whichever path brought it (a copy seen by the other path under another id is a ``twin``)."""
     with journal(state_dir) as conn:
-        rows = {r["id"]: r["state"] for r in conn.execute("SELECT id, state FROM inbox")}
-    return [rows.get(i) for i in ids]
+        rows = [(json.loads(r["body"]).get("text"), r["state"])
+                for r in conn.execute("SELECT body, state FROM inbox WHERE state != 'twin'")]
+    by_text: dict[str, list[str]] = {}
+    for text, state in rows:
+        by_text.setdefault(text, []).append(state)
+    assert all(len(v) == 1 for v in by_text.values()), "one message journaled twice"
+    return [by_text.get(t, [None])[0] for t in texts]
 
 
 @pytest.mark.parametrize("die", ["before:3", "after:3", "external"])
@@ -56,7 +64,7 @@ def test_sigkill_mid_burst_repeats_none_and_loses_none(sandbox, tmp_path, die):
     try:
         posted = []
         for i in range(100):  # a steady stream of comments until the loop dies in a send
-            posted.append(sandbox.post_comment(text=f"hello {i}", username=f"c{i:02d}", user_db_id=me)["chat_event_id"])
+            posted.append(sandbox.post_comment(text=f"hello {i}", username=f"c{i:02d}", user_db_id=me)["text"])
             time.sleep(0.03)
             if die == "external" and sum(s == "answered" for s in states(state_dir, posted)) >= 5:
                 first.send_signal(signal.SIGKILL)
@@ -66,7 +74,7 @@ def test_sigkill_mid_burst_repeats_none_and_loses_none(sandbox, tmp_path, die):
     finally:
         if first.poll() is None:
             first.kill()
-    posted += [sandbox.post_comment(text=f"while down {i}", username=f"d{i:02d}", user_db_id=me)["chat_event_id"]
+    posted += [sandbox.post_comment(text=f"while down {i}", username=f"d{i:02d}", user_db_id=me)["text"]
                for i in range(15)]
     second = start_runner(sandbox, token, me, name, state_dir)
     try:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
+from appliance.chat.journal import Journal
 from appliance.chat.memory import ChatDb, ViewerMemory, list_viewers
 from appliance.chat.moderation import Moderator, OutgoingFilter, Refused
 from appliance.cli import main
@@ -18,7 +20,7 @@ from appliance.config import MemoryConfig, ModerationConfig, parse_config
 from appliance.control.events import EventBus
 from appliance.credentials import Credentials, Secret, save_credentials
 from appliance.notify import Notifier, StreamWatch
-from appliance.retake.models import Comment
+from appliance.retake.normalize import Comment, short_wallet
 from chat_fixtures import agent_lines, chat_agent
 from test_client import WALLET
 
@@ -34,6 +36,7 @@ def comment(name="alice", text="hi", **kw):
     ("alice", "alice"), ("@admin", None), ("Admin2", None), ("moderator_x", None), ("retake_official", None),
     ("PartsAgent", None), ("partsagent", None), ("P4rtsAg3nt", None), ("Pаrtsagent", None),  # Cyrillic а
     ("visit evil.com", "visit"), ("https://evil.com", None), ("@@bob", "bob"), ("modern_mike", "modern_mike"),
+    (short_wallet("4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"), "4Nd1…DB4T"),  # an anonymous viewer
 ])
 def test_names_are_neutralised_when_echoed(name, shown):
     m = Moderator(ModerationConfig(), agent_name="PartsAgent")
@@ -226,3 +229,27 @@ def test_without_timestamps_the_numeric_chat_event_id_orders_both_paths():
     assert sequencer.release_due() == 4
     assert out == ["9", "10", "11", "12"]
     assert offer([12, 13], "poll") == 1 and sequencer.release_due() == 1 and out[-1] == "13"
+
+
+def test_one_message_from_both_paths_is_paired_one_to_one(tmp_path):
+    """Socket.IO and a page may show one message under two ids (see chat/twins.py)."""
+    journal = Journal(ChatDb(tmp_path / "memory.sqlite3", clock=lambda: 1_800_000_000.0))
+    t0 = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
+
+    def c(cid, text, second, seq=None, wallet="W1"):
+        return Comment(id=cid, text=text, username="x", wallet_address=wallet, seq=seq,
+                       timestamp=t0 + timedelta(seconds=second))
+
+    # the socket saw "gm" twice from one viewer and "lol" from two viewers in the same second
+    for item in (c("101", "gm", 0, 101), c("102", "gm", 1, 102), c("103", "lol", 2, 103), c("104", "lol", 2, 104, "W2")):
+        assert journal.receive(item, state="new", source="socket")
+    assert journal.recognize(c("105", "gm", 0), "socket") is None  # one path never shows one message twice
+    assert journal.recognize(c("a1", "gm", 0), "poll") == "101"
+    assert journal.recognize(c("a2", "gm", 1), "poll") == "102"  # paired once each, nearest in time first
+    assert journal.recognize(c("a3", "gm", 1), "poll") is None  # a third "gm" the socket missed is new
+    assert journal.recognize(c("a4", "lol", 2, wallet="W2"), "poll") == "104"  # the wallet tells two viewers apart
+    assert journal.recognize(c("a5", "lol", 2 + 60), "poll") is None  # a minute later: another message
+    assert journal.recognize(c("b1", "lol", 2, seq=999), "poll") is None  # both carry a chat_event_id: it decides
+    assert journal.recognize(c("b2", "a page's text", 2, seq=103), "poll") == "103"
+    assert journal.recognize(c("a6", "gm", 0), "poll", record=False) is None and not journal.known("a6")
+    assert journal.known("a1") and journal.canonical("a1") == "101" and journal.state_of("a1") == "twin"

@@ -13,21 +13,27 @@ in the caught-up history and marks it sent, and only a row that never reached th
 sent again. A comment read but not yet answered is still ``new`` and is answered after the
 restart; a comment never read is found by the catch-up poll (it is not in the inbox).
 
-The inbox is also the chat cursor: the catch-up pages back (``beforeId``) until it meets an id
-the inbox knows. Rows live in :class:`~.memory.ChatDb` (SQLite, WAL), bounded by
+The inbox is also the chat cursor: the catch-up pages back (``beforeId``) until it meets a
+message the inbox knows. Rows live in :class:`~.memory.ChatDb` (SQLite, WAL), bounded by
 ``chat.memory.journal_rows``.
+
+One message may come by both paths under two ids (Socket.IO's ``chat_event_id``, the page's
+``_id``): :meth:`Journal.recognize` finds its twin (:mod:`.twins`) and records the second id as a
+``twin`` row pointing at the first, so it is known from then on, across restarts too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from ..retake.models import Comment
+from ..retake.normalize import Comment
 from .memory import ChatDb
+from .twins import Trace, distance, family, fingerprint, twins
 
 log = logging.getLogger("appliance.chat")
 
@@ -48,6 +54,17 @@ class Outgoing:
     state: str
     attempts: int
     message_id: str | None
+
+
+def _row_trace(row: sqlite3.Row, fp: str) -> Trace:
+    """An inbox row (selected by its text's fingerprint ``fp``) as a :class:`~.twins.Trace`."""
+    try:
+        body = json.loads(row["body"] or "{}")
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return Trace(row["id"], family(row["source"]), fp, row["ts"], row["seq"], row["received"],
+                 str(body.get("wallet_address") or ""), str(body.get("user_id") or ""), str(body.get("fid") or ""))
 
 
 def _outgoing(row: object) -> Outgoing:
@@ -77,8 +94,7 @@ class Journal:
         count = 0
         with self.db.tx() as conn:
             for c in comments:
-                count += conn.execute("INSERT OR IGNORE INTO inbox(id, received, state, source) "
-                                      "VALUES (?, ?, 'history', ?)", (c.id, self.db.clock(), source)).rowcount
+                count += self._insert(conn, c, state="history", source=source)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('baselined', ?)", (repr(self.db.clock()),))
         return count
 
@@ -89,6 +105,40 @@ class Journal:
     def known(self, comment_id: str) -> bool:
         return bool(self.db.query("SELECT 1 FROM inbox WHERE id = ?", (comment_id,)))
 
+    def canonical(self, comment_id: str) -> str:
+        """The id the inbox answers a message under (a twin's id leads to the first one seen)."""
+        rows = self.db.query("SELECT twin_of FROM inbox WHERE id = ?", (comment_id,))
+        return rows[0]["twin_of"] if rows and rows[0]["twin_of"] else comment_id
+
+    def recognize(self, comment: Comment, source: str, *, record: bool = True) -> str | None:
+        """The inbox id ``comment`` already has — its own, the same ``chat_event_id``'s, or its twin's
+        from the other path (:mod:`.twins`) — or None when it is new. With ``record``, a twin's id is
+        written as a ``twin`` row, so it is known by id from then on."""
+        trace = Trace.of(comment, source, self.db.clock())
+        rows = self.db.query("SELECT id, ts, twin_of FROM inbox WHERE id = ?", (comment.id,))
+        if rows:
+            if record and rows[0]["ts"] is None and trace.ts is not None:
+                with self.db.tx() as conn:  # a first copy without a time (tip_received): this one's text and time
+                    conn.execute("UPDATE inbox SET ts = ?, fp = ? WHERE id = ?", (trace.ts, trace.fp, comment.id))
+            return rows[0]["twin_of"] or rows[0]["id"]
+        match = None
+        if trace.seq is not None:
+            rows = self.db.query("SELECT id, twin_of FROM inbox WHERE seq = ? LIMIT 1", (trace.seq,))
+            match = (rows[0]["twin_of"] or rows[0]["id"]) if rows else None
+        if match is None:
+            # unpaired comments with the same text: nearest in time first (one to one)
+            rows = self.db.query(
+                "SELECT i.id, i.source, i.ts, i.seq, i.received, i.body FROM inbox i WHERE i.fp = ? "
+                "AND i.twin_of IS NULL AND NOT EXISTS (SELECT 1 FROM inbox t WHERE t.twin_of = i.id) "
+                "ORDER BY i.received DESC LIMIT 50", (trace.fp,))
+            found = [t for t in (_row_trace(r, trace.fp) for r in rows) if twins(trace, t)]
+            match = min(found, key=lambda t: distance(trace, t)).id if found else None
+        if match is not None and record:
+            with self.db.tx() as conn:
+                self._insert(conn, comment, state="twin", source=source, twin_of=match)
+            log.debug("chat: %s from %s is %s seen by the other path", comment.id, source, match)
+        return match
+
     def is_ours(self, message_id: str) -> bool:
         return bool(message_id) and bool(self.db.query(
             "SELECT 1 FROM outbox WHERE message_id = ?", (message_id,)))
@@ -97,13 +147,19 @@ class Journal:
 
     def receive(self, comment: Comment, *, state: str, source: str, viewer: str = "") -> bool:
         """Record a comment; False when its id was already there (nothing changes then)."""
-        body = comment.model_dump_json()
         with self.db.tx() as conn:
-            inserted = conn.execute(
-                "INSERT OR IGNORE INTO inbox(id, received, state, source, viewer, body) VALUES (?, ?, ?, ?, ?, ?)",
-                (comment.id, self.db.clock(), state, source, viewer, body)).rowcount
+            inserted = self._insert(conn, comment, state=state, source=source, viewer=viewer)
         self._count_write()
         return bool(inserted)
+
+    def _insert(self, conn: sqlite3.Connection, comment: Comment, *, state: str, source: str, viewer: str = "",
+                twin_of: str | None = None) -> int:
+        ts = comment.timestamp.timestamp() if isinstance(comment.timestamp, datetime) else None
+        return conn.execute(
+            "INSERT OR IGNORE INTO inbox(id, received, state, source, viewer, body, fp, ts, seq, twin_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (comment.id, self.db.clock(), state, source, viewer, comment.model_dump_json(),
+             fingerprint(comment.text), ts, comment.seq, twin_of)).rowcount
 
     def finish(self, ids: Iterable[str], state: str = "unanswered") -> None:
         with self.db.tx() as conn:

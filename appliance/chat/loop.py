@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import ChatConfig
-from ..errors import ApplianceError, InputError, RetakeConflict, RetakeError, RetakeUnauthorized
+from ..errors import ApplianceError, NotFoundError, RetakeConflict, RetakeError, RetakeUnauthorized
 from ..files import StateLayout
 from ..retake.client import RetakeClient
-from ..retake.models import Comment
+from ..retake.normalize import Comment
 from ..state import StateStore
 from .brains import Brain, ChatContext, Incoming, Turn, make_brain, plan_turns
 from .brains.external import ExternalBrain
@@ -117,9 +117,11 @@ class ChatLoop:
                              limiter=self.limiter, stop_event=stop_event, outputs=services.outputs,
                              publish=self.publish, on_sent=self._sent(on_sent), on_fatal=on_fatal,
                              on_conflict=on_conflict)
-        self.sequencer = Sequencer(deliver=self._ingest, known=self.journal.known, clock=clock, wall=wall)
+        self.sequencer = Sequencer(deliver=self._ingest, known=self.journal.known,
+                                   seen=lambda c, source: self.journal.recognize(c, source) is not None,
+                                   clock=clock, wall=wall)
         self.pager = Pager(client, user_db_id, limit=cfg.limit, max_pages=cfg.catch_up_pages,
-                           known=self.journal.known)
+                           known=lambda c: self.journal.recognize(c, "poll", record=False) is not None)
         self.socket: SocketSource | None = None
         if cfg.realtime:
             self.socket = SocketSource(services.socket_url or socket_origin(client.base_url), user_db_id,
@@ -326,9 +328,10 @@ class ChatLoop:
 
     def reply_to(self, message_id: str, text: str, routes: Iterable[str] | None = None) -> dict[str, Any]:
         """``POST /reply``: answer a given message (from the event feed) now."""
+        message_id = self.journal.canonical(message_id)  # either path's id of one message
         if self.journal.comment(message_id) is None:
-            raise InputError(f"no message {message_id!r} in this chat's journal",
-                             fix="use the id of a chat event from GET /events")
+            raise NotFoundError(f"no message {message_id!r} in this chat's journal",
+                                fix="use the id of a chat event from GET /events")
         result: Delivery = self.outbox.deliver(text, to_ids=[message_id],
                                                routes=tuple(routes or self.cfg.reply_routes),
                                                brain="external", wait_s=3.0)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from ..config import MemoryConfig
 from ..files import ensure_private_dir
-from ..retake.models import Comment
+from ..retake.normalize import Comment
 from ..sanitize import clean_text
 
 log = logging.getLogger("appliance.memory")
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS said (text TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
     id TEXT PRIMARY KEY, received REAL NOT NULL, state TEXT NOT NULL, source TEXT NOT NULL,
-    viewer TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '{}', reply INTEGER);
+    viewer TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '{}', reply INTEGER,
+    fp TEXT, ts REAL, seq INTEGER, twin_of TEXT);
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox(state, received);
 CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -58,6 +59,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT, sent REAL);
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state);
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox(message_id);
+"""
+# columns added since the first schema (added to an older file by ChatDb) and their indexes
+ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT"))}
+ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS inbox_fp ON inbox(fp);
+CREATE INDEX IF NOT EXISTS inbox_seq ON inbox(seq);
+CREATE INDEX IF NOT EXISTS inbox_twin ON inbox(twin_of);
 """
 
 
@@ -80,6 +88,12 @@ class ChatDb:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                have = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns:
+                    if name not in have:
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            self._conn.executescript(ADDED_INDEXES)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

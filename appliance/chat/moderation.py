@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 from ..config import ModerationConfig
 from ..errors import ApplianceError
-from ..retake.models import Comment
+from ..retake.normalize import Comment
 from ..sanitize import clean_text
 
 _TLDS = ("com|net|org|io|tv|gg|xyz|me|co|app|dev|ly|link|sh|to|ru|cn|info|biz|site|online|live|"
@@ -96,7 +96,7 @@ class Moderator:
         tag = "viewer-" + hashlib.sha256((comment.wallet_address or comment.user_id or comment.username)
                                          .encode("utf-8", "replace")).hexdigest()[:4]
         name, _ = strip_links(clean_text(comment.username, 200), "")
-        name = re.sub(r"[^\w .'-]", "", name.replace("@", "")).strip(" .'-")
+        name = re.sub(r"[^\w .'…-]", "", name.replace("@", "")).strip(" .'…-")  # … : a short wallet
         name = re.sub(r"\s+", " ", name)[: self.cfg.max_name_chars].strip()
         folded = skeleton(name)
         if not folded:

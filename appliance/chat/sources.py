@@ -10,7 +10,9 @@
   ``chat.catch_up_pages`` pages; beyond that the loss is logged).
 * :class:`Sequencer` — both paths offer comments here; it drops ids it has seen, and releases
   the rest in order: by timestamp, then the numeric ``chat_event_id`` (or an ObjectId ``_id``, which
-  sorts by creation), then arrival. Socket messages
+  sorts by creation), then arrival. Just before handing one on it asks the journal whether the
+  message is already there under another id (:mod:`.twins`: Socket.IO and a page may show one
+  message under two ids), so each message is handled once whichever path brought it. Socket messages
   wait a few tens of milliseconds (python-socketio hands each packet to its own thread, so two
   quick messages may arrive swapped), and after a socket gap they are held until the catch-up
   poll has been offered, so a caught-up older message never lands after a newer live one.
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ..errors import RetakeProtocolError
 from ..retake.client import RetakeClient
-from ..retake.models import Comment, normalize_comment
+from ..retake.normalize import Comment, normalize_comment
 from ..sanitize import clean_name
 
 log = logging.getLogger("appliance.chat")
@@ -59,15 +61,18 @@ class Sequencer:
 
     ``deliver(comment, source)`` is called for each new comment, one at a time, in order, from
     whichever thread calls :meth:`release_due` (the loop's sequencer thread, or a test).
+    ``known(id)`` drops an id on offer; ``seen(comment, source)``, asked at release, drops a
+    message already delivered under another id (the journal's :meth:`~.journal.Journal.recognize`).
     """
 
     def __init__(self, *, deliver: Callable[[Comment, str], None], known: Callable[[str], bool],
+                 seen: Callable[[Comment, str], bool] = lambda comment, source: False,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  reorder_s: float = REORDER_S, remember: int = 5000) -> None:
-        self.deliver, self.known, self.clock, self.wall = deliver, known, clock, wall
+        self.deliver, self.known, self.seen, self.clock, self.wall = deliver, known, seen, clock, wall
         self.reorder_s = reorder_s
         self._heap: list[tuple[tuple[float, int, str, int], float, str, Comment]] = []
-        self._pending: set[str] = set()
+        self._pending: dict[str, Comment] = {}  # offered, not released yet (the fullest copy)
         self._recent: deque[str] = deque(maxlen=remember)
         self._recent_set: set[str] = set()
         self._counter = itertools.count()
@@ -87,9 +92,10 @@ class Sequencer:
         arrival = self.wall()
         new = 0
         with self._cond:
-            for index, comment in enumerate(comments):
+            for comment in comments:
                 if self._seen(comment.id):
                     self.duplicates += 1
+                    self._enrich(comment, source)
                     continue
                 ts = comment_epoch(comment)
                 # time, then the numeric chat_event_id, then an ObjectId's own order, then arrival;
@@ -99,11 +105,24 @@ class Sequencer:
                        comment.id if OBJECT_ID.fullmatch(comment.id) else "", next(self._counter))
                 due = self.clock() + (self.reorder_s if source == "socket" else 0.0)
                 heapq.heappush(self._heap, (key, due, source, comment))
-                self._pending.add(comment.id)
+                self._pending[comment.id] = comment
                 new += 1
             if new:
                 self._cond.notify_all()
         return new
+
+    def _enrich(self, comment: Comment, source: str) -> None:
+        """A second copy of one socket message may carry a time the first lacked (``tip_received``
+        has none, the ``message`` event of the same tip has one): keep it, so the page's copy of
+        that message is recognised by its time."""
+        if source != "socket" or comment.timestamp is None:
+            return
+        waiting = self._pending.get(comment.id)
+        if waiting is not None:
+            if waiting.timestamp is None:
+                self._pending[comment.id] = comment
+        else:
+            self.seen(comment, source)  # already delivered: the journal fills in the time
 
     def hold(self, seconds: float = HOLD_MAX_S) -> None:
         """A socket gap: socket messages wait for the catch-up poll (at most ``seconds``)."""
@@ -132,24 +151,27 @@ class Sequencer:
                     if not self._heap or not self._due(self._heap[0], self.clock(), force):
                         return released
                     key, _due, source, comment = heapq.heappop(self._heap)
-                    self._pending.discard(comment.id)
+                    comment = self._pending.pop(comment.id, comment)
                     if len(self._recent) == self._recent.maxlen:
                         self._recent_set.discard(self._recent[0])
                     self._recent.append(comment.id)
                     self._recent_set.add(comment.id)
+                    self._delivering = True
+                try:
+                    if self.seen(comment, source):
+                        self.duplicates += 1  # the other path brought it first, under another id
+                        continue
                     if self._newest_key is not None and key < self._newest_key:
                         self.late += 1  # the socket lost it; the poll found it
                     else:
                         self._newest_key = key
-                    self._delivering = True
-                try:
                     self.deliver(comment, source)
+                    released += 1
                 except Exception:  # noqa: BLE001 - one bad comment never stops the stream
                     log.exception("chat: handling comment %s failed", comment.id)
                 finally:
                     with self._cond:
                         self._delivering = False
-                released += 1
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until everything offered so far has been delivered (or ``timeout``)."""
@@ -181,10 +203,11 @@ class Sequencer:
 # ----- polling -------------------------------------------------------------------------------------
 
 class Pager:
-    """``stream/comments`` back to the cursor: newest page first, then ``beforeId`` pages."""
+    """``stream/comments`` back to the cursor: newest page first, then ``beforeId`` pages until a
+    page holds a message ``known(comment)`` says was read already (by either path)."""
 
     def __init__(self, client: RetakeClient, user_db_id: str, *, limit: int, max_pages: int,
-                 known: Callable[[str], bool]) -> None:
+                 known: Callable[[Comment], bool]) -> None:
         self.client, self.user_db_id = client, user_db_id
         self.limit, self.max_pages, self.known = limit, max_pages, known
         self.pages_fetched = 0
@@ -206,7 +229,7 @@ class Pager:
             if not page:
                 break
             pages.insert(0, page)
-            if any(self.known(c.id) for c in page) or len(page) < self.limit:
+            if any(self.known(c) for c in page) or len(page) < self.limit:
                 break
             before = page[0].id  # the oldest of this page
         else:
@@ -236,16 +259,14 @@ def _follow_comment(data: dict[str, Any]) -> Comment | None:
 
 
 def _tip_comment(data: dict[str, Any]) -> Comment | None:
-    event_id = data.get("chat_event_id")
-    if not event_id:
-        return None
+    """``tip_received`` (live_ room): the same tip as the ``message`` event of type tip, which
+    comes with a time and the tip's own text and replaces this copy when both arrive."""
+    if not data.get("chat_event_id"):
+        return None  # nothing to tell it from the message event by: that one covers the tip
     try:
-        amount = float(data.get("amount")) if data.get("amount") is not None else None
-    except (TypeError, ValueError):
-        amount = None
-    return Comment(id=str(event_id), text=f"tipped {amount:g} SOL" if amount else "tipped",
-                   username=clean_name(data.get("sender_username")), user_id=str(data.get("sender_user_id") or ""),
-                   kind="tip", amount=amount, seq=int(event_id) if str(event_id).isdigit() else None, raw=data)
+        return normalize_comment({**data, "type": "tip"})
+    except RetakeProtocolError:
+        return None
 
 
 class SocketSource:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Protocol
 
 import requests
 
-from ..errors import ApplianceError, InputError
+from ..errors import ApplianceError, InputError, NotFoundError
 from ..files import StateLayout, write_json
 from .events import EventBus, parse_last_event_id, sse_stream
 
@@ -152,6 +152,8 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return self._send(200, command(text))
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
+            except NotFoundError as exc:
+                return self._send(404, {"error": exc.message})
             except InputError as exc:
                 return self._send(400, {"error": exc.message})
             except ApplianceError as exc:

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from ...retake.models import Comment
+from ...retake.normalize import Comment
 from ..memory import Viewer, ViewerMemory
 
 COMMAND = re.compile(r"^!([a-z0-9_]{1,20})\b")
