@@ -16,6 +16,7 @@ from .config import Settings
 from .control.api import ControlServer
 from .control.commands import LiveCommands
 from .control.events import EventBus
+from .files import ensure_private_dir
 from .live.lifecycle import Lifecycle
 from .notify import Notifier, StreamWatch
 from .retake.client import RetakeClient
@@ -79,9 +80,7 @@ def run_live(settings: Settings) -> int:
     from .scene.feeds import OverlayFolder
     from .voice import Speaker, make_voice
 
-    state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
+    state_dir = ensure_private_dir(settings.state_dir)
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
     speaker = None

@@ -45,11 +45,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
-    from .credentials import require_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     client = RetakeClient(settings.retake)
     if auth:
-        client = client.with_token(require_credentials(settings.credentials_path()).access_token)
+        client = client.with_token(resolve_credentials(settings).require_token())
     return client
 
 
@@ -156,10 +156,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if not args.to:
         return _control(args, "POST", "/chat", {"message": args.message})
     from .chat.cross import chat_in_stream
-    from .credentials import require_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     settings = _settings(args)
-    token = require_credentials(settings.credentials_path()).access_token
+    token = resolve_credentials(settings).require_token()
     target, message_id = chat_in_stream(RetakeClient(settings.retake).with_token(token), args.to, args.message,
                                         secrets=[token.reveal()])
     print(f"posted in {target.username or args.to}'s chat (userDbId {target.streamer_id}, message {message_id or '-'})")
@@ -185,11 +185,13 @@ def cmd_viewers(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance", description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # --config before the command (as docker and kubectl take options) or after it
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML config (default {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=HELP[name], description=HELP[name])
-        p.add_argument("--config", default=str(DEFAULT_CONFIG),
+        p.add_argument("--config", default=argparse.SUPPRESS,  # absent here: the one given before the command
                        help=f"the YAML config (default {DEFAULT_CONFIG})")
         p.set_defaults(func=func)
         return p

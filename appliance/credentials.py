@@ -1,37 +1,72 @@
-"""The agent's retake.tv credentials (reference section 1).
+"""The agent's retake.tv credentials (reference section 1), and the one resolver of the token.
 
 Stored as JSON with the reference's fields, written atomically (temp file + fsync + rename),
-mode 600 in a mode-700 folder. ``RETAKE_ACCESS_TOKEN`` from the environment wins over the
-file's token. The token is wrapped in :class:`Secret` so it never shows in a repr or a log.
+mode 600 in a mode-700 folder. The token is wrapped in :class:`Secret` so it never shows in a
+repr or a log.
+
+:func:`resolve_credentials` is the one way every command finds them (``live``, ``register``,
+``verify``, ``status``, ``doctor``, ``rehearse``): the environment's token
+(``RETAKE_ACCESS_TOKEN``, else the file named by ``RETAKE_ACCESS_TOKEN_FILE`` — a Kubernetes
+Secret volume; a named file that is not there is an optional Secret not mounted, i.e. no
+environment token), then the credentials file of the config (the sandbox's own file for a
+sandbox config, see :meth:`appliance.config.Settings.credentials_path`). The environment's
+token wins over the file's. :func:`without_token_environment` is what a child or a rehearsal
+gets instead of the environment: nothing that holds or names the token.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
 from .errors import CredentialsError
 from .files import write_json
 
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("appliance.credentials")
 ENV_TOKEN = "RETAKE_ACCESS_TOKEN"
 ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # a file holding the token (a Kubernetes Secret volume)
+TOKEN_VARIABLES = (ENV_TOKEN, ENV_TOKEN_FILE)
+_said_missing: set[str] = set()  # token files already reported missing (said once per process)
 
 
-def token_from_environment(environ: dict[str, str] | None = None) -> Secret | None:
-    """``RETAKE_ACCESS_TOKEN``, else the content of ``RETAKE_ACCESS_TOKEN_FILE``, else None."""
+def token_from_environment(environ: Mapping[str, str] | None = None) -> Secret | None:
+    """``RETAKE_ACCESS_TOKEN``, else the content of ``RETAKE_ACCESS_TOKEN_FILE``, else None.
+
+    A ``RETAKE_ACCESS_TOKEN_FILE`` that does not exist (an optional Secret that is not mounted)
+    is no environment token, said once in the log; one that exists but cannot be read is an error.
+    """
     environ = os.environ if environ is None else environ
     if environ.get(ENV_TOKEN):
         return Secret(environ[ENV_TOKEN].strip())
-    if environ.get(ENV_TOKEN_FILE):
+    named = environ.get(ENV_TOKEN_FILE)
+    if named:
         try:
-            token = Path(environ[ENV_TOKEN_FILE]).read_text(encoding="utf-8").strip()
+            token = Path(named).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            if named not in _said_missing:
+                _said_missing.add(named)
+                log.info("%s=%s does not exist (an optional secret not mounted): no token from the "
+                         "environment; using the credentials file", ENV_TOKEN_FILE, named)
+            return None
         except OSError as exc:
-            raise CredentialsError(f"{ENV_TOKEN_FILE}={environ[ENV_TOKEN_FILE]}: unreadable ({exc.strerror})") from None
+            raise CredentialsError(f"{ENV_TOKEN_FILE}={named}: unreadable ({exc.strerror})",
+                                   fix="mount the secret readable by the appliance's user, or unset the variable") from None
         return Secret(token) if token else None
     return None
+
+
+def without_token_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``environ`` without the variables that hold or name the access token."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in TOKEN_VARIABLES}
 
 
 class Secret:
@@ -101,7 +136,7 @@ def update_token_info(path: Path, token_address: str, token_ticker: str) -> None
     write_json(path, data)
 
 
-def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Credentials | None:
+def load_credentials(path: Path, *, environ: Mapping[str, str] | None = None) -> Credentials | None:
     """The saved credentials (None when there is no file); the env token wins over the file's."""
     environ = os.environ if environ is None else environ
     path = Path(path).expanduser()
@@ -136,8 +171,34 @@ def load_credentials(path: Path, *, environ: dict[str, str] | None = None) -> Cr
                        token_ticker=str(data.get("token_ticker") or ""), source=source)
 
 
-def require_credentials(path: Path) -> Credentials:
-    creds = load_credentials(path)
-    if creds is None:
-        raise CredentialsError(f"{path}: no credentials yet", fix="run `appliance register` first")
-    return creds
+@dataclass(frozen=True)
+class ResolvedCredentials:
+    """What :func:`resolve_credentials` found for one config."""
+
+    path: Path  # the config's credentials file (it may not exist)
+    saved: Credentials | None  # that file, its token replaced by the environment's when one is set
+    env_token: Secret | None  # the environment's token, if any
+
+    @property
+    def token(self) -> Secret | None:
+        return self.saved.access_token if self.saved else self.env_token
+
+    def require_token(self) -> Secret:
+        if not self.token:
+            raise CredentialsError(f"no credentials: {self.path} does not exist and neither {ENV_TOKEN} nor "
+                                   f"{ENV_TOKEN_FILE} gives a token", fix="run `appliance register` first")
+        return self.token
+
+    def describe(self) -> str:
+        """Where the token comes from, for a log line or doctor (never the token)."""
+        if self.saved:
+            return f"{self.path}, token from {'the environment' if self.saved.source == 'env' else 'the file'}"
+        return "the environment only" if self.env_token else f"none (no {self.path})"
+
+
+def resolve_credentials(settings: "Settings", *, environ: Mapping[str, str] | None = None) -> ResolvedCredentials:
+    """The credentials for ``settings``: the environment's token, then the config's credentials
+    file (see the module's docstring). ``environ`` defaults to the process environment."""
+    path = settings.credentials_path()
+    return ResolvedCredentials(path=path, saved=load_credentials(path, environ=environ),
+                               env_token=token_from_environment(environ))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
 from .config import Settings
-from .errors import ApplianceError
+from .errors import ApplianceError, MediaError
+from .media.tools import run_capture
 
 Verdict = Literal["ok", "FAIL", "warn"]
 
@@ -39,8 +39,14 @@ class Check:
     fix: str = ""
 
 
-def _run(argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(argv: list[str], timeout: float = 10.0) -> tuple[int, str]:
+    """(exit status, stdout) of a tool, run the one way tools are run (media.tools); a tool
+    that cannot start or hangs is (-1, why)."""
+    try:
+        result = run_capture(argv, timeout=timeout)
+    except MediaError as exc:
+        return -1, exc.message
+    return result.returncode, (result.stdout or b"").decode("utf-8", "replace")
 
 
 def check_binaries(which: Callable[[str], str | None] = shutil.which) -> list[Check]:
@@ -59,8 +65,8 @@ def check_binaries(which: Callable[[str], str | None] = shutil.which) -> list[Ch
 def check_ffmpeg() -> list[Check]:
     if not shutil.which("ffmpeg"):
         return []
-    encoders = _run(["ffmpeg", "-hide_banner", "-encoders"]).stdout
-    devices = _run(["ffmpeg", "-hide_banner", "-devices"]).stdout
+    encoders = _run(["ffmpeg", "-hide_banner", "-encoders"])[1]
+    devices = _run(["ffmpeg", "-hide_banner", "-devices"])[1]
     rows = []
     for name, text, what in (("libx264", encoders, "encoder"), ("aac", encoders, "encoder"),
                              ("x11grab", devices, "input device"), ("pulse", devices, "input device")):
@@ -76,44 +82,47 @@ def check_display(display: str) -> Check:
         ok = Path(f"/tmp/.X11-unix/X{number}").exists()
         return Check(f"display {display}", "ok" if ok else "FAIL", "socket present" if ok else "no X server",
                      "" if ok else "start the process tree: appliance up")
-    result = _run(["xdpyinfo", "-display", display], timeout=5)
-    if result.returncode == 0:
-        dims = next((l.split()[1] for l in result.stdout.splitlines() if "dimensions:" in l), "?")
+    code, out = _run(["xdpyinfo", "-display", display], timeout=5)
+    if code == 0:
+        dims = next((l.split()[1] for l in out.splitlines() if "dimensions:" in l), "?")
         return Check(f"display {display}", "ok", f"answers, {dims}")
-    return Check(f"display {display}", "FAIL", "does not answer", "start the process tree: appliance up")
+    return Check(f"display {display}", "FAIL", "does not answer (or refuses a client without its cookie)",
+                 "start the process tree (appliance up); its display admits only XAUTHORITY=<runtime dir>/Xauthority")
 
 
 def check_sink(sink: str) -> Check:
     if not shutil.which("pactl"):
         return Check(f"sink {sink}", "FAIL", "pactl missing", "apt-get install pulseaudio-utils")
-    result = _run(["pactl", "list", "short", "sinks"], timeout=5)
-    if result.returncode != 0:
+    code, out = _run(["pactl", "list", "short", "sinks"], timeout=5)
+    if code != 0:
         return Check(f"sink {sink}", "FAIL", "PulseAudio does not answer",
                      "start the process tree (appliance up) or set stream.audio_source: silent")
-    if any(line.split("\t")[1:2] == [sink] for line in result.stdout.splitlines()):
+    if any(line.split("\t")[1:2] == [sink] for line in out.splitlines()):
         return Check(f"sink {sink}", "ok", "exists")
     return Check(f"sink {sink}", "FAIL", "no such sink", f"pactl load-module module-null-sink sink_name={sink}")
 
 
 def check_api(settings: Settings) -> list[Check]:
-    from .credentials import load_credentials
+    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
     rows = []
-    path = settings.credentials_path()
     try:
-        creds = load_credentials(path)
+        found = resolve_credentials(settings)
     except ApplianceError as exc:
         return [Check("credentials", "FAIL", exc.message, exc.fix or "")]
-    if creds is None:
-        rows.append(Check("credentials", "warn", f"none at {path}", "appliance register"))
+    path, token = found.path, found.token
+    if not token:
+        rows.append(Check("credentials", "warn", found.describe(), "appliance register"))
+    elif found.saved is None:
+        rows.append(Check("credentials", "ok", found.describe()))
     else:
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
         rows.append(Check("credentials", "ok" if mode == 0o600 else "FAIL",
-                          f"{path} mode {mode:o}, token from {creds.source}",
+                          f"{found.describe()}, mode {mode:o}",
                           "" if mode == 0o600 else f"chmod 600 {path}"))
-    client = RetakeClient(settings.retake, creds.access_token if creds else None)
+    client = RetakeClient(settings.retake, token)
     try:
-        if creds:
+        if token:
             verified = client.verification_status().verified
             rows.append(Check("api", "ok", f"{settings.retake.base_url} answers; verified={verified}"))
             if not verified:

@@ -66,6 +66,15 @@ def write_json(path: Path, data: Any, *, mode: int = PRIVATE_FILE,
     write_private(path, json.dumps(data, indent=1) + "\n", mode=mode, dir_mode=dir_mode)
 
 
+def keep_corrupt(path: Path) -> Path:
+    """Move a file we cannot use aside as ``<name>.corrupt`` (replacing an older one), so the
+    appliance can start fresh without losing the evidence; returns the new path."""
+    path = Path(path)
+    kept = path.with_name(path.name + ".corrupt")
+    os.replace(path, kept)
+    return kept
+
+
 @dataclass(frozen=True)
 class StateLayout:
     """Every path of the state folder (``paths.state_dir``; ``/state`` in the container)."""
@@ -129,6 +138,26 @@ class StateLayout:
         return self.root / "memory.sqlite3"
 
     @property
+    def rehearsal_config(self) -> Path:
+        """The config a rehearsal runs with: the user's, pointed at the sandbox."""
+        return self.rehearsal / "appliance.yaml"
+
+    @property
+    def rehearsal_credentials(self) -> Path:
+        """The agent the rehearsal registers in its sandbox."""
+        return self.rehearsal / "credentials.json"
+
+    @property
+    def rehearsal_state(self) -> Path:
+        """The rehearsal appliance's own state folder (a :class:`StateLayout` of its own)."""
+        return self.rehearsal / "state"
+
+    @property
+    def rehearsal_recordings(self) -> Path:
+        """Where the rehearsal's sandbox ingest records the stream (``.flv``)."""
+        return self.rehearsal / "recordings"
+
+    @property
     def cache(self) -> Path:
         """Regenerable files (synthesised speech, ...): safe to delete."""
         return self.root / "cache"
@@ -138,3 +167,42 @@ class StateLayout:
         root = self.root.expanduser().resolve()
         target = Path(path).expanduser().resolve()
         return target == root or root in target.parents
+
+
+@dataclass(frozen=True)
+class RuntimeLayout:
+    """Every path of the process tree's private (mode 700) runtime folder (`appliance up`)."""
+
+    root: Path
+
+    @property
+    def access_token(self) -> Path:
+        """RETAKE_ACCESS_TOKEN handed to the controller as a file (mode 600), never in an environment."""
+        return self.root / "access-token"
+
+    @property
+    def xauthority(self) -> Path:
+        """The X display's cookie (mode 600): only the tree's X clients may open the display."""
+        return self.root / "Xauthority"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def controller_exit(self) -> Path:
+        """The controller's exit status, written by scripts/on-controller-exit.py."""
+        return self.root / "controller.exit"
+
+    @property
+    def pulse_socket(self) -> Path:
+        return self.root / "pulse" / "native"
+
+
+def xauthority_entry(display_number: int, cookie: bytes) -> bytes:
+    """One Xauthority record (the format libXau reads): an MIT-MAGIC-COOKIE-1 for display
+    ``display_number`` on any address (FamilyWild), which Xvfb's ``-auth FILE`` also loads."""
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+    return (b"\xff\xff" + field(b"") + field(str(display_number).encode("ascii"))
+            + field(b"MIT-MAGIC-COOKIE-1") + field(cookie))

@@ -26,9 +26,10 @@ from typing import Any, Callable, Mapping
 
 from .config import IN_CONTAINER, Settings, load_config
 from .control.api import ControlServer, prometheus
-from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
+from .credentials import ENV_TOKEN, ENV_TOKEN_FILE, resolve_credentials
 from .errors import ApplianceError, ConfigError, CredentialsError
 from .files import StateLayout
+from .live.hold import Hold
 from .host import probe_state_dir, raw_setting, remove_tree_info, write_tree_info
 
 log = logging.getLogger("appliance.hold")
@@ -44,15 +45,11 @@ def hold_enabled(environ: Mapping[str, str] = os.environ, *, in_container: bool 
 
 
 def check_credentials(settings: Settings, environ: Mapping[str, str] = os.environ) -> None:
-    """CredentialsError when the controller could not find any token: no RETAKE_ACCESS_TOKEN,
-    no readable RETAKE_ACCESS_TOKEN_FILE, no credentials file, and no ``auto_register``.
-    (A token file named by an optional Kubernetes Secret that is absent counts as none.)"""
-    if settings.auto_register or environ.get(ENV_TOKEN, "").strip():
-        return
-    token_file = environ.get(ENV_TOKEN_FILE)
-    if token_file and Path(token_file).is_file():
-        return
-    if settings.credentials_path().exists():
+    """CredentialsError when the controller could not find any token (asked of the one resolver
+    the controller uses): no RETAKE_ACCESS_TOKEN, no readable RETAKE_ACCESS_TOKEN_FILE, no
+    credentials file, and no ``auto_register``. (A token file named by an optional Kubernetes
+    Secret that is absent counts as none; an unreadable one or a corrupt file is an error too.)"""
+    if settings.auto_register or resolve_credentials(settings, environ=environ).token:
         return
     raise CredentialsError(
         f"no credentials yet: no {ENV_TOKEN}, no token file, nothing in {settings.credentials_path()}",
@@ -69,11 +66,17 @@ class HoldCommands:
         self.since = clock()
         self.stop_event = threading.Event()
 
+    def hold(self) -> Hold:
+        """The same shape as the controller's own holds (/status ``waiting``, /metrics ``waiting``)."""
+        reason = "no_credentials" if isinstance(self.error, CredentialsError) else "bad_config"
+        return Hold(reason, str(self.error))
+
     def _why(self) -> dict[str, Any]:
         return {"state": "held", "reason": self.error.message, "fix": self.error.fix or "",
                 "config": str(self.config), "since": round(self.since, 1),
                 "until": "the problem is fixed: the appliance re-checks when the config or the "
-                         f"credentials change, and every {RECHECK_S:.0f} s"}
+                         f"credentials change, and every {RECHECK_S:.0f} s",
+                "waiting": self.hold().public()}
 
     def health(self) -> dict[str, Any]:
         return {"alive": True, **self._why()}
@@ -86,7 +89,9 @@ class HoldCommands:
 
     def metrics(self) -> str:
         return prometheus({"up": ("1 while the process runs", 1),
-                           "held": ("1 while `appliance up` waits for a fix (see /status)", 1)})
+                           "held": ("1 while `appliance up` waits for a fix (see /status)", 1),
+                           "waiting": ("1 while waiting on purpose (alive, not ready); the reason is a label", 1)},
+                          {"waiting": f'{{reason="{self.hold().reason}"}}'})
 
     def _refuse(self, _text: str) -> dict[str, Any]:
         raise ApplianceError(f"the appliance is held: {self.error}")

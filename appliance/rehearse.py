@@ -8,16 +8,19 @@ live for real is the same config with the sandbox switched off (`appliance up`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from .config import Settings, load_config, parse_config
+from .credentials import without_token_environment
+from .files import StateLayout, ensure_private_dir, write_private
 from .media.display import free_display
 from .retake.client import RetakeClient
 from .sanitize import clean_text
@@ -26,10 +29,10 @@ from .verification import register_agent
 SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
 
 
-def rehearsal_settings(base: Settings, root: Path, base_url: str) -> dict[str, Any]:
+def rehearsal_settings(base: Settings, layout: StateLayout, base_url: str) -> dict[str, Any]:
     data = base.model_dump(mode="json", exclude_none=True)
     data["retake"].update(base_url=base_url, sandbox=True)
-    data["paths"] = {"credentials": str(root / "credentials.json"), "state_dir": str(root / "state")}
+    data["paths"] = {"credentials": str(layout.rehearsal_credentials), "state_dir": str(layout.rehearsal_state)}
     data["stream"]["display"] = free_display()
     data["overlay"].pop("content_log", None)
     if "watch_dir" not in data["overlay"] and Path("overlays").is_dir():
@@ -66,33 +69,39 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = _print) -> int:
+def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str], None] = _print,
+                  environ: Mapping[str, str] | None = None) -> int:
+    """Rehearse ``config_path`` against a fresh sandbox. Nothing of the environment that holds
+    or names the real access token (``environ``, default the process's) reaches the sandbox or
+    the rehearsal's process tree."""
     from .sandbox import Sandbox
     from .up import ProcessTree, make_runtime_dir, tree_environment
 
+    environ = without_token_environment(os.environ if environ is None else environ)
     base = load_config(config_path)
-    root = base.layout.rehearsal
+    layout = base.layout
+    root = layout.rehearsal
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True, mode=0o700)
+    ensure_private_dir(root)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     out(f"rehearsal: everything goes under {root}")
     try:
-        with Sandbox(port=0, rtmp=True, viewer_interval=6.0, record_dir=root / "recordings") as sb:
+        with Sandbox(port=0, rtmp=True, viewer_interval=6.0, record_dir=layout.rehearsal_recordings) as sb:
             out(f"rehearsal: sandbox retake.tv at {sb.base_url}, RTMP ingest {sb.rtmp_url}")
-            data = rehearsal_settings(base, root, sb.base_url)
-            cfg_path = root / "appliance.yaml"
-            cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+            data = rehearsal_settings(base, layout, sb.base_url)
+            cfg_path = layout.rehearsal_config
+            write_private(cfg_path, yaml.safe_dump(data, sort_keys=False))
             settings = parse_config(data, str(cfg_path))
-            creds, _ = register_agent(settings, RetakeClient(settings.retake))
+            creds, _ = register_agent(settings, RetakeClient(settings.retake), environ=environ)
             client = RetakeClient(settings.retake, creds.access_token)
             message = client.prepare_verify().verification_message
             client.verify(SIMULATED_TWEET)
             out(f"rehearsal: registered {creds.agent_name} in the sandbox and verified it with a simulated "
                 f"tweet of {message!r} (for real, a human posts it)")
             runtime_dir, _ = make_runtime_dir({})
-            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir)
-            env.pop("RETAKE_ACCESS_TOKEN", None)  # a real token must never reach the sandbox
+            # a real token must never reach the sandbox: the tree gets no variable that holds or names it
+            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ)
             chat = _watch_chat(sb.origin, creds.userDbId, out, stop)
             started = time.monotonic()
             tree = ProcessTree(env).start()
@@ -109,7 +118,7 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
                 shutil.rmtree(runtime_dir, ignore_errors=True)
             for rec in sb.recordings():
                 out(f"rehearsal: recording {rec.get('path')} ({rec.get('size', 0)} bytes) — play it with ffplay")
-            out(f"rehearsal: ended with status {status}; the appliance's state is in {root / 'state'}")
+            out(f"rehearsal: ended with status {status}; the appliance's state is in {layout.rehearsal_state}")
             return status
     finally:
         for sig, handler in previous.items():

@@ -19,9 +19,9 @@ supervisord's XML-RPC interface.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -36,9 +36,10 @@ from typing import IO, Any, Iterable, Mapping
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from .children import parent_death_preexec
 from .config import Settings
 from .credentials import ENV_TOKEN, ENV_TOKEN_FILE
-from .files import write_private
+from .files import RuntimeLayout, ensure_private_dir, write_private, xauthority_entry
 from .errors import ApplianceError, ConfigError, MediaError
 
 log = logging.getLogger("appliance.up")
@@ -47,7 +48,6 @@ IMAGE_HOME = Path("/opt/appliance")
 PROGRAMS = ("xvfb", "pulseaudio", "openbox", "content", "controller")
 HELPERS = ("xvfb", "pulseaudio", "openbox", "content")
 _SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
-_PR_SET_PDEATHSIG = 1
 
 
 def default_home() -> Path:
@@ -86,10 +86,7 @@ def make_runtime_dir(environ: Mapping[str, str] = os.environ) -> tuple[Path, boo
     """
     given = environ.get("APPLIANCE_RUNTIME_DIR")
     if given:
-        path = Path(given)
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-        return path, False
+        return ensure_private_dir(Path(given)), False
     return Path(tempfile.mkdtemp(prefix="appliance-")), True
 
 
@@ -104,7 +101,8 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     not may be given in the environment of `appliance up`.
     """
     stream, overlay = settings.stream, settings.overlay
-    pulse_socket = runtime_dir / "pulse" / "native"
+    runtime = RuntimeLayout(runtime_dir)
+    pulse_socket = runtime.pulse_socket
     if len(str(pulse_socket)) > _SOCKET_MAX:
         raise ConfigError(f"{pulse_socket}: too long for a unix socket path",
                           fix="set TMPDIR or APPLIANCE_RUNTIME_DIR to a shorter folder")
@@ -146,17 +144,15 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     env.update(tree)
     # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
     env["DISPLAY"] = stream.display
+    # Xvfb admits only holders of the cookie in this file (no -ac): openbox, xterm, FFmpeg's
+    # x11grab, scrot, xdotool, the probes of scripts/lib.sh and anything else the tree starts
+    env["XAUTHORITY"] = str(runtime.xauthority)
     env["PULSE_SERVER"] = f"unix:{pulse_socket}"
     env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     # `appliance` and supervisord from this venv first, whatever the caller's PATH
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, environ.get("PATH", os.defpath)])
     return env
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class ProcessTree:
@@ -174,7 +170,8 @@ class ProcessTree:
         self.env = dict(env)
         self.home = Path(self.env["APPLIANCE_HOME"])
         self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
-        self.socket = self.runtime_dir / "supervisor.sock"
+        self.runtime = RuntimeLayout(self.runtime_dir)
+        self.socket = self.runtime.supervisor_socket
         self.output = output
         self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
@@ -189,19 +186,29 @@ class ProcessTree:
         if self.process is not None:
             raise MediaError("the process tree is already started")
         self.socket.unlink(missing_ok=True)
-        (self.runtime_dir / "controller.exit").unlink(missing_ok=True)
+        self.runtime.controller_exit.unlink(missing_ok=True)
         self._hand_over_token()
+        self._make_x_cookie()
         self.process = subprocess.Popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent if self.die_with_parent else None)
+            preexec_fn=parent_death_preexec() if self.die_with_parent else None)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 
     @property
     def token_file(self) -> Path:
-        return self.runtime_dir / "access-token"
+        return self.runtime.access_token
+
+    def _make_x_cookie(self) -> None:
+        """A fresh MIT-MAGIC-COOKIE-1 for the tree's display in XAUTHORITY (mode 600, in the
+        private runtime dir): Xvfb loads it with -auth, so no other local user can read or
+        draw the live display."""
+        from .media.display import display_number
+        if self.env.get("XAUTHORITY") and self.env.get("APPLIANCE_DISPLAY"):
+            entry = xauthority_entry(display_number(self.env["APPLIANCE_DISPLAY"]), secrets.token_bytes(16))
+            write_private(Path(self.env["XAUTHORITY"]), entry)
 
     def _hand_over_token(self) -> None:
         """RETAKE_ACCESS_TOKEN never rides in the tree's environment, where supervisord, every
@@ -234,7 +241,7 @@ class ProcessTree:
 
     def exit_status(self) -> int:
         """The controller's exit status when it ended the tree, else supervisord's own."""
-        record = self.runtime_dir / "controller.exit"
+        record = self.runtime.controller_exit
         try:
             return int(record.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
@@ -363,7 +370,7 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         # anything starts); the controller reads the resolved copy of the config
         settings_path, settings = place(settings, runtime_dir=runtime_dir)
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.state_dir)
         write_tree_info(settings.layout, display=settings.stream.display, port=settings.control.port,
                         config=settings_path, runtime_dir=runtime_dir)
         log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,

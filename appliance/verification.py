@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .credentials import Credentials, Secret, load_credentials, save_credentials
+from .credentials import Credentials, Secret, resolve_credentials, save_credentials
 from .errors import CredentialsError, InputError, RetakeError
 from .retake.client import RetakeClient
 
@@ -26,16 +27,23 @@ def validate_tweet_url(url: str) -> str:
     return url.strip()
 
 
-def register_agent(settings: Settings, client: RetakeClient) -> tuple[Credentials, Path]:
-    """Register once; refuses when credentials exist so nobody re-registers by accident.
+def register_agent(settings: Settings, client: RetakeClient, *,
+                   environ: Mapping[str, str] | None = None) -> tuple[Credentials, Path]:
+    """Register once; refuses when credentials exist (the file, or a token in the environment,
+    which would win over the new one) so nobody re-registers by accident.
 
     The access token is issued once and never shown again, so it is saved the moment the answer
     is read (the client parses it first; every other field is optional), before anything else can
     fail. An answer without ``userDbId`` is completed from ``stream/status`` and saved again."""
-    path = settings.credentials_path()
-    if load_credentials(path) is not None:
+    found = resolve_credentials(settings, environ=environ)
+    path = found.path
+    if found.saved is not None:
         raise CredentialsError(f"already registered: credentials exist at {path}",
                                fix="use them (appliance status); move the file away only to create a new agent")
+    if found.env_token:
+        raise CredentialsError("already registered: the environment gives an access token "
+                               "(RETAKE_ACCESS_TOKEN or RETAKE_ACCESS_TOKEN_FILE)",
+                               fix="unset it to register a new agent; otherwise `appliance live` uses it")
     agent = settings.agent
     result = client.register(agent_name=agent.name, agent_description=agent.description,
                              image_url=agent.image_url, wallet_address=agent.wallet_address,

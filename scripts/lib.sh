@@ -13,8 +13,8 @@ log() {  # log LEVEL message...
 
 die() { log ERROR "$*"; exit 1; }
 
-drop_secrets() {  # helpers never need the token (`appliance up` already keeps it out of the environment)
-  unset RETAKE_ACCESS_TOKEN
+drop_secrets() {  # helpers never need the token nor where it is (`appliance up` keeps the token itself out of the environment)
+  unset RETAKE_ACCESS_TOKEN RETAKE_ACCESS_TOKEN_FILE
 }
 
 require_env() {  # require_env NAME...: fail early and clearly when the launcher did not set one

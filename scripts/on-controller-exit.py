@@ -22,6 +22,8 @@ from pathlib import Path
 
 from supervisor import childutils
 
+from appliance.files import RuntimeLayout
+
 PROGRAM = "controller"
 
 
@@ -43,7 +45,7 @@ def exit_status(rpc: object, state: str) -> int:
 
 def main() -> None:
     rpc = childutils.getRPCInterface(os.environ)
-    record = Path(os.environ["APPLIANCE_RUNTIME_DIR"]) / "controller.exit"
+    record = RuntimeLayout(Path(os.environ["APPLIANCE_RUNTIME_DIR"])).controller_exit
     while True:
         headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
         fields, _ = childutils.eventdata(payload + "\n")

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Xvfb on $APPLIANCE_DISPLAY at APPLIANCE_WIDTH x APPLIANCE_HEIGHT x 24.
+# Xvfb on $APPLIANCE_DISPLAY at APPLIANCE_WIDTH x APPLIANCE_HEIGHT x 24, admitting only clients
+# that hold the cookie in $XAUTHORITY (written by `appliance up` into the private runtime dir;
+# the reference's -ac would let any local user read or draw the live display).
 # A lock left by a dead Xvfb (killed, crashed, container restarted with a kept /tmp) is
 # cleared; a lock held by a live process is left alone, and Xvfb then fails with its own message.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 drop_secrets
-require_env APPLIANCE_DISPLAY APPLIANCE_WIDTH APPLIANCE_HEIGHT
+require_env APPLIANCE_DISPLAY APPLIANCE_WIDTH APPLIANCE_HEIGHT XAUTHORITY
+[ -s "$XAUTHORITY" ] || die "XAUTHORITY=$XAUTHORITY holds no cookie (start the tree with 'appliance up')"
 
 number=${APPLIANCE_DISPLAY#*:}
 number=${number%%.*}
@@ -24,4 +27,4 @@ if [ -e "$lock" ]; then
 fi
 
 log INFO "starting Xvfb :$number ${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24"
-exec Xvfb ":$number" -screen 0 "${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24" -ac -nolisten tcp -noreset
+exec Xvfb ":$number" -screen 0 "${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24" -auth "$XAUTHORITY" -nolisten tcp -noreset

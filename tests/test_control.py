@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
+import time
 
 import requests
 
@@ -58,3 +60,71 @@ def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
             server.close()
     assert not (settings.state_dir / "control.json").exists()
     assert json.loads((settings.state_dir / "state.json").read_text())["last_stream"]["status"] == "stopped"
+
+
+class QuietCommands:
+    """The smallest Commands: what the HTTP layer needs to answer."""
+
+    def health(self):
+        return {"alive": True}
+
+    def ready(self):
+        return True, "ok"
+
+    def status(self):
+        return {"state": "live"}
+
+    def metrics(self):
+        return ""
+
+    def say(self, text):
+        return {"spoken": True}
+
+    def show(self, text):
+        return {"shown": True}
+
+    def chat(self, message):
+        return {"sent": True}
+
+    def stop(self):
+        return {"stopping": True}
+
+
+def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
+    """Send ``head`` as it is; everything the server answers before it closes (or ``wait`` passes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(head)
+        answer = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise AssertionError(f"no answer and no close within {wait} s; got {answer[:200]!r}") from None
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
+    server = ControlServer(QuietCommands(), state_dir=tmp_path, port=0, request_timeout_s=0.5).start()
+    auth = f"Authorization: Bearer {server.token}\r\n".encode()
+    try:
+        def post(length: str, body: bytes = b"") -> bytes:
+            return raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: x\r\n" + auth
+                               + f"Content-Length: {length}\r\n\r\n".encode() + body)
+
+        assert post("-1").startswith(b"HTTP/1.0 400")  # read(-1) waited for the client to close
+        assert post("abc").startswith(b"HTTP/1.0 400")  # int() raised: no answer at all
+        assert post("+5", b"hello").startswith(b"HTTP/1.0 400")
+        assert post(str(10 ** 15)).startswith(b"HTTP/1.0 413")
+        assert post("17", b'{"text": "hello"}').startswith(b"HTTP/1.0 200")
+        chunked = raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: x\r\n" + auth
+                              + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        assert chunked.startswith(b"HTTP/1.0 411")
+        started = time.monotonic()
+        assert post("100", b'{"text": ') == b""  # a body that never comes: dropped after the timeout
+        assert raw_request(server.port, b"POST /show HTTP/1.1\r\n") == b""  # headers that never end
+        assert time.monotonic() - started < 4
+        assert requests.get(f"http://127.0.0.1:{server.port}/health", timeout=5).status_code == 200
+    finally:
+        server.close()

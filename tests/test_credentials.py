@@ -1,10 +1,12 @@
 import json
+import logging
 import os
 import stat
 
 import pytest
 
-from appliance.credentials import Credentials, Secret, load_credentials, save_credentials
+from appliance.credentials import (Credentials, Secret, load_credentials, resolve_credentials, save_credentials,
+                                   token_from_environment, without_token_environment)
 from appliance.errors import CredentialsError
 
 
@@ -51,5 +53,45 @@ def test_token_file_from_the_environment(tmp_path):
     secret.write_text("rtk_from_secret_volume\n")
     creds = load_credentials(path, environ={"RETAKE_ACCESS_TOKEN_FILE": str(secret)})
     assert creds.access_token.reveal() == "rtk_from_secret_volume" and creds.source == "env"
-    with pytest.raises(CredentialsError, match="RETAKE_ACCESS_TOKEN_FILE"):
-        load_credentials(path, environ={"RETAKE_ACCESS_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+def test_a_token_file_that_is_not_mounted_is_no_environment_token(tmp_path, caplog):
+    """Kubernetes with an optional Secret that is absent: RETAKE_ACCESS_TOKEN_FILE names a file
+    that does not exist. That is "no token from the environment" (said once), not a fatal error."""
+    path = tmp_path / "c.json"
+    save_credentials(path, make("rtk_from_file"))
+    environ = {"RETAKE_ACCESS_TOKEN_FILE": str(tmp_path / "secret" / "missing")}
+    with caplog.at_level(logging.INFO, logger="appliance.credentials"):
+        for _ in range(3):
+            creds = load_credentials(path, environ=environ)
+            assert creds.access_token.reveal() == "rtk_from_file" and creds.source == "file"
+            assert token_from_environment(environ) is None
+    said = [r.getMessage() for r in caplog.records if "does not exist" in r.getMessage()]
+    assert len(said) == 1 and "optional secret not mounted" in said[0]
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(CredentialsError, match="RETAKE_ACCESS_TOKEN_FILE"):  # there but unreadable: an error
+        load_credentials(path, environ={"RETAKE_ACCESS_TOKEN_FILE": str(folder)})
+
+
+def test_one_resolver_for_every_command(tmp_path):
+    """Environment token, file named by the environment, the config's credentials file (the
+    sandbox's own for a sandbox config): one answer, used by live, cli, doctor, register, rehearse."""
+    from appliance.config import parse_config
+    agent = {"name": "A", "description": "d", "image_url": "https://example.com/a.png",
+             "wallet_address": "11111111111111111111111111111111", "ticker": "T"}
+    sandbox = parse_config({"agent": agent, "paths": {"state_dir": str(tmp_path / "state")},
+                            "retake": {"base_url": "http://127.0.0.1:1/api/v1", "sandbox": True}})
+    found = resolve_credentials(sandbox, environ={})
+    assert found.path == tmp_path / "state" / "sandbox" / "credentials.json" and found.token is None
+    with pytest.raises(CredentialsError, match="appliance register"):
+        found.require_token()
+    only_env = resolve_credentials(sandbox, environ={"RETAKE_ACCESS_TOKEN": "rtk_env"})
+    assert only_env.saved is None and only_env.token.reveal() == "rtk_env" and "environment only" in only_env.describe()
+    save_credentials(found.path, make("rtk_file"))
+    both = resolve_credentials(sandbox, environ={"RETAKE_ACCESS_TOKEN": "rtk_env"})
+    assert both.token.reveal() == "rtk_env" and both.saved.agent_name == "A"
+    assert resolve_credentials(sandbox, environ={}).token.reveal() == "rtk_file"
+    assert "rtk_" not in repr(both) and "rtk_" not in both.describe()
+    assert without_token_environment({"RETAKE_ACCESS_TOKEN": "x", "RETAKE_ACCESS_TOKEN_FILE": "/y",
+                                      "PATH": "/bin"}) == {"PATH": "/bin"}

@@ -24,7 +24,7 @@ from appliance.up import PROGRAMS, ProcessTree, content_geometry
 from appliance.credentials import Credentials, Secret, save_credentials
 from sandbox_fixtures import WALLET, SandboxAgent, register_agent
 from tree_fixtures import (FAKE_TOKEN, REPO, STANDIN_CONTROLLER, BuiltImage, TreeRun, appliance_image,
-                           descendants, docker_client, free_display, process_environ,
+                           descendants, docker_client, free_display, process_environ, process_name,
                            process_tree, short_tmpdir, standin_ffmpeg_controller, start_time, start_up_process,
                            terminate, wait_all_ended, wait_until, write_config)
 
@@ -43,11 +43,11 @@ def sinks(run: TreeRun) -> dict[str, str]:
     return {fields[1]: fields[3] for fields in (line.split("\t") for line in out.splitlines()) if len(fields) > 3}
 
 
-def green_pixels(display: str, folder: Path, size: tuple[int, int]) -> int:
+def green_pixels(display: str, folder: Path, size: tuple[int, int], env: dict[str, str] | None = None) -> int:
     """Screenshot the display with scrot, decode it with FFmpeg, count bright green pixels."""
     shot = folder / "shot.png"
     shot.unlink(missing_ok=True)
-    subprocess.run(["scrot", "-o", str(shot)], env=dict(os.environ, DISPLAY=display),
+    subprocess.run(["scrot", "-o", str(shot)], env=env or dict(os.environ, DISPLAY=display),
                    check=True, timeout=15, capture_output=True)
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(shot), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          check=True, timeout=15, capture_output=True).stdout
@@ -56,12 +56,12 @@ def green_pixels(display: str, folder: Path, size: tuple[int, int]) -> int:
 
 
 def tree_green_pixels(run: TreeRun, folder: Path) -> int:
-    return green_pixels(run.display, folder, (run.settings.stream.width, run.settings.stream.height))
+    return green_pixels(run.display, folder, (run.settings.stream.width, run.settings.stream.height), run.x_env())
 
 
-def window_tree(display: str) -> str:
+def window_tree(display: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(["xwininfo", "-root", "-tree", "-display", display], capture_output=True,
-                          text=True, timeout=10, check=False).stdout[-2000:]
+                          text=True, timeout=10, check=False, env=env).stdout[-2000:]
 
 
 # -- (a) ------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_content_window_is_on_screen(process_tree: TreeRun, tmp_path: Path) -> N
         count = wait_until(lambda: tree_green_pixels(process_tree, tmp_path) > 500, 20, "green text on screen")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; states {process_tree.tree.states()}\n--- windows ---\n"
-                             f"{window_tree(process_tree.display)}\n--- tree log ---\n"
+                             f"{window_tree(process_tree.display, process_tree.x_env())}\n--- tree log ---\n"
                              f"{process_tree.log_tail()}") from None
     assert count
 
@@ -105,7 +105,8 @@ def test_content_window_fills_the_screen_exactly(process_tree: TreeRun, tmp_path
 
     def geometry() -> tuple[int, int, int, int]:
         out = subprocess.run(["xwininfo", "-name", "appliance-content", "-display", process_tree.display],
-                             capture_output=True, text=True, timeout=10, check=False).stdout
+                             capture_output=True, text=True, timeout=10, check=False,
+                             env=process_tree.x_env()).stdout
         fields = dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
         return tuple(int(fields.get(k, "-1")) for k in (  # type: ignore[return-value]
             "Absolute upper-left X", "Absolute upper-left Y", "Width", "Height"))
@@ -113,7 +114,7 @@ def test_content_window_fills_the_screen_exactly(process_tree: TreeRun, tmp_path
     try:
         wait_until(lambda: geometry() == (0, 0, *size), 10, "the window at 0,0 with the screen's size")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: {geometry()}\n{window_tree(process_tree.display)}") from None
+        raise AssertionError(f"{exc}: {geometry()}\n{window_tree(process_tree.display, process_tree.x_env())}") from None
 
 
 def test_content_window_waits_for_the_window_manager(tmp_path: Path) -> None:
@@ -160,6 +161,27 @@ def test_environment_is_complete_and_prefixed(process_tree: TreeRun) -> None:
     assert content_geometry(1280, 720, 12) == "106x31+0+0"  # fits 1280x720 (the reference's 160x45 does not)
 
 
+def test_the_display_admits_only_holders_of_the_trees_cookie(process_tree: TreeRun) -> None:
+    """Xvfb ran with -ac: any local user could read or draw the live display. Now it loads a
+    fresh cookie from a mode-600 file in the private runtime dir; every X client of the tree has
+    XAUTHORITY pointing there, and a client without the cookie is refused."""
+    def opens(env: dict[str, str]) -> bool:
+        return subprocess.run(["xdpyinfo", "-display", process_tree.display], capture_output=True,
+                              timeout=10, env=env).returncode == 0
+
+    cookie = Path(process_tree.env["XAUTHORITY"])
+    assert cookie.parent == process_tree.tree.runtime_dir and cookie.stat().st_mode & 0o777 == 0o600
+    assert opens(process_tree.x_env())
+    assert not opens(dict(os.environ, DISPLAY=process_tree.display, XAUTHORITY="/nonexistent"))
+    assert not opens(dict(os.environ, DISPLAY=process_tree.display, XAUTHORITY=str(cookie) + ".none"))
+    pids = process_tree.tree.wait_running()
+    xvfb = [pid for pid in descendants(pids["xvfb"]) | {pids["xvfb"]} if process_name(pid) == "Xvfb"]
+    assert xvfb and b"-ac" not in Path(f"/proc/{xvfb[0]}/cmdline").read_bytes().split(b"\0")
+    for program in ("openbox", "content", "controller"):
+        environ = process_environ(pids[program])
+        assert f"XAUTHORITY={cookie}".encode() in environ.split(b"\0"), program
+
+
 def test_no_process_carries_the_token_in_its_environment(process_tree: TreeRun) -> None:
     """The token reaches the controller as a mode-600 file in the private runtime dir; neither
     supervisord nor any program (nor what they start) has it in /proc/<pid>/environ."""
@@ -198,7 +220,8 @@ def test_killed_helper_comes_back(process_tree: TreeRun, program: str) -> None:
         wait_until(lambda: "treetest" in sinks(process_tree), RESTART_BOUND_S, "the sink to come back")
     if program == "xvfb":
         wait_until(lambda: subprocess.run(["xdpyinfo", "-display", process_tree.display], capture_output=True,
-                                          timeout=10).returncode == 0, RESTART_BOUND_S, "the display to answer")
+                                          timeout=10, env=process_tree.x_env()).returncode == 0,
+                   RESTART_BOUND_S, "the display to answer")
 
 
 # -- (c) ------------------------------------------------------------------------------------

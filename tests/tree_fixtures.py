@@ -176,6 +176,10 @@ class TreeRun:
     def display(self) -> str:
         return self.env["APPLIANCE_DISPLAY"]
 
+    def x_env(self) -> dict[str, str]:
+        """An environment for an X client of the tree's display: it needs the tree's cookie."""
+        return dict(os.environ, DISPLAY=self.display, XAUTHORITY=self.env["XAUTHORITY"])
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
 MAX_TEXT = 2000
 MAX_EVENT_STREAMS = 8
+REQUEST_TIMEOUT_S = 10.0  # every read and write on a control connection (a client that stalls is dropped)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class Commands(Protocol):
@@ -54,8 +57,26 @@ class Commands(Protocol):
     def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
 
+def body_length(headers: Any) -> tuple[int | None, int, str]:
+    """(length, status, why) for a request's body from its headers: the length, or None with
+    the error status to answer (400: not one non-negative decimal; 411: chunked; 413: too big)."""
+    if headers.get("Transfer-Encoding"):
+        return None, 411, "Transfer-Encoding is not supported: send Content-Length"
+    values = headers.get_all("Content-Length") or []
+    if not values:
+        return 0, 200, ""
+    if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+        return None, 400, "Content-Length must be one non-negative integer"
+    digits = values[0].strip().lstrip("0") or "0"
+    length = int(digits) if len(digits) <= 9 else MAX_BODY + 1
+    if length > MAX_BODY:
+        return None, 413, f"body larger than {MAX_BODY} bytes"
+    return length, 200, ""
+
+
 def _handler(commands: Commands, token: str, bus: EventBus | None = None,
-             closing: threading.Event | None = None) -> type[BaseHTTPRequestHandler]:
+             closing: threading.Event | None = None,
+             request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
     streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
     closing = closing or threading.Event()
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
@@ -66,6 +87,9 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
     class Handler(BaseHTTPRequestHandler):
         server_version = "retake-appliance"
         sys_version = ""
+        # StreamRequestHandler puts this on the socket: a request that stalls (headers, body)
+        # ends the connection instead of holding a thread forever
+        timeout = request_timeout_s
 
         def log_message(self, fmt: str, *args: Any) -> None:  # our format, no headers
             log.debug("control %s %s", self.command, self.path)
@@ -130,11 +154,20 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
             path = self.path.split("?", 1)[0]
             if not self._authorized():
                 return None
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                return self._send(413, {"error": f"body larger than {MAX_BODY} bytes"})
+            length, status, why = body_length(self.headers)
+            if length is None:
+                self.close_connection = True  # the body (if any) is not read: the connection is spent
+                return self._send(status, {"error": why})
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                return None
+            if len(raw) < length:  # the client closed early
+                self.close_connection = True
+                return None
+            try:
+                body = json.loads(raw or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
@@ -166,10 +199,11 @@ class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
     def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
-                 bus: EventBus | None = None) -> None:
+                 bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.token = secrets.token_urlsafe(32)
         self.closing = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token, bus, self.closing))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
+                                         _handler(commands, self.token, bus, self.closing, request_timeout_s))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json

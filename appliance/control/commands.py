@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApplianceError
-from ..live.lifecycle import Lifecycle, State
+from ..live.lifecycle import LIVENESS_WINDOW_S, Lifecycle, State
 from .api import prometheus
 
-HEARTBEAT_STALE_S = 60.0  # /health fails when the LIVE loop has not turned for this long
+HEARTBEAT_STALE_S = LIVENESS_WINDOW_S  # /health fails when the LIVE loop has not turned for this long
 
 
 class LiveCommands:
@@ -20,12 +20,14 @@ class LiveCommands:
     def health(self) -> dict[str, Any]:
         m = self.lc.metrics
         loop_age = self.lc.clock() - m.loop_heartbeat
-        stuck = m.state is State.LIVE and loop_age > HEARTBEAT_STALE_S
+        stuck = m.state is State.LIVE and loop_age > self.lc.liveness_window_s
         return {"alive": not stuck, "state": m.state.value, "loop_age_s": round(loop_age, 1),
                 "status_age_s": round(self.lc.clock() - m.last_heartbeat, 1)}
 
     def ready(self) -> tuple[bool, str]:
         m = self.lc.metrics
+        if m.hold is not None:  # alive on purpose, not ready: say why and until when
+            return False, m.hold.line()
         if m.state is not State.LIVE or not m.is_live:
             return False, f"state {m.state.value}, is_live {m.is_live}"
         health = self.encoder.health()
@@ -43,6 +45,9 @@ class LiveCommands:
                 "market_cap": m.market_cap, "messages_in": data.messages_in, "messages_out": data.messages_out,
                 "encoder": self.encoder.health().state,
                 "fps": getattr(stats, "fps", None), "speed": getattr(stats, "speed", None),
+                "stream_starts_last_hour": self.lc.budget.used(),
+                "stream_start_budget": self.lc.budget.per_hour,
+                "waiting": m.hold.public(self.lc.wall_clock()) if m.hold else None,
                 "last_error": m.last_error or "-"}
 
     def metrics(self) -> str:
@@ -74,8 +79,18 @@ class LiveCommands:
             "token_market_cap": ("the agent token's market cap", m.market_cap),
             "api_requests_total": ("retake.tv API requests", self.lc.client.stats.requests),
             "api_retries_total": ("retake.tv API retries", self.lc.client.stats.retries),
+            "stream_starts_last_hour": ("stream/start calls in the last hour (the restart budget's count)",
+                                        self.lc.budget.used()),
+            "stream_start_budget": ("stream/start calls allowed per hour", self.lc.budget.per_hour),
+            "waiting": ("1 while waiting on purpose (alive, not ready); the reason is a label",
+                        int(m.hold is not None)),
+            "waiting_until_timestamp_seconds": ("when the wait ends by itself (Unix time)",
+                                                m.hold.until if m.hold else None),
         }
-        return prometheus(values, {"state_info": f'{{state="{m.state.value}"}}'})
+        labels = {"state_info": f'{{state="{m.state.value}"}}'}
+        if m.hold is not None:
+            labels["waiting"] = f'{{reason="{m.hold.reason}"}}'
+        return prometheus(values, labels)
 
     def say(self, text: str) -> dict[str, Any]:
         if self.speaker is None:

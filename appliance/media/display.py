@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 import zlib
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import MediaError
-from .tools import run_tool
+from .tools import run_capture, run_tool
 
 log = logging.getLogger("appliance.display")
 
@@ -70,10 +69,8 @@ def display_answers(display: str) -> bool:
     """One check: xdpyinfo when installed (a full X handshake), else the X socket accepts."""
     if shutil.which("xdpyinfo"):
         try:
-            result = subprocess.run(["xdpyinfo", "-display", display], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, timeout=5, check=False)
-            return result.returncode == 0
-        except subprocess.TimeoutExpired:
+            return run_capture(["xdpyinfo", "-display", display], timeout=5).returncode == 0
+        except MediaError:
             return False
     return _socket_answers(display)
 
@@ -87,7 +84,7 @@ def wait_for_display(display: str, timeout: float, *, interval: float = 0.1,
             return
         if clock() >= deadline:
             raise MediaError(f"X display {display} does not answer after {timeout:.0f}s",
-                             fix="is Xvfb running (Xvfb :99 -screen 0 1280x720x24 -ac)?")
+                             fix="is Xvfb running (appliance up starts it), and is XAUTHORITY its cookie?")
         time.sleep(interval)
 
 

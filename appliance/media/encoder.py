@@ -28,6 +28,7 @@ import threading
 import time
 from typing import IO, Any, Callable, Literal
 
+from ..children import parent_death_preexec
 from ..config import StreamConfig
 from ..errors import MediaError
 
@@ -288,7 +289,8 @@ class Encoder:
         try:
             # argv holds the key: readable by same-host users in /proc/<pid>/cmdline (see top)
             proc = self._popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                               preexec_fn=parent_death_preexec())  # never streams on without us
         except OSError as exc:
             raise MediaError(f"cannot start {FFMPEG}: {redact(exc.strerror or str(exc))}",
                              fix="install ffmpeg (Debian package ffmpeg)") from None

@@ -134,6 +134,17 @@ class RetakeClient:
         """The one origin the token may go to."""
         return self._origin
 
+    def with_limits(self, *, timeout_s: float, retries: int) -> "RetakeClient":
+        """This client (token, session, counters) with a tighter deadline per call: each attempt
+        bounded by ``timeout_s``, at most ``retries`` retries (the LIVE loop, shutdown)."""
+        cfg = self.cfg.model_copy(update={"timeout_s": min(timeout_s, self.cfg.timeout_s),
+                                          "retries": min(retries, self.cfg.retries),
+                                          "backoff_max_s": min(timeout_s, self.cfg.backoff_max_s)})
+        clone = RetakeClient(cfg, self._token, session=self._session, sleep=self._sleep, rng=self._rng,
+                             clock=self._clock)
+        clone.stats = self.stats
+        return clone
+
     # --- transport ---------------------------------------------------------------------
 
     def _target(self, path: str) -> Target:

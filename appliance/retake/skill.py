@@ -19,6 +19,7 @@ import requests
 
 from ..config import RetakeConfig
 from ..files import write_private
+from ..sanitize import clean_text
 from .client import TRANSPORT_ERRORS
 from .origin import parse_origin
 
@@ -67,12 +68,14 @@ def check_skill(cfg: RetakeConfig, cache_dir: Path, *, session: requests.Session
     cached_file = cache_dir / "skill.json"
     previous = None
     try:
-        previous = str(json.loads(cached_file.read_text())["version"])
+        previous = clean_text(json.loads(cached_file.read_text())["version"], 32) or None
     except (OSError, ValueError, KeyError, TypeError):
         previous = None
     try:
         meta = json.loads(_fetch(session, f"{origin}/skill.json", cfg.timeout_s))
-        version = str(meta["version"])[:32]
+        version = clean_text(meta["version"], 32)  # logged, shown, notified: never raw platform text
+        if not version:
+            raise ValueError("empty version")
     except (*TRANSPORT_ERRORS, ValueError, KeyError, TypeError) as exc:
         return SkillCheck("offline", None, previous, type(exc).__name__ + (f": {exc}" if isinstance(exc, OSError) else ""))
     if previous == version and (cache_dir / "skill.md").exists():

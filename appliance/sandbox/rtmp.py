@@ -30,34 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..children import parent_death_preexec
+
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
 
 
 class IngestError(RuntimeError):
     """nginx is missing or would not start; the message is one line saying what to do."""
-
-
-def _load_prctl() -> Any:
-    try:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()  # resolved in the parent: the forked child must not import anything
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the thread that started nginx dies (no orphaned ingests).
-
-    Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op. The signal follows the *thread*
-    that forked, so :class:`~appliance.sandbox.Sandbox` starts the ingest from its own
-    long-lived event-loop thread.
-    """
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,7 +136,7 @@ class RtmpIngest:
             self.proc = subprocess.Popen(
                 [binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "error.log")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=parent_death_preexec())  # no orphaned ingest: see Sandbox._start_ingest
         finally:
             out.close()
         self._wait_ready(timeout)
