@@ -80,15 +80,11 @@ def test_a_prompt_injection_that_works_on_the_model_still_posts_no_secret(sandbo
 
 
 def test_the_llm_may_keep_a_note_about_a_viewer_never_posted(sandbox, tmp_path):
-    client, me, token = chat_agent(sandbox, "NoteAgent")
-    answers = iter([f"Welcome, alice! A compiler, nice.\nNOTE [alice]: writes a Rust compiler {token}",
+    answers = iter(["Welcome, alice! A compiler, nice.\nNOTE [alice]: writes a Rust compiler control-token-abcdef123",
                     "Good to see you again, alice."])
     fake = FakeOpenAI(lambda body: next(answers))
     try:
-        loop = make_chat(sandbox, tmp_path, client, me, "NoteAgent", token=token, responder="llm",
-                         llm={"base_url": fake.url, "api_key_env": "TEST_LLM_KEY"},
-                         services=ChatServices(environ={"TEST_LLM_KEY": KEY}))
-        loop.poll_once()
+        client, me, loop = llm_chat(sandbox, tmp_path, "NoteAgent", fake, "")
         sandbox.post_comment(text="I'm writing a compiler", username="alice", user_db_id=me)
         assert loop.poll_once() == 1
         assert agent_lines(client, me) == ["Welcome, alice! A compiler, nice."]  # the note is not posted
