@@ -40,6 +40,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
       pulseaudio pulseaudio-utils ffmpeg espeak-ng \
       nginx libnginx-mod-rtmp \
       python3 python3-venv tini ca-certificates \
+      libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libxcb1 \
  && if [ "$FONTS" = scene ]; then \
       find /usr/share/fonts/truetype/noto -name '*.ttf' ! -name 'NotoColorEmoji.ttf' \
         | grep -Ev '/NotoSans(Mono|Symbols|Symbols2|Math|Arabic|Hebrew|Devanagari|Thai|Bengali|Tamil|Armenian|Georgian|Ethiopic|Khmer|Lao|Myanmar|Sinhala|Gujarati|Gurmukhi|Kannada|Malayalam|Telugu|Oriya)?-(Regular|Bold)\.ttf$' \
@@ -73,7 +74,10 @@ RUN python3 -m venv /opt/venv \
  && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/build/pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /tmp/build/requirements.txt \
  && /opt/venv/bin/pip install -r /tmp/build/requirements.txt \
+ && /opt/venv/bin/python -c "import pangocairocffi" \
  && rm -rf /tmp/build
+# (pangocffi and pangocairocffi make their _generated/ folder at first import: here, since
+#  site-packages is read-only for the appliance user at run time)
 
 # the venv as it ships: no pip or setuptools (nothing installs at run time)
 FROM pydeps AS venv

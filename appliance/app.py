@@ -9,13 +9,13 @@ import os
 import signal
 import socket
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
 from .control.commands import LiveCommands
-from .control.events import EventBus
+from .control.events import Event, EventBus
 from .files import ensure_private_dir
 from .live.lifecycle import Lifecycle
 from .notify import Notifier, StreamWatch
@@ -52,24 +52,31 @@ def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
     return [environ[n] for n in names if environ.get(n)]
 
 
-def reply_outputs(speaker: Any, content: Any, bus: EventBus) -> dict[str, Any]:
-    """Where a reply may go besides chat (``chat.reply_routes``): the voice (off the chat's
-    thread, with utterance events) and the caption line."""
-    counter = iter(range(1, 1 << 62))
+SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publishes these itself
 
-    def speak(text: str) -> None:
-        utterance = next(counter)
-        bus.publish("utterance_started", {"id": utterance, "text": text})
-        try:
-            speaker.say(text)
-        finally:
-            bus.publish("utterance_finished", {"id": utterance})
 
-    outputs: dict[str, Any] = {"caption": lambda text: content.write(f"(caption) {text}")}
-    if speaker is not None:
-        outputs["voice"] = lambda text: threading.Thread(target=speak, args=(text,), name="reply-voice",
-                                                         daemon=True).start()
+def reply_outputs(show: Any) -> dict[str, Callable[[str, str], None]]:
+    """Where a reply may go besides chat (``chat.reply_routes``): the show's speech queue
+    (``show.speak``: never blocks; ``priority`` is reply or proactive) and its caption bar."""
+    outputs: dict[str, Callable[[str, str], None]] = {"caption": lambda text, priority="reply": show.caption(text)}
+    if show.voice is not None:
+        outputs["voice"] = lambda text, priority="reply": show.speak(text, priority=priority)
     return outputs
+
+
+def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
+    """The chat's events (chat, tip, trade, follow, answering, reply, viewers, state) reach
+    ``show.on_event`` (the scene's chat panel, marked line, own lines, stats). The show's own
+    speech events are already on the bus (they came from it): not sent back. A reply that did
+    not go to chat (voice or caption only) is not a chat line: it only ends the marked line."""
+    def deliver(event: Event) -> None:
+        if event.kind.startswith(SHOW_OWN_EVENTS):
+            return
+        if event.kind == "reply" and "chat" not in (event.data.get("routes") or ["chat"]):
+            show.on_event("answering", {"ids": []})
+            return
+        show.on_event(event.kind, dict(event.data))
+    return bus.subscribe(deliver)
 
 
 def run_live(settings: Settings) -> int:
@@ -77,22 +84,26 @@ def run_live(settings: Settings) -> int:
     from .media.content import ContentLog
     from .media.display import capture_png
     from .media.encoder import Encoder
+    from .media.simulcast import Simulcast
     from .scene.feeds import OverlayFolder
-    from .voice import Speaker, make_voice
+    from .scene.show import epoch_since, start_show
 
     state_dir = ensure_private_dir(settings.state_dir)
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
-    speaker = None
-    if settings.stream.audio_source == "pulse" and pulse_available():
+    pulse = settings.stream.audio_source == "pulse" and pulse_available()
+    if pulse:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
-        speaker = Speaker(make_voice(settings.voice), settings.stream.sink)
-    encoder = Encoder(settings.stream)
-    stop = threading.Event()
     bus = EventBus()
+    # scene, voice, captions (show.speak / show.caption); the speech queue's utterance_* and
+    # sentence_* events come back to the bus through forward
+    show = start_show(settings, pulse=pulse, forward=bus.publish)
+    connect_show(bus, show)
+    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
+    stop = threading.Event()
     notifier = Notifier(settings)
     bus.subscribe(StreamWatch(notifier, settings))
-    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(speaker, content, bus),
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
                         secrets=lambda: [server.token, *config_secrets(settings)],
                         viewers=lambda: lifecycle.metrics.viewers)
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
@@ -101,9 +112,11 @@ def run_live(settings: Settings) -> int:
                           content=content.write, progress=lambda line: print(line, flush=True),
                           media_identity=lambda: media_identity(settings), chat_services=chat,
                           on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
-    commands = LiveCommands(lifecycle, speaker=speaker, content=content, encoder=encoder)
+    show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
+                                             "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
+    commands = LiveCommands(lifecycle, speaker=show, content=content, encoder=encoder)
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus).start()
-    overlays = OverlayFolder(settings.overlay_dir(), content.write).start()
+    overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -116,6 +129,7 @@ def run_live(settings: Settings) -> int:
     finally:
         overlays.stop()
         server.close()
+        show.close()
         notifier.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -37,6 +37,8 @@ HELP = {
     "show": "Show TEXT on screen (the content window).",
     "chat": "Post MESSAGE in the agent's own chat; with --to NAME, in another streamer's chat.",
     "viewers": "List the viewers the agent remembers (first/last seen, messages, tips, trades, notes).",
+    "scene": "Switch the on-screen scene to NAME (live, starting, brb, ending, or a template of yours).",
+    "voice": "Control the voice: --flush the queue, --interrupt the current line, --volume PERCENT, --mute/--unmute.",
 }
 
 
@@ -212,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     add("rehearse", cmd_rehearse).add_argument("--seconds", type=float, default=0,
                                                help="stop by itself after this long (0: until Ctrl-C)")
     add("stop", lambda a: _control(a, "POST", "/stop", {}))
-    add("say", lambda a: _control(a, "POST", "/say", {"text": a.text})).add_argument("text")
+    p = add("say", lambda a: _control(a, "POST", "/say", {"text": a.text, "wait": a.wait}))
+    p.add_argument("text")
+    p.add_argument("--wait", action="store_true", help="return when it has been spoken (default: once queued)")
     add("show", lambda a: _control(a, "POST", "/show", {"text": a.text})).add_argument("text")
     p = add("chat", cmd_chat)
     p.add_argument("--to", metavar="NAME", help="another streamer's name: post in their stream instead")
@@ -220,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     p = add("viewers", cmd_viewers)
     p.add_argument("--limit", type=int, default=50, help="how many, most recently seen first (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add("scene", lambda a: _control(a, "POST", "/scene", {"name": a.name})).add_argument("name")
+    p = add("voice", lambda a: _control(a, "POST", "/voice", {
+        "flush": a.flush, "interrupt": a.interrupt, "volume": a.volume, "mute": a.mute}))
+    p.add_argument("--flush", action="store_true", help="drop every line waiting to be spoken")
+    p.add_argument("--interrupt", action="store_true", help="stop the line being spoken now")
+    p.add_argument("--volume", type=float, help="the sink's volume in percent (0-150)")
+    p.add_argument("--mute", dest="mute", action="store_true", default=None, help="mute the sink")
+    p.add_argument("--unmute", dest="mute", action="store_false", help="unmute the sink")
     p = add("probe", cmd_probe)
     p.add_argument("kind", nargs="?", choices=["health", "ready"], default="health")
     p.add_argument("--state", help="the state folder (default: the config's, else the default one)")

@@ -54,6 +54,25 @@ def validate_solana_address(value: str) -> str:
     return value
 
 
+IMAGE_OVERLAYS = Path("/opt/appliance/overlays")  # where compose mounts the repo's overlays/
+
+
+def builtin_overlays() -> Path:
+    """The built-in scene templates and the default feed folder (never inside the state
+    folder): ``$APPLIANCE_HOME/overlays`` when set; else ``/opt/appliance/overlays`` when it is
+    there (compose mounts the repo's ``overlays/`` there, so edits are live in the container);
+    else the package's own copy (``appliance/tree/overlays``, put into the wheel by setup.py);
+    else the checkout's ``overlays/`` (development, editable installs)."""
+    home = os.environ.get("APPLIANCE_HOME")
+    if home:
+        return Path(home) / "overlays"
+    package = Path(__file__).resolve().parent
+    for folder in (IMAGE_OVERLAYS, package / "tree" / "overlays"):
+        if folder.is_dir():
+            return folder
+    return package.parent / "overlays"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -162,22 +181,68 @@ class StreamConfig(_Model):
         return min(max(v, 120.0), 300.0)
 
 
-class VoiceConfig(_Model):
-    """Text to speech into the PulseAudio sink."""
+class MusicConfig(_Model):
+    """A background music loop into the sink, ducked while the agent speaks."""
 
-    engine: Literal["espeak", "gtts"] = "espeak"
-    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = "en"
+    file: Path                                                   # any format FFmpeg reads
+    volume: Annotated[int, Field(ge=0, le=100)] = 30             # % of full level
+    duck_to: Annotated[int, Field(ge=0, le=100)] = 8             # % while the agent speaks
+
+
+class _VoiceBase(_Model):
+    """What every voice engine shares: how text is cut, queued and played. The espeak-ng
+    settings are every engine's too: espeak-ng is the fallback when another engine fails."""
+
+    max_chars: Annotated[int, Field(ge=20, le=2000)] = 400       # one utterance; longer is cut
     espeak_voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-]+$")] = "en-us"
     words_per_minute: Annotated[int, Field(ge=80, le=400)] = 165
-    max_chars: Annotated[int, Field(ge=20, le=2000)] = 400
+    pitch: Annotated[int, Field(ge=0, le=99)] = 50
+    queue_max: Annotated[int, Field(ge=1, le=100)] = 8           # utterances waiting (see voice/queue.py)
+    max_wait_s: Annotated[float, Field(ge=1, le=600)] = 60.0     # a reply waiting longer is stale: dropped
+    volume: Annotated[int, Field(ge=0, le=150)] = 100            # the voice's level, % (the sink's own stays)
+    music: MusicConfig | None = None
+
+
+class EspeakVoiceConfig(_VoiceBase):
+    """espeak-ng: offline, always there (the default)."""
+
+    engine: Literal["espeak"] = "espeak"
+
+
+class GttsVoiceConfig(_VoiceBase):
+    """Google's voice through gTTS (needs the internet); cached per text, throttled, and
+    espeak-ng when it fails."""
+
+    engine: Literal["gtts"]
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = "en"
     fallback_to_espeak: bool = True
+    min_interval_s: Annotated[float, Field(ge=0, le=60)] = 1.0   # between two requests to Google
+    cache_entries: Annotated[int, Field(ge=0, le=10000)] = 200   # mp3s kept in <state>/cache/voice
+
+
+class CommandVoiceConfig(_VoiceBase):
+    """Any program that reads the text on stdin and writes WAV (or raw PCM) on stdout: Piper,
+    a cloud TTS script, ... Run without a shell, with a timeout; espeak-ng when it fails."""
+
+    engine: Literal["command"]
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    output: Literal["wav", "raw"] = "wav"
+    raw_sample_rate: Annotated[int, Field(ge=8000, le=96000)] = 22050   # raw: s16le at this rate
+    raw_channels: Literal[1, 2] = 1
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    fallback_to_espeak: bool = True
+
+
+VoiceConfig = Annotated[EspeakVoiceConfig | GttsVoiceConfig | CommandVoiceConfig,
+                        Field(discriminator="engine")]
+AnyVoiceConfig = EspeakVoiceConfig | GttsVoiceConfig | CommandVoiceConfig
 
 
 class OverlayConfig(_Model):
     """The content window and on-screen text."""
 
     content_log: Path | None = None  # default: <state_dir>/stream.log
-    watch_dir: Path | None = None  # *.txt written here appear on screen; default <state_dir>/overlays
+    watch_dir: Path | None = None  # *.txt written here appear on screen; default the repo's overlays/
     font_size: Annotated[int, Field(ge=6, le=48)] = 12
     foreground: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#00ff00"
     background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#000000"
@@ -307,6 +372,41 @@ class MemoryConfig(_Model):
 BRAINS = ("host", "llm", "command", "webhook", "external")
 
 
+class SceneConfig(_Model):
+    """The on-screen layout drawn by the scene renderer (appliance/scene/)."""
+
+    dir: Path | None = None  # scene templates (*.yaml) and their images; default the repo's overlays/
+    default: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = "live"
+    topic: Annotated[str, Field(max_length=200)] = ""   # under the title; `appliance scene` and chat may change it
+
+
+class SimulcastOutput(_Model):
+    """One extra ingest (Twitch, YouTube, ...) fed from the same encode (appliance/media/simulcast.py)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    url: str                    # rtmp(s)://host[:port]/app, without the key
+    key_file: Path              # the stream key, alone in a file (mode 600): never in this config
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must be rtmp://host/app or rtmps://host/app (the key goes in key_file)")
+        if re.search(r"[\s|\[\]'\"\\]", v):
+            raise ValueError("must not contain spaces, quotes, backslashes, '|', '[' or ']'")
+        return v.rstrip("/")
+
+
+class SimulcastConfig(_Model):
+    """Extra outputs from the same encode: no second encode; a failing one never touches the
+    retake.tv stream and is retried on its own."""
+
+    outputs: Annotated[list[SimulcastOutput], Field(max_length=4)] = Field(default_factory=list)
+    retry_s: Annotated[float, Field(gt=0, le=60)] = 2.0        # first wait before a retry
+    retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0  # the backoff's ceiling
+
+
 class ChatConfig(_Model):
     """How the agent reads and answers its chat."""
 
@@ -431,12 +531,14 @@ class Settings(_Model):
     paths: PathsConfig = Field(default_factory=PathsConfig)
     auto_register: bool = False  # register on `live` when no credentials exist
     stream: StreamConfig = Field(default_factory=StreamConfig)
-    voice: VoiceConfig = Field(default_factory=VoiceConfig)
+    voice: VoiceConfig = Field(default_factory=EspeakVoiceConfig)
     overlay: OverlayConfig = Field(default_factory=OverlayConfig)
+    scene: SceneConfig = Field(default_factory=SceneConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     @model_validator(mode="before")
@@ -444,7 +546,9 @@ class Settings(_Model):
     def _empty_sections(cls, data: Any) -> Any:
         # `notify:` with everything commented out reads as null: it means "all defaults"
         if isinstance(data, dict):
-            return {k: ({} if v is None and k != "agent" else v) for k, v in data.items()}
+            data = {k: ({} if v is None and k != "agent" else v) for k, v in data.items()}
+            if isinstance(data.get("voice"), dict) and "engine" not in data["voice"]:
+                data["voice"] = {"engine": "espeak", **data["voice"]}  # the default engine
         return data
 
     @property
@@ -467,7 +571,12 @@ class Settings(_Model):
         return self.paths.credentials_path()
 
     def overlay_dir(self) -> Path:
-        return (self.overlay.watch_dir or self.layout.overlays).expanduser()
+        """The feed folder: ``overlay.watch_dir``, default the repo's (the image's) overlays/."""
+        return (self.overlay.watch_dir or builtin_overlays()).expanduser()
+
+    def scene_dir(self) -> Path:
+        """Where the scene templates are: ``scene.dir``, default the repo's overlays/."""
+        return (self.scene.dir or builtin_overlays()).expanduser()
 
     def notify_file(self) -> Path:
         return self.notify.file or self.layout.notifications

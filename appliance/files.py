@@ -113,11 +113,6 @@ class StateLayout:
         return self.root / "stream.log"
 
     @property
-    def overlays(self) -> Path:
-        """``*.txt`` written here appear on screen (``overlay.watch_dir`` overrides)."""
-        return self.root / "overlays"
-
-    @property
     def notifications(self) -> Path:
         """One JSON line per operator notification (``notify.file`` overrides)."""
         return self.root / "notifications.log"

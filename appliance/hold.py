@@ -93,10 +93,10 @@ class HoldCommands:
                            "waiting": ("1 while waiting on purpose (alive, not ready); the reason is a label", 1)},
                           {"waiting": f'{{reason="{self.hold().reason}"}}'})
 
-    def _refuse(self, _text: str) -> dict[str, Any]:
+    def _refuse(self, *_args: Any, **_options: Any) -> dict[str, Any]:
         raise ApplianceError(f"the appliance is held: {self.error}")
 
-    say = show = chat = _refuse
+    say = show = chat = scene = voice = _refuse
 
     def stop(self) -> dict[str, Any]:
         self.stop_event.set()

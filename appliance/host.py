@@ -16,7 +16,6 @@ is a start-up error (:func:`check_state_on_volume`).
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import yaml
 from .config import DEFAULT_STATE_DIR, IN_CONTAINER, Settings, parse_config
 from .errors import ApplianceError, ConfigError
 from .files import StateLayout, write_json, write_private
-from .media.display import display_number, display_taken, free_display
+from .media.display import display_number, display_taken, free_display, reserve_display
 
 AUTO_DISPLAY = "auto"
 DISPLAY_CANDIDATES = range(90, 290)  # where an unpinned display is looked for
@@ -39,26 +38,6 @@ PROBE_TIMEOUT_S = 4.0
 
 
 # -- display and control port ----------------------------------------------------------------
-
-_RESERVED: dict[int, int] = {}  # display number -> fd holding its reservation (for this process's life)
-
-
-def reserve_display(number: int) -> bool:
-    """Hold ``/tmp/.appliance-X<N>.lock`` (flock) for the rest of this process: two `appliance
-    up` starting at the same moment both see a display free before either Xvfb runs; the
-    reservation makes the second take the next one."""
-    if number in _RESERVED:
-        return True
-    path = f"/tmp/.appliance-X{number}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
-    _RESERVED[number] = fd
-    return True
-
 
 def choose_display(setting: str, *, candidates: Iterable[int] = DISPLAY_CANDIDATES) -> str:
     """``auto``: the first free display among ``candidates``; a pinned ``:N``: itself, or a
@@ -142,9 +121,13 @@ def place(settings: Settings, *, runtime_dir: Path) -> tuple[Path, Settings]:
     data["paths"]["state_dir"] = _absolute(data["paths"]["state_dir"])
     if data["paths"].get("credentials"):
         data["paths"]["credentials"] = _absolute(data["paths"]["credentials"])
-    for section, key in (("overlay", "content_log"), ("overlay", "watch_dir"), ("notify", "file")):
+    for section, key in (("overlay", "content_log"), ("overlay", "watch_dir"), ("notify", "file"), ("scene", "dir")):
         if data[section].get(key):
             data[section][key] = _absolute(data[section][key])
+    if data["voice"].get("music"):
+        data["voice"]["music"]["file"] = _absolute(data["voice"]["music"]["file"])
+    for output in data["simulcast"]["outputs"]:
+        output["key_file"] = _absolute(output["key_file"])
     path = runtime_dir / "appliance.yaml"
     write_private(path, yaml.safe_dump(data, sort_keys=False))
     return path, parse_config(data, str(path))

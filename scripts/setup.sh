@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 say() { printf '%s setup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 PACKAGES=(xvfb openbox xterm x11-utils xdotool pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
-          supervisor nginx libnginx-mod-rtmp python3-venv tini kubectl)
+          supervisor nginx libnginx-mod-rtmp python3-venv tini
+          libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libxcb1 fonts-noto-core fonts-noto-cjk
+          fonts-noto-color-emoji tesseract-ocr kubectl)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -24,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   $PY -m venv .venv
 fi
-if ! .venv/bin/python -c 'import appliance, pytest, socketio, aiohttp' >/dev/null 2>&1 \
+if ! .venv/bin/python -c 'import appliance, pytest, socketio, aiohttp, pangocairocffi, xcffib' >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
   say "installing the appliance and test tools into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null

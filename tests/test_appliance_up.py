@@ -16,9 +16,10 @@ import yaml
 
 from appliance.control.api import ControlClient
 from conftest import entry_name, entry_time
+from show_fixtures import audio_levels
 from test_client import WALLET
 from test_lifecycle import make_agent
-from tree_fixtures import (descendants, free_display, process_environ, process_name, short_tmpdir, start_time,
+from tree_fixtures import (descendants, process_environ, process_name, short_tmpdir, start_time,
                            terminate, wait_all_ended, wait_until)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,23 +29,6 @@ def ffprobe(path: Path, *args: str) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(out)
-
-
-def rms_windows(path: Path, window_s: float = 0.25) -> list[tuple[float, float]]:
-    """(start time, RMS dB) for each window of the decoded audio."""
-    samples = int(44100 * window_s)
-    cmd = ["ffmpeg", "-v", "error", "-i", str(path), "-vn", "-af",
-           f"asetnsamples=n={samples},astats=metadata=1:reset=1,"
-           "ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:file=-", "-f", "null", "-"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
-    result, t = [], None
-    for line in out.splitlines():
-        if "pts_time:" in line:
-            t = float(line.rsplit("pts_time:", 1)[1])
-        elif "RMS_level=" in line and t is not None:
-            value = line.split("=", 1)[1]
-            result.append((t, -200.0 if value in ("-inf", "inf", "nan") else float(value)))
-    return result
 
 
 def named(pid_set: set[int], name: str) -> list[int]:
@@ -77,7 +61,7 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
         "paths": {"credentials": str(agent["cred_path"]), "state_dir": str(base / "state")},
         # min_speed 0.5: a busy 2-core CI machine must not trigger a speed restart the test did not
         # ask for (the speed rule has its own test in test_media.py)
-        "stream": {"display": free_display(), "status_poll_s": 1, "min_speed": 0.5},
+        "stream": {"display": "auto", "status_poll_s": 1, "min_speed": 0.5},  # up reserves a free one
         "chat": {"poll_s": 1, "quiet_poll_s": 1},
         "control": {"port": 0},
         "recovery": {"backoff_s": 0.5, "backoff_max_s": 2, "max_restarts_per_hour": 20},
@@ -126,7 +110,8 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
         # Socket.IO can come back within 0.1 s of going live, so waiting for it is no delay)
         time.sleep(max(1.0, publish_at + 2.5 - time.time()))
         speak_at = time.time()
-        spoken = control.call("POST", "/say", {"text": "Hello viewers, this is the appliance speaking on stream."})
+        spoken = control.call("POST", "/say", {"text": "Hello viewers, this is the appliance speaking on stream.",
+                                               "wait": True})  # blocking, as scripts may ask
         assert spoken["seconds"] > 1.0
         time.sleep(1.0)
         first_recording_len = time.time() - publish_at
@@ -183,7 +168,7 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
                       "-show_packets")["packets"]
     times = [float(p["pts_time"]) for p in packets]
     assert max(b - a for a, b in zip(times, times[1:])) < 0.1, "a gap in the audio track"
-    levels = rms_windows(first)
+    levels = audio_levels(first, 0.25)
     offset = speak_at - publish_at
     speaking = [db for t, db in levels if offset + 0.3 <= t <= offset + spoken["seconds"] - 0.3]
     before_speech = [db for t, db in levels if 1.0 <= t <= offset - 0.5]

@@ -228,3 +228,49 @@ def test_an_outside_agent_answers_through_reply_and_the_host_covers_its_silence(
         server.close()
         stop.set()
         loop.join(10)
+
+
+def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
+    """app.py's wiring: the chat's events reach show.on_event (the scene's chat panel), a reply
+    routed to voice is show.speak (priority reply; proactive lines proactive) and to caption
+    show.caption, and the speech queue's utterance events are on the bus exactly once."""
+    from appliance.app import connect_show, reply_outputs
+    from appliance.config import parse_config
+    from appliance.scene.show import Show
+    from appliance.scene.state import SceneModel
+    from appliance.voice import SpeechQueue
+    from test_chat_parts import AGENT
+    from test_voice import FakePlayer, FakeVoice
+
+    bus, events, captions = EventBus(), [], []
+    bus.subscribe(events.append)
+    scene = SceneModel(title="ShowAgent")
+    show = Show(parse_config({"agent": AGENT}), scene=scene, forward=bus.publish)
+    show.voice = SpeechQueue(FakeVoice([]), FakePlayer([]), workdir=tmp_path / "speech", on_event=show.on_event).start()
+    show.caption = lambda text: (captions.append(text), Show.caption(show, text))  # type: ignore[method-assign]
+    connect_show(bus, show)
+    client, me, _ = chat_agent(sandbox, "ShowAgent")
+    now = [1000.0]
+    loop = make_chat(sandbox, tmp_path, client, me, "ShowAgent", clock=lambda: now[0], quiet_after_s=10,
+                     reply_routes=["chat", "voice", "caption"], proactive={"routes": ["voice"]},
+                     services=ChatServices(publish=bus.publish, outputs=reply_outputs(show)))
+    try:
+        loop.poll_once()
+        sandbox.post_comment(text="hello show", username="zoe", user_db_id=me)
+        assert loop.poll_once() == 1
+        reply = agent_lines(client, me)[-1]
+        assert "zoe" in reply and captions == [reply]
+        wait_for(lambda: any(e.kind == "utterance_finished" for e in events), 10, "the reply spoken")
+        now[0] += 11  # a quiet chat: a proactive line, spoken only
+        loop.keep_alive()
+        wait_for(lambda: sum(e.kind == "utterance_finished" for e in events) == 2, 10, "the proactive line spoken")
+    finally:
+        show.close()
+    started = [e.data for e in events if e.kind == "utterance_started"]
+    assert [(u["text"], u["priority"]) for u in started][0] == (reply, "reply")
+    assert [u["priority"] for u in started] == ["reply", "proactive"]
+    assert sum(e.kind == "utterance_finished" for e in events) == 2  # each once on the bus
+    lines = [(line.user, line.text, line.own) for line in scene.snapshot().chat]
+    assert ("zoe", "hello show", False) in lines  # the bus's chat event, with the moderated name
+    assert sum(text == reply for _, text, _ in lines) == 1  # the reply once on screen (the bus's reply event)
+    assert not any(text == started[1]["text"] for _, text, _ in lines)  # spoken only: not a chat line

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from appliance.media import audio
-from appliance.config import OverlayConfig, StreamConfig, VoiceConfig
+from appliance.config import EspeakVoiceConfig, GttsVoiceConfig, OverlayConfig, StreamConfig
 from appliance.media.content import ContentLog, content_window_command
 from appliance.media.display import capture_jpeg, capture_png, png_size, wait_for_display
 from appliance.media.encoder import (Encoder, EncoderStats, Redactor, apply_progress, build_command,
                                reference_command)
 from appliance.errors import MediaError
-from appliance.voice import EspeakVoice, GttsVoice, Speaker, make_voice
+from appliance.voice import EspeakVoice, FallbackVoice, GttsVoice, PaplayPlayer, SpeechQueue, make_voice
 
 # the fixtures xvfb_display, pulse_server and flv_target come from conftest.py (media_fixtures)
 from media_fixtures import free_port, require
@@ -241,18 +242,21 @@ def test_encode_display_and_voice(xvfb_display: str, pulse_server: str, content_
     """~6 s from the real display and sink, with a sentence spoken in the middle."""
     require("ffmpeg", "ffprobe", "espeak-ng", "paplay")
     enc = Encoder(stream_cfg(xvfb_display))
-    speaker = Speaker(make_voice(VoiceConfig()), "stream")
+    speaker = SpeechQueue(make_voice(), PaplayPlayer("stream"), workdir=flv_target.parent / "speech").start()
     enc.start(str(flv_target))
     try:
         assert wait_until(lambda: enc.stats().out_time_s >= 1.5, 15), enc.last_stderr()
         assert enc.audio == "pulse"
         spoken_at = enc.stats().out_time_s
-        seconds = speaker.say("Hello viewers, this sentence is spoken into the stream.")
+        utt = speaker.say("Hello viewers, this sentence is spoken into the stream.")
+        assert utt.wait(15) and utt.status == "spoken", utt
+        seconds = utt.seconds
         assert 1.5 < seconds < 8
         assert wait_until(lambda: enc.stats().out_time_s >= spoken_at + seconds + 1.0, 15)
         assert enc.health().state == "running"
         stats = enc.stats()
     finally:
+        speaker.close()
         assert enc.stop() == 0
     assert stats.drop_frames <= 5 and stats.fps > 20
 
@@ -443,59 +447,40 @@ def fake_gtts(calls: list[dict], *, fail: bool = False):
 def test_gtts_voice_plays_into_the_sink(pulse_server: str, tmp_path: Path) -> None:
     require("ffmpeg", "paplay")
     calls: list[dict] = []
-    voice = GttsVoice(VoiceConfig(engine="gtts", language="de"), tts_factory=fake_gtts(calls),
-                      workdir=tmp_path)
-    mp3 = voice.synthesize("Hallo \x1b[31mWelt")
+    voice = GttsVoice(GttsVoiceConfig(engine="gtts", language="de"), cache_dir=None, tts_factory=fake_gtts(calls))
+    mp3 = voice.synthesize("Hallo \x1b[31mWelt", tmp_path)
     assert mp3.suffix == ".mp3" and mp3.stat().st_size > 0
     assert calls[0]["text"] == "Hallo Welt" and calls[0]["lang"] == "de"
     mp3.unlink()
-    seconds = Speaker(voice, "stream").say("Hallo")
-    assert seconds == pytest.approx(1.0, abs=0.1)
-    assert list(tmp_path.iterdir()) == []
+    with SpeechQueue(voice, PaplayPlayer("stream"), workdir=tmp_path / "speech") as queue:
+        utt = queue.say("Hallo")
+        assert utt.wait(20) and utt.status == "spoken", utt
+    assert utt.seconds == pytest.approx(1.0, abs=0.1)
+    assert not (tmp_path / "speech").exists()
 
 
 def test_gtts_failure_falls_back_to_espeak(tmp_path: Path) -> None:
     require("espeak-ng")
     calls: list[dict] = []
-    voice = GttsVoice(VoiceConfig(engine="gtts"), tts_factory=fake_gtts(calls, fail=True),
-                      workdir=tmp_path)
-    wav = voice.synthesize("fallback works")
+    voice = FallbackVoice(GttsVoice(GttsVoiceConfig(engine="gtts"), cache_dir=None,
+                                    tts_factory=fake_gtts(calls, fail=True)), EspeakVoice(EspeakVoiceConfig()))
+    wav = voice.synthesize("fallback works", tmp_path)
     assert wav.suffix == ".wav" and wav.read_bytes()[:4] == b"RIFF" and calls
-    strict = GttsVoice(VoiceConfig(engine="gtts", fallback_to_espeak=False),
-                       tts_factory=fake_gtts([], fail=True), workdir=tmp_path)
+    strict = FallbackVoice(GttsVoice(GttsVoiceConfig(engine="gtts"), cache_dir=None,
+                                     tts_factory=fake_gtts([], fail=True)), None)
     with pytest.raises(MediaError, match="gTTS failed"):
-        strict.synthesize("no fallback")
-    assert isinstance(make_voice(VoiceConfig()), EspeakVoice)
+        strict.synthesize("no fallback", tmp_path)
+    assert isinstance(make_voice(), EspeakVoice)
 
 
 def test_espeak_argv_is_safe(tmp_path: Path) -> None:
-    voice = EspeakVoice(VoiceConfig(max_chars=20), workdir=tmp_path)
+    voice = EspeakVoice(EspeakVoiceConfig(max_chars=20))
     cmd = voice.command("-v evil; rm -rf / \x1b]0;title\x07 and a long tail of text", tmp_path / "o.wav")
     assert cmd[-2] == "--" and cmd[-1].startswith("-v evil; rm -rf /") and len(cmd[-1]) <= 20
     assert "\x1b" not in cmd[-1]
     with pytest.raises(MediaError, match="nothing to say"):
-        voice.synthesize("\x1b[2J")
-
-
-def test_speaker_drops_past_the_queue_bound(tmp_path: Path) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    class SlowVoice:
-        def synthesize(self, text: str) -> Path:
-            started.set()
-            release.wait(5)
-            raise MediaError("not really speaking")
-
-    speaker = Speaker(SlowVoice(), "stream", max_pending=2)
-    threads = [threading.Thread(target=lambda: pytest.raises(MediaError, speaker.say, "x"))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    assert started.wait(2) and wait_until(lambda: speaker.pending == 2, 2)
-    assert speaker.say("dropped") == 0.0 and speaker.dropped == 1
-    release.set()
-    for t in threads:
-        t.join(5)
+        voice.synthesize("\x1b[2J", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- content window and screenshots ----------------------------------------------------------
@@ -542,3 +527,28 @@ def test_display_wait_and_capture_errors() -> None:
         wait_for_display(":1234", 0.3)
     with pytest.raises(MediaError, match="on :1234 failed"):
         capture_png(":1234")
+
+
+def test_concurrent_processes_never_get_the_same_free_display(tmp_path: Path) -> None:
+    """Two rehearsals started at once both took :90 (the first free number); the second's Xvfb
+    failed ("Server is already active") and its tree streamed the first one's screen. A number
+    handed out is reserved until the process exits. Failed before the reservation: all got one number."""
+    import random
+    first = random.randint(2000, 60000)
+    code = ("import sys; from appliance.media.display import free_display; "
+            f"print(free_display(range({first}, {first + 4})), flush=True); sys.stdin.read()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parent.parent) for _ in range(3)]
+    try:
+        got = [proc.stdout.readline().strip() for proc in procs]
+    finally:
+        for proc in procs:
+            proc.communicate("", timeout=10)
+    assert len(set(got)) == 3 and all(g.startswith(":") for g in got), got
+    # a number whose holder exited is free again (the kernel dropped its lock: no stale claims)
+    from appliance.media.display import free_display, release_display
+    again = free_display(range(first, first + 4))
+    assert again == f":{first}"
+    release_display(again)
+    for number in range(first, first + 4):
+        Path(f"/tmp/.appliance-X{number}.lock").unlink(missing_ok=True)

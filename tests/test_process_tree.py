@@ -97,9 +97,12 @@ def test_content_window_is_on_screen(process_tree: TreeRun, tmp_path: Path) -> N
     assert count
 
 
-def test_content_window_fills_the_screen_exactly(process_tree: TreeRun, tmp_path: Path) -> None:
-    """Maximized and undecorated by openbox: the bottom row, where the newest line goes, is on
-    screen (the reference's 160x45 xterm ran 300 px past a 720-line screen)."""
+def test_content_window_sits_in_the_scenes_content_region(process_tree: TreeRun, tmp_path: Path) -> None:
+    """Undecorated and placed by openbox into the live scene's content region (overlays/live.yaml),
+    whole rows only (xterm's resize increments), so its bottom row, where the newest line goes, is
+    on screen (the reference's 160x45 xterm ran 300 px past a 720-line screen)."""
+    from appliance.scene.draw import Painter
+    from appliance.scene.template import load_scene
     wait_until(lambda: tree_green_pixels(process_tree, tmp_path) > 0, 20, "the content window")
     size = process_tree.settings.stream.width, process_tree.settings.stream.height
 
@@ -111,8 +114,15 @@ def test_content_window_fills_the_screen_exactly(process_tree: TreeRun, tmp_path
         return tuple(int(fields.get(k, "-1")) for k in (  # type: ignore[return-value]
             "Absolute upper-left X", "Absolute upper-left Y", "Width", "Height"))
 
+    x, y, w, h = Painter(*size).rect(load_scene(REPO / "overlays" / "live.yaml").content.box)
+    cell_w, cell_h = 12, 23  # DejaVu Sans Mono at size 12, 100 dpi
+
+    def inside() -> bool:
+        gx, gy, gw, gh = geometry()
+        return (abs(gx - x) <= 2 and abs(gy - y) <= 2 and w - cell_w - 2 <= gw <= w + 2
+                and h - cell_h - 2 <= gh <= h + 2)
     try:
-        wait_until(lambda: geometry() == (0, 0, *size), 10, "the window at 0,0 with the screen's size")
+        wait_until(inside, 10, f"the window in the content region {(x, y, w, h)}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {geometry()}\n{window_tree(process_tree.display, process_tree.x_env())}") from None
 

@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from appliance.media.display import free_display as first_free_display
+from appliance.media.display import free_display as first_free_display, release_display
 from appliance.config import load_config
 from appliance.up import ProcessTree, tree_environment
 
@@ -48,8 +48,12 @@ FAKE_TOKEN = "tree-test-token-not-a-secret"
 
 
 def free_display() -> str:
-    """':N' for a display nobody uses, picked at random in 200..899 (not :99)."""
-    return first_free_display(random.sample(range(200, 900), 700))
+    """':N' for a display nobody uses, picked at random in 200..899 (not :99). The reservation
+    is handed over (released): the tests give the number to a child (`appliance up` pinned to
+    it reserves it itself, and refuses a number another process holds)."""
+    display = first_free_display(random.sample(range(200, 900), 700))
+    release_display(display)
+    return display
 
 
 def write_config(folder: Path, *, display: str, state_dir: Path, width: int = 640, height: int = 360,

@@ -59,7 +59,7 @@ class ChatServices:
     """What the composition root (``app.py``) plugs into the chat: all optional."""
 
     publish: Callable[[str, dict[str, Any]], object] | None = None   # EventBus.publish
-    outputs: Mapping[str, Callable[[str], None]] = field(default_factory=dict)  # "voice", "caption"
+    outputs: Mapping[str, Callable[[str, str], None]] = field(default_factory=dict)  # "voice", "caption": (text, priority)
     secrets: Callable[[], Iterable[str]] = lambda: ()   # values that must never leave or reach a prompt
     viewers: Callable[[], int | None] = lambda: None    # the platform's viewer count
     socket_url: str | None = None                        # default: the API's origin

@@ -4,7 +4,8 @@ For each text: the outgoing filter (no secret, no pings, the link policy, the le
 token from the global :class:`RateLimiter` (``chat.max_messages_per_minute``, ``chat.burst``)
 when it goes to chat; the journal's ``pending`` row committed *before* ``stream/chat/send`` and
 ``sent`` right after (see :mod:`.journal`); then the other routes (voice, caption: injected
-callables that must not block), the ``reply`` event, and the content-window line.
+callables ``(text, priority)`` that must not block; priority is ``reply``, or ``proactive`` for a
+line said into a quiet chat), the ``reply`` event, and the content-window line.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Outbox:
 
     def __init__(self, client: RetakeClient, *, user_db_id: str, journal: Journal, guard: OutgoingFilter,
                  limiter: RateLimiter, stop_event: threading.Event,
-                 outputs: Mapping[str, Callable[[str], None]] | None = None,
+                 outputs: Mapping[str, Callable[[str, str], None]] | None = None,
                  publish: Callable[[str, dict[str, Any]], object] = lambda kind, data: None,
                  on_sent: Callable[[str], None] = lambda text: None,
                  on_fatal: Callable[[RetakeError], None] = lambda exc: None,
@@ -133,7 +134,7 @@ class Outbox:
         for route in routes:
             if route != "chat" and route in self.outputs:
                 try:
-                    self.outputs[route](text)
+                    self.outputs[route](text, "proactive" if brain == "proactive" else "reply")
                 except Exception:  # noqa: BLE001 - a voice or caption failure never loses the chat line
                     log.exception("reply route %s failed", route)
         self.publish("reply", {"text": text, "to": ids, "routes": list(routes), "brain": brain,

@@ -8,7 +8,10 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     GET  /ready    200 when live and the encoder is healthy, else 503     (no token)
     GET  /status   JSON: state, uptime, viewers, last error, ...
     GET  /metrics  Prometheus text
-    POST /say      {"text": "..."}     speech into the sink, encoder keeps running
+    POST /say      {"text": "...", "wait": false, "priority": "operator"}
+                   speech into the sink, encoder keeps running; 202 + utterance id at once
+    POST /scene    {"name": "brb"}     switch the on-screen scene
+    POST /voice    {"flush": true, "interrupt": true, "volume": 80, "mute": false}
     POST /show     {"text": "..."}     text on screen
     POST /chat     {"message": "..."}  a line in the agent's own chat
     POST /stop     {}                  stream/stop, then exit
@@ -50,9 +53,11 @@ class Commands(Protocol):
     def ready(self) -> tuple[bool, str]: ...
     def status(self) -> dict[str, Any]: ...
     def metrics(self) -> str: ...
-    def say(self, text: str) -> dict[str, Any]: ...
+    def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> dict[str, Any]: ...
     def show(self, text: str) -> dict[str, Any]: ...
     def chat(self, message: str) -> dict[str, Any]: ...
+    def scene(self, name: str) -> dict[str, Any]: ...
+    def voice(self, **options: Any) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
     def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
@@ -79,10 +84,15 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
              request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
     streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
     closing = closing or threading.Event()
+    # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
+    scene, voice, reply = (getattr(commands, name, None) for name in ("scene", "voice", "reply"))
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         "/say": ("text", commands.say), "/show": ("text", commands.show),
         "/chat": ("message", commands.chat),
+        **({"/scene": ("name", scene)} if scene is not None else {}),
     }
+    # options some POST routes take besides their text (name -> type); anything else is ignored
+    options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "retake-appliance"
@@ -172,8 +182,10 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
-                if path == "/reply":
-                    return self._send(200, commands.reply(*_reply_fields(body)))
+                if path == "/reply" and reply is not None:
+                    return self._send(200, reply(*_reply_fields(body)))
+                if path == "/voice" and voice is not None:
+                    return self._send(200, voice(**_typed(body, VOICE_OPTIONS)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
@@ -182,7 +194,8 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                     raise InputError(f"'{key}' must be a non-empty string")
                 if len(text) > MAX_TEXT:
                     raise InputError(f"'{key}' longer than {MAX_TEXT} characters")
-                return self._send(200, command(text))
+                result = command(text, **_typed(body, options.get(path, {})))
+                return self._send(202 if result.get("queued") else 200, result)
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
             except NotFoundError as exc:
@@ -193,6 +206,24 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return self._send(503, {"error": str(exc)})
 
     return Handler
+
+
+VOICE_OPTIONS: dict[str, type] = {"flush": bool, "interrupt": bool, "volume": float, "mute": bool}
+
+
+def _typed(body: dict[str, Any], allowed: dict[str, type]) -> dict[str, Any]:
+    """The options of ``body`` that ``allowed`` names, each of its type (InputError otherwise)."""
+    out: dict[str, Any] = {}
+    for key, kind in allowed.items():
+        if key not in body or body[key] is None:
+            continue
+        value = body[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise InputError(f"'{key}' must be a {kind.__name__}")
+        out[key] = value
+    return out
 
 
 class ControlServer:

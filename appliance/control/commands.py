@@ -92,18 +92,48 @@ class LiveCommands:
             labels["waiting"] = f'{{reason="{m.hold.reason}"}}'
         return prometheus(values, labels)
 
-    def say(self, text: str) -> dict[str, Any]:
-        if self.speaker is None:
-            raise ApplianceError("no voice: PulseAudio is not available", fix="run under `appliance up`")
-        seconds = self.speaker.say(text)
-        if seconds <= 0:
-            raise ApplianceError("the voice queue is full; the sentence was dropped", fix="try again in a moment")
+    def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> dict[str, Any]:
+        """Queue speech and return at once (``queued``: 202), or with ``wait`` when it ended."""
+        utt = self._show().speak(text, priority)
+        if utt.status == "dropped":
+            raise ApplianceError(f"the voice queue is full; the line was dropped ({utt.error})",
+                                 fix="try again in a moment, or POST /voice {\"flush\": true}")
         self.content.write(f"(says) {text}")
-        return {"spoken": True, "seconds": seconds}
+        if not wait:
+            return {"queued": True, **utt.summary()}
+        utt.wait()
+        if utt.status != "spoken":
+            raise ApplianceError(f"not spoken: {utt.status} {utt.error}".strip())
+        return {"spoken": True, **utt.summary()}
+
+    def voice(self, *, flush: bool = False, interrupt: bool = False, volume: float | None = None,
+              mute: bool | None = None) -> dict[str, Any]:
+        """Flush the queue, stop the current utterance, set the sink's volume or mute."""
+        from ..media.audio import set_sink_level
+        queue = self._show().voice
+        if queue is None:
+            raise ApplianceError("no voice: PulseAudio is not available", fix="run under `appliance up`")
+        result: dict[str, Any] = {"flushed": queue.flush() if flush else 0,
+                                  "interrupted": queue.interrupt() if interrupt else False}
+        if volume is not None or mute is not None:
+            result.update(set_sink_level(self.lc.settings.stream.sink, volume=volume, mute=mute))
+        return {**result, "pending": queue.pending()}
+
+    def scene(self, name: str) -> dict[str, Any]:
+        self._show().set_scene(name)
+        return {"scene": name}
 
     def show(self, text: str) -> dict[str, Any]:
         self.content.write(text)
+        if self.speaker is not None:
+            self.speaker.scene.show(text)
         return {"shown": True}
+
+    def _show(self) -> Any:
+        """The show (scene + voice, :class:`appliance.scene.show.Show`); 503 without one."""
+        if self.speaker is None:
+            raise ApplianceError("no scene or voice in this controller", fix="run under `appliance up`")
+        return self.speaker
 
     def chat(self, message: str) -> dict[str, Any]:
         if self.lc.chat is None:

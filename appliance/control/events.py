@@ -37,7 +37,8 @@ CAPACITY = 1000
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
 KINDS = ("chat", "tip", "trade", "follow", "viewers", "state", "utterance_started",
-         "utterance_finished", "answering", "reply", "gap")
+         "utterance_finished", "utterance_dropped", "sentence_started", "sentence_finished",
+         "answering", "reply", "gap")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ..errors import (ApplianceError, CredentialsError, MediaError, RetakeConfli
                      RetakeUnauthorized)
 from ..notify import Notifier
 from ..retake.client import RetakeClient
-from ..retake.models import RtmpCredentials, StreamStatus
+from ..retake.models import Comment, RtmpCredentials, StreamStatus
 from ..retake.skill import check_skill
 from ..sanitize import clean_text
 from ..state import StateStore
@@ -143,6 +143,7 @@ class Lifecycle:
                  chat_services: ChatServices | None = None,
                  on_state: Callable[[str, str], None] = lambda state, detail: None,
                  content: Callable[[str], None] = lambda line: None,
+                 on_chat: Callable[[str, dict[str, object]], None] = lambda kind, data: None,
                  progress: Callable[[str], None] = print,
                  media_identity: Callable[[], object] = lambda: None,
                  clock: Callable[[], float] = time.monotonic,
@@ -161,6 +162,9 @@ class Lifecycle:
         self.chat_services = chat_services
         self.on_state = on_state
         self.content = content
+        # ("chat", {id, kind, text, user: {name}}) / ("sent", {text}) for a caller without the chat's
+        # event bus (app.py feeds the show from the bus: chat, answering, reply, viewers)
+        self.on_chat = on_chat
         self.progress = progress
         self.media_identity = media_identity  # changes when the display (or sink) server restarts
         self._media_at_start: object = None
@@ -549,6 +553,16 @@ class Lifecycle:
         except RetakeError as exc:
             log.warning("stream/start after 409 failed: %s", exc.message)
 
+    def _chat_in(self, c: Comment) -> None:
+        self.content(f"{c.username}: {c.text}")
+        kind = c.kind if c.kind in ("tip", "trade", "follow") else "chat"
+        self.on_chat(kind, {"id": c.id, "kind": c.kind, "text": c.text, "user": {"name": c.username}})
+
+    def _chat_out(self, text: str) -> None:
+        name = self.creds.agent_name if self.creds else ""
+        self.content(f"{name} > {text}")
+        self.on_chat("sent", {"text": text, "username": name})
+
     # --- run ----------------------------------------------------------------------------------
 
     def _steps(self) -> None:
@@ -569,8 +583,7 @@ class Lifecycle:
                              agent_description=self.settings.agent.description,
                              services=self.chat_services,
                              secrets=lambda creds=self.creds: [creds.access_token.reveal()],
-                             on_message=lambda c: self.content(f"{c.username}: {c.text}"),
-                             on_sent=lambda text, name=self.creds.agent_name: self.content(f"{name} > {text}"),
+                             on_message=self._chat_in, on_sent=self._chat_out,
                              on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                              clock=self.clock)
         self._go_live()

@@ -120,3 +120,39 @@ def ensure_sink(name: str, sample_rate: int, *, server: str | None = None,
 def sink_monitor(name: str) -> str:
     """The PulseAudio source that records what is played into sink ``name``."""
     return f"{name}.monitor"
+
+
+# --- levels: the sink's volume and mute, and each client's streams ---------------------------
+
+def _percent(value: float) -> float:
+    return max(0.0, min(1.5, value / 100.0))
+
+
+def set_sink_level(name: str, *, volume: float | None = None, mute: bool | None = None,
+                   server: str | None = None, timeout: float = 2.0) -> dict[str, object]:
+    """Set the sink's volume (%, up to 150) and/or mute; returns what it is now."""
+    try:
+        with _pulse(server, timeout) as pulse:
+            sink = pulse.get_sink_by_name(name)
+            if volume is not None:
+                pulse.volume_set_all_chans(sink, _percent(volume))
+            if mute is not None:
+                pulse.mute(sink, mute)
+            sink = pulse.get_sink_by_name(name)
+            return {"volume": round(sink.volume.value_flat * 100), "muted": bool(sink.mute)}
+    except _PULSE_ERRORS as exc:
+        raise MediaError(f"PulseAudio: cannot set the level of sink {name!r}: {exc}") from None
+
+
+def set_stream_level(client: str, volume: float, *, server: str | None = None,
+                     timeout: float = 2.0) -> int:
+    """Set every playing stream of ``client`` (its application.name) to ``volume`` %; how many."""
+    try:
+        with _pulse(server, timeout) as pulse:
+            streams = [s for s in pulse.sink_input_list()
+                       if s.proplist.get("application.name") == client]
+            for stream in streams:
+                pulse.volume_set_all_chans(stream, _percent(volume))
+            return len(streams)
+    except _PULSE_ERRORS as exc:
+        raise MediaError(f"PulseAudio: cannot set the level of {client}: {exc}") from None

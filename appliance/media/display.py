@@ -6,6 +6,7 @@ be a PNG that decodes (its IHDR gives the size) before anyone uploads it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -46,12 +47,55 @@ def display_taken(number: int) -> bool:
             return False
 
 
+# Display numbers reserved by this process: an flock'ed file each, held until the process exits
+# (the kernel drops the lock then, so no reservation is ever stale). `appliance up` (host.py),
+# `appliance rehearse` and the tests all reserve here, so they never take one number twice.
+_RESERVED: dict[int, int] = {}
+RESERVATION = "/tmp/.appliance-X{}.lock"
+
+
+def reserve_display(number: int) -> bool:
+    """Hold display ``number`` for this process (True also when it holds it already); False
+    when another process does.
+
+    Checking that a display is free and starting Xvfb on it are two steps; two processes
+    (two rehearsals, two test runs, two `appliance up`) that check at the same moment both see
+    it free, and the second Xvfb then fails ("Server is already active") while its tree draws
+    on the first one's screen. Whoever holds the flock owns the number until it exits."""
+    if number in _RESERVED:
+        return True
+    try:
+        fd = os.open(RESERVATION.format(number), os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False  # another user's reservation (sticky /tmp) or a symlink: not ours to take
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _RESERVED[number] = fd
+    return True
+
+
 def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
-    """':N' for the first display number among ``candidates`` that nobody uses."""
+    """':N' for the first display number among ``candidates`` that nobody uses, reserved for this
+    process (:func:`reserve_display`): every call gives another number, in this process and
+    across processes."""
     for number in candidates:
-        if not display_taken(number):
-            return f":{number}"
+        if number in _RESERVED or display_taken(number) or not reserve_display(number):
+            continue
+        if display_taken(number):  # an Xvfb started outside any reservation (by hand, another tool)
+            release_display(f":{number}")
+            continue
+        return f":{number}"
     raise MediaError("no free X display number", fix="stop stale Xvfb servers or remove their /tmp/.X*-lock")
+
+
+def release_display(display: str) -> None:
+    """Give back a number :func:`free_display` handed out (its Xvfb has stopped)."""
+    fd = _RESERVED.pop(display_number(display), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def _socket_answers(display: str) -> bool:

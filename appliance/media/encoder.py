@@ -26,7 +26,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Any, Callable, Literal
+from typing import IO, Any, Callable, Literal, Sequence
 
 from ..children import parent_death_preexec
 from ..config import StreamConfig
@@ -109,11 +109,26 @@ def keyframe_expr(stream: StreamConfig) -> str:
     return f"expr:if(isnan(prev_forced_t),1,gte(t-prev_forced_t,{threshold:.4f}))"
 
 
+def tee_output(target: str, relays: Sequence[str]) -> list[str]:
+    """The output for ``target`` plus simulcast copies (appliance/media/simulcast.py): the tee
+    muxer, ``target`` first as FLV (its failure still ends FFmpeg), each relay URL an MPEG-TS
+    copy that may fail without effect. ``+global_header``: FLV wants the codec headers out of
+    band, which tee cannot tell the encoders; ``dump_extra`` puts them back in front of every
+    keyframe of the TS copies, so a relay that joins late can start at the next keyframe."""
+    if any(c in target for c in "|[]"):
+        raise ValueError("the output URL cannot contain '|', '[' or ']' in a tee")
+    slaves = [f"[f=flv:onfail=abort]{target}"]
+    slaves += [f"[f=mpegts:onfail=ignore:bsfs/v=dump_extra=freq=keyframe]{url}" for url in relays]
+    return ["-flags", "+global_header", "-f", "tee", "|".join(slaves)]
+
+
 def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
-                  pulse_source: str | None = None, progress: str = "pipe:1") -> list[str]:
+                  pulse_source: str | None = None, progress: str = "pipe:1",
+                  relays: Sequence[str] = ()) -> list[str]:
     """The appliance's FFmpeg argv: the reference's output settings, audio from PulseAudio.
 
     ``target`` is the RTMP URL with its key (or a file, for tests); it ends up in argv.
+    ``relays``: simulcast copies (see :func:`tee_output`).
     """
     if audio not in ("pulse", "silent"):
         raise ValueError(f"audio must be 'pulse' or 'silent', not {audio!r}")
@@ -144,13 +159,17 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
         # above 0.1 s, with silence or a cut: continuous audio, measured within one video
         # frame of the picture (tests/test_media.py). Output timestamps start at 0 again.
         cmd += ["-af", "aresample=async=1", "-avoid_negative_ts", "make_zero"]
+    if relays:
+        # tee picks no stream by itself: video first, then audio, as FFmpeg orders them for FLV
+        cmd += ["-map", "1:v", "-map", "0:a"] if audio == "pulse" else ["-map", "0:v", "-map", "1:a"]
+        return cmd + tee_output(target, relays)
     cmd += ["-f", "flv", target]
     return cmd
 
 
 # --- secrets ---------------------------------------------------------------------------------
 
-_RTMP_PATH = re.compile(r"(rtmps?://[^/\s'\"]+/[^/\s'\"]+/)[^\s'\"]+", re.IGNORECASE)
+_RTMP_PATH = re.compile(r"(rtmps?://[^/\s'\"|]+/[^/\s'\"|]+/)[^\s'\"|<]+", re.IGNORECASE)
 
 
 class Redactor:
@@ -243,8 +262,9 @@ class Encoder:
     def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = subprocess.Popen,
                  clock: Callable[[], float] = time.monotonic,
                  audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
-                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None) -> None:
         self.stream = stream
+        self.simulcast = simulcast  # appliance.media.simulcast.Simulcast: relays started with FFmpeg
         self._popen = popen
         self._clock = clock
         self._audio_probe = audio_probe
@@ -284,7 +304,8 @@ class Encoder:
         """Start FFmpeg pushing to ``target`` (a secret RTMP URL); stops a running one first."""
         self.stop()
         audio = self.choose_audio()
-        cmd = build_command(self.stream, target, audio=audio)
+        relays = self.simulcast.start() if self.simulcast else []
+        cmd = build_command(self.stream, target, audio=audio, relays=relays)
         redact = Redactor(target)
         try:
             # argv holds the key: readable by same-host users in /proc/<pid>/cmdline (see top)
@@ -292,6 +313,8 @@ class Encoder:
                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
                                preexec_fn=parent_death_preexec())  # never streams on without us
         except OSError as exc:
+            if self.simulcast:
+                self.simulcast.stop()
             raise MediaError(f"cannot start {FFMPEG}: {redact(exc.strerror or str(exc))}",
                              fix="install ffmpeg (Debian package ffmpeg)") from None
         now = self._clock()
@@ -343,6 +366,8 @@ class Encoder:
                 pass
         for thread in self._threads:
             thread.join(timeout=2.0)
+        if self.simulcast:
+            self.simulcast.stop()
         log.info("ffmpeg (pid %s) stopped, exit code %s", proc.pid, proc.returncode)
         return proc.returncode
 
@@ -401,9 +426,10 @@ class Encoder:
             return dataclasses.replace(self._stats)
 
     def has_output(self) -> bool:
-        """True once FFmpeg has encoded frames and written bytes to its output."""
+        """True once FFmpeg has encoded frames and written bytes to its output (with simulcast's
+        tee, which reports no size, once media time advanced: the first slave took packets)."""
         with self._lock:
-            return self._stats.frame > 0 and self._stats.total_size > 0
+            return self._stats.frame > 0 and (self._stats.total_size > 0 or self._stats.out_time_s > 0)
 
     def last_stderr(self) -> list[str]:
         with self._lock:

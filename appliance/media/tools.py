@@ -1,10 +1,11 @@
 """Running a media tool (espeak-ng, paplay, ffmpeg, scrot, ...): the one place a child tool is
 started and its failure mapped to :class:`~appliance.errors.MediaError`.
 
-Every run has a timeout, reads no stdin but the input it is given, never goes through a shell,
-dies with the appliance (a parent-death signal, :mod:`appliance.children`), and a failure carries
-the tool's own last lines (cleaned, so a tool echoing viewer text cannot drive a terminal).
-:func:`run_capture` is the same without judging the exit status (``doctor`` reads it).
+Every run has a timeout, takes no stdin (or exactly the bytes given as ``input``), never goes
+through a shell, dies with the appliance
+(a parent-death signal, :mod:`appliance.children`), and a failure carries the tool's own last
+lines (cleaned, so a tool echoing viewer text cannot drive a terminal). :func:`run_capture`
+is the same without judging the exit status (``doctor`` reads it).
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ def run_capture(cmd: list[str], *, timeout: float, runner: Runner = subprocess.r
                 env: Mapping[str, str] | None = None, what: str | None = None,
                 input: bytes | None = None) -> "subprocess.CompletedProcess[bytes]":
     """Run ``cmd`` and return what it did, whatever its exit status; MediaError naming ``what``
-    (default: the tool) when it cannot start or does not finish within ``timeout``. ``input``
-    (if given) is written to its stdin, which is otherwise empty."""
+    (default: the tool) when it cannot start or does not finish within ``timeout``."""
     name = what or cmd[0]
-    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
-        return runner(cmd, stdout=subprocess.PIPE, **stdin,
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+        return runner(cmd, **stdin, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, timeout=timeout, check=False,
                       preexec_fn=parent_death_preexec(),
                       **({"env": dict(env)} if env is not None else {}))
@@ -43,8 +43,7 @@ def run_capture(cmd: list[str], *, timeout: float, runner: Runner = subprocess.r
 def run_tool(cmd: list[str], *, timeout: float, runner: Runner = subprocess.run,
              env: Mapping[str, str] | None = None, what: str | None = None,
              input: bytes | None = None) -> bytes:
-    """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why.
-    ``input`` (if given) is written to its stdin, which is otherwise empty."""
+    """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why."""
     result = run_capture(cmd, timeout=timeout, runner=runner, env=env, what=what, input=input)
     if result.returncode != 0:
         text = (result.stderr or result.stdout or b"").decode("utf-8", "replace").strip()

@@ -1,10 +1,13 @@
 """Text to speech into the PulseAudio sink: one module per engine behind :mod:`.base`, chosen
-by :mod:`.engines` from the config, and the speaker (:mod:`.queue`) that plays into the sink."""
+by :mod:`.engines` from the config, and the speech queue (:mod:`.queue`) that plays into the sink."""
 
-from .base import Voice
+from .base import FallbackVoice, Voice
+from .command import CommandVoice
 from .engines import make_voice
 from .espeak import EspeakVoice
 from .gtts import GttsVoice
-from .queue import Speaker, tools_missing, wav_seconds
+from .queue import PaplayPlayer, Priority, SpeechQueue, Utterance, split_sentences, tools_missing, wav_seconds
 
-__all__ = ["EspeakVoice", "GttsVoice", "Speaker", "Voice", "make_voice", "tools_missing", "wav_seconds"]
+__all__ = ["CommandVoice", "EspeakVoice", "FallbackVoice", "GttsVoice", "PaplayPlayer", "Priority",
+           "SpeechQueue", "Utterance", "Voice", "make_voice", "split_sentences", "tools_missing",
+           "wav_seconds"]

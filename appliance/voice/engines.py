@@ -1,15 +1,37 @@
-"""The voice engine the config names."""
+"""The voice engine the config names: a small registry, one module per engine."""
 
 from __future__ import annotations
 
-from ..config import VoiceConfig
-from .base import Voice
+from pathlib import Path
+from typing import Callable
+
+from ..config import AnyVoiceConfig, CommandVoiceConfig, EspeakVoiceConfig, GttsVoiceConfig
+from .base import FallbackVoice, Voice
+from .command import CommandVoice
 from .espeak import EspeakVoice
 from .gtts import GttsVoice
 
 
-def make_voice(cfg: VoiceConfig) -> Voice:
-    """The voice the config asks for."""
-    if cfg.engine == "gtts":
-        return GttsVoice(cfg)
+def _espeak(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
     return EspeakVoice(cfg)
+
+
+def _gtts(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
+    assert isinstance(cfg, GttsVoiceConfig)
+    return FallbackVoice(GttsVoice(cfg, cache_dir=cache_dir),
+                         EspeakVoice(cfg) if cfg.fallback_to_espeak else None)
+
+
+def _command(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
+    assert isinstance(cfg, CommandVoiceConfig)
+    return FallbackVoice(CommandVoice(cfg), EspeakVoice(cfg) if cfg.fallback_to_espeak else None)
+
+
+ENGINES: dict[str, Callable[[AnyVoiceConfig, Path | None], Voice]] = {
+    "espeak": _espeak, "gtts": _gtts, "command": _command}
+
+
+def make_voice(cfg: AnyVoiceConfig | None = None, *, cache_dir: Path | None = None) -> Voice:
+    """The voice the config asks for (``cache_dir``: where gTTS keeps its mp3s)."""
+    cfg = cfg or EspeakVoiceConfig()
+    return ENGINES[cfg.engine](cfg, cache_dir)

@@ -1,37 +1,35 @@
-"""espeak-ng: the offline default voice."""
+"""espeak-ng: the offline default voice (voice, rate and pitch from the config)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from ..config import VoiceConfig
+from ..config import AnyVoiceConfig
 from ..errors import MediaError
-from ..sanitize import clean_text
-from .base import SYNTH_TIMEOUT_S, Runner, _out_file, _workdir, run_tool
+from .base import SYNTH_TIMEOUT_S, Runner, out_file, run_tool, spoken
 
 
 class EspeakVoice:
     """espeak-ng writing a wav file: offline, robotic, always there."""
 
-    def __init__(self, cfg: VoiceConfig, *, workdir: Path | None = None,
-                 runner: Runner = subprocess.run, timeout: float = SYNTH_TIMEOUT_S) -> None:
+    name = "espeak-ng"
+
+    def __init__(self, cfg: AnyVoiceConfig, *, runner: Runner = subprocess.run,
+                 timeout: float = SYNTH_TIMEOUT_S) -> None:
         self.cfg = cfg
-        self.workdir = _workdir(workdir)
         self._runner = runner
         self._timeout = timeout
 
     def command(self, text: str, out: Path) -> list[str]:
-        spoken = clean_text(text, self.cfg.max_chars)
         return ["espeak-ng", "-v", self.cfg.espeak_voice, "-s", str(self.cfg.words_per_minute),
-                "-w", str(out), "--", spoken]
+                "-p", str(self.cfg.pitch), "-w", str(out), "--", spoken(text, self.cfg.max_chars)]
 
-    def synthesize(self, text: str) -> Path:
-        if not clean_text(text, self.cfg.max_chars):
-            raise MediaError("nothing to say: the text is empty after cleaning")
-        out = _out_file(self.workdir, ".wav")
+    def synthesize(self, text: str, workdir: Path) -> Path:
+        said = spoken(text, self.cfg.max_chars)  # nothing to say: no file made
+        out = out_file(workdir, ".wav")
         try:
-            run_tool(self.command(text, out), timeout=self._timeout, runner=self._runner)
+            run_tool(self.command(said, out), timeout=self._timeout, runner=self._runner)
         except MediaError:
             out.unlink(missing_ok=True)
             raise
