@@ -15,6 +15,8 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     POST /show     {"text": "..."}     text on screen
     POST /chat     {"message": "..."}  a line in the agent's own chat
     POST /stop     {}                  stream/stop, then exit
+    GET  /events   Server-Sent Events: chat, tips, trades, follows, viewers, state, speech, replies
+    POST /reply    {"message_id": "...", "text": "..."}  answer a given chat message
     POST /go_live  {"wait_s": 60}      start the stream when standing by (control.autostart false)
     GET  /chat?since=ID&limit=N        chat from the event feed, with viewer names and ids
     GET  /viewers?limit=N              the viewers the agent remembers
@@ -41,21 +43,23 @@ import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import requests
 
-from ..errors import ApplianceError, InputError
+from ..errors import ApplianceError, InputError, NotFoundError
 from ..files import StateLayout, write_json
 from . import console
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import render_values
+from .events import EventBus, parse_last_event_id, sse_stream
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
 MAX_TEXT = 2000
+MAX_EVENT_STREAMS = 8
 REQUEST_TIMEOUT_S = 10.0  # every read and write on a control connection (a client that stalls is dropped)
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -71,6 +75,7 @@ class Commands(Protocol):
     def scene(self, name: str) -> dict[str, Any]: ...
     def voice(self, **options: Any) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
+    def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
 
 def body_length(headers: Any) -> tuple[int | None, int, str]:
@@ -101,10 +106,14 @@ class Extras:
     preview_fps: float = 1.0
 
 
-def _handler(commands: Commands, token: str, request_timeout_s: float = REQUEST_TIMEOUT_S,
-             extras: Extras | None = None) -> type[BaseHTTPRequestHandler]:
+def _handler(commands: Commands, token: str, bus: EventBus | None = None,
+             closing: threading.Event | None = None,
+             request_timeout_s: float = REQUEST_TIMEOUT_S, extras: Extras | None = None) -> type[BaseHTTPRequestHandler]:
+    streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
+    closing = closing or threading.Event()
     extras = extras or Extras()
-    # the text routes a controller has (a held or minimal one has fewer: the rest answer 404)
+    # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
+    voice, reply = (getattr(commands, name, None) for name in ("voice", "reply"))
     posts: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
         path: (key, getattr(commands, name)) for path, key, name in (
             ("/say", "text", "say"), ("/show", "text", "show"), ("/chat", "message", "chat"),
@@ -227,7 +236,32 @@ def _handler(commands: Commands, token: str, request_timeout_s: float = REQUEST_
                 return self._send(200, found[0], found[1])
             if path == "/console/state" and extras.sessions is not None:
                 return self._send(200, self._console_state())
+            if path == "/events" and bus is not None:
+                return self._events()
             return self._send(404, {"error": f"no endpoint GET {path}"})
+
+        def _events(self) -> None:
+            """Server-Sent Events until the client goes or the server closes."""
+            query = parse_qs(urlsplit(self.path).query)
+            last = parse_last_event_id(self.headers.get("Last-Event-ID")
+                                       or (query.get("last_event_id") or [None])[0])
+            kinds = [k for part in query.get("kinds", []) for k in part.split(",") if k] or None
+            if not streams.acquire(blocking=False):
+                return self._send(503, {"error": f"at most {MAX_EVENT_STREAMS} event streams at once"})
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("X-Accel-Buffering", "no")
+                self.end_headers()
+                for chunk in sse_stream(bus, last, closing=closing, kinds=kinds):  # type: ignore[arg-type]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass  # the client went away
+            finally:
+                streams.release()
+                self.close_connection = True
 
         def _login(self) -> None:
             session = extras.sessions.redeem(self._query().get("ticket")) if extras.sessions else None
@@ -298,8 +332,10 @@ def _handler(commands: Commands, token: str, request_timeout_s: float = REQUEST_
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
-                if path == "/voice" and hasattr(commands, "voice"):
-                    return self._send(200, commands.voice(**_typed(body, VOICE_OPTIONS)))
+                if path == "/reply" and reply is not None:
+                    return self._send(200, reply(*_reply_fields(body)))
+                if path == "/voice" and voice is not None:
+                    return self._send(200, voice(**_typed(body, VOICE_OPTIONS)))
                 if path == "/console/ticket" and extras.sessions is not None:
                     return self._send(200, {"path": f"/console/login?ticket={extras.sessions.ticket()}",
                                             "expires_s": console.TICKET_TTL_S})
@@ -320,6 +356,8 @@ def _handler(commands: Commands, token: str, request_timeout_s: float = REQUEST_
                 return self._send(202 if result.get("queued") else 200, result)
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
+            except NotFoundError as exc:
+                return self._send(404, {"error": exc.message})
             except InputError as exc:
                 return self._send(400, {"error": exc.message})
             except ApplianceError as exc:
@@ -368,11 +406,14 @@ class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
     def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S, session_hours: float | None = None,
-                 mcp: bool = False, notifications: Path | None = None, preview_fps: float = 1.0) -> None:
-        """``session_hours``: serve the console (its logins last this long); ``mcp``: serve the
-        MCP tools at /mcp (``commands`` must then be an :class:`appliance.control.mcp.Operator`)."""
+                 bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 session_hours: float | None = None, mcp: bool = False, notifications: Path | None = None,
+                 preview_fps: float = 1.0) -> None:
+        """``bus``: serve ``/events``; ``session_hours``: serve the console (its logins last this
+        long); ``mcp``: serve the MCP tools at /mcp (``commands`` must then be an
+        :class:`appliance.control.mcp.Operator`)."""
         self.token = secrets.token_urlsafe(32)
+        self.closing = threading.Event()
         self.extras = Extras(notifications=notifications, preview_fps=preview_fps)
         if session_hours is not None:
             self.extras.sessions = console.Sessions(lifetime_s=session_hours * 3600)
@@ -382,8 +423,8 @@ class ControlServer:
             from .mcp import build_server
             app = build_server(commands).streamable_http_app(json_response=True, stateless_http=True)  # type: ignore[arg-type]
             self.extras.bridge = AsgiBridge(app, name="mcp")
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
-                                         _handler(commands, self.token, request_timeout_s, self.extras))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(
+            commands, self.token, bus, self.closing, request_timeout_s, self.extras))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json
@@ -401,6 +442,7 @@ class ControlServer:
         return self
 
     def close(self) -> None:
+        self.closing.set()  # ends open event streams
         self.httpd.shutdown()
         self.httpd.server_close()
         if self.extras.history is not None:
@@ -412,6 +454,21 @@ class ControlServer:
                 self.info_path.unlink()
         except (OSError, ValueError):
             pass
+
+
+def _reply_fields(body: dict[str, Any]) -> tuple[str, str, list[str] | None]:
+    """``POST /reply``'s body: message_id, text, and optional routes."""
+    message_id, text, routes = body.get("message_id"), body.get("text"), body.get("routes")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 200:
+        raise InputError("'message_id' must be the id of a chat event (a non-empty string)")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("'text' must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise InputError(f"'text' longer than {MAX_TEXT} characters")
+    if routes is not None and (not isinstance(routes, list)
+                               or not all(r in ("chat", "voice", "caption") for r in routes) or not routes):
+        raise InputError("'routes' must be a list of chat, voice, caption")
+    return message_id, text, routes
 
 
 @dataclass
