@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +43,17 @@ def test_frames_follow_the_display_and_the_grabber_stops_when_idle(xvfb_display:
             window.wait()
         assert preview.running
         wait_until(lambda: not preview.running, 8, "the idle grabber to stop")
-        assert preview.frame(10)[1].startswith(b"\xff\xd8")  # asked again: starts again
+        # asked again: starts again, and never hands out the frame from before it stopped
+        window = subprocess.Popen(["xterm", "-display", xvfb_display, "-geometry", "40x10+300+200", "-bg", "red",
+                                   "-e", "sleep 30"], env=env)
+        try:
+            time.sleep(1.0)
+            n, again = preview.frame(10)
+            assert again != first and preview.running
+            assert preview.frame(5, newer_than=n)[0] > n  # and it goes on
+        finally:
+            window.kill()
+            window.wait()
     finally:
         preview.close()
     assert not preview.running

@@ -91,6 +91,7 @@ class Preview:
             return self._frame_no, self._frame
 
     def _start(self) -> None:
+        self._frame = None  # a frame from before the grabber stopped is not "now"
         try:
             self._proc = self.popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, env=self.env, preexec_fn=parent_death_preexec())
