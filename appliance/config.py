@@ -507,11 +507,11 @@ class ControlConfig(_Model):
 class TerminalConfig(_Model):
     """The on-screen terminal: a tmux session in the content window (the log in one pane, a
     shell in the other) that the operator drives through the console or the MCP tool
-    ``terminal``. Viewers' chat never reaches it: no chat brain may use it unless listed here."""
+    ``terminal`` (control token or console session). Viewers' chat never reaches it: no chat
+    brain is given it (none of today's brains can call tools; README: The on-screen terminal)."""
 
     shell: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/bin/bash"
     log_percent: Annotated[int, Field(ge=10, le=90)] = 45          # the log pane's share of the height
-    brains: list[Literal["host", "llm", "command", "webhook", "external"]] = Field(default_factory=list)
 
 
 class RecoveryConfig(_Model):

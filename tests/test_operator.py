@@ -126,8 +126,13 @@ def test_mcp_over_stdio_goes_live_reads_replies_and_says(app: LiveAppliance) -> 
             viewers = structured(await client.call_tool("viewers", {}))
             assert any(v["name"] == "stdioviewer" for v in viewers["viewers"])
             screen = structured(await client.call_tool("terminal", {"text": "echo mcp-$((40+2))"}))
-            wait_until(lambda: "mcp-42" in app.cli("terminal", "--lines", "20"), 5, "the command's output")
+            def pane() -> str | None:
+                text = app.cli("terminal", "--lines", "60")
+                return text if "mcp-42" in text else None
+            shell = wait_until(pane, 5, "the command's output")
             assert "screen" in screen
+            # viewers' chat is shown (log pane) but never typed into the shell pane
+            assert "stdioviewer" not in shell and "what are you building" not in shell
     asyncio.run(run())
 
 

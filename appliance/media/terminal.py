@@ -9,7 +9,8 @@ is the only way in: the console and the MCP tool ``terminal`` call :meth:`Termin
 allow-list: Enter, C-c, Up, ...) and :meth:`Terminal.read` (the pane's text).
 
 Who may call it is decided above this module: the operator (control token or console
-session). Chat brains never get it unless ``terminal.brains`` names them (default none).
+session). The only :class:`Terminal` of a running controller lives in its control commands;
+no chat brain is handed one, so viewers' chat can never type into the shell.
 """
 
 from __future__ import annotations
