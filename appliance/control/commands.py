@@ -228,7 +228,7 @@ class OperatorCommands(LiveCommands):
     def scenes(self) -> tuple[list[str], str | None]:
         if self.speaker is None:
             return [], None
-        return self.speaker.scenes(), getattr(self.speaker.scene, "scene", None)
+        return self.speaker.scenes(), self.speaker.scene.snapshot().scene
 
 
 def chat_item(event: Any) -> dict[str, Any]:

@@ -91,6 +91,8 @@ function nextFrame() {
 function setState(state) {
   const b = $("state");
   b.textContent = state; b.className = "badge " + state;
+  $("go-live").disabled = !["waiting", "init", "credentials", "verification", "skill_check"].includes(state);
+  $("stop").disabled = ["stopping", "stopped", "failed"].includes(state);
 }
 function spark(values) {
   const nums = values.map((v) => (typeof v === "number" ? v : null));
