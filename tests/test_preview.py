@@ -57,3 +57,24 @@ def test_frames_follow_the_display_and_the_grabber_stops_when_idle(xvfb_display:
     finally:
         preview.close()
     assert not preview.running
+
+
+def test_a_grabber_started_by_a_short_lived_thread_outlives_it(xvfb_display: str) -> None:
+    """The console's frames are asked for by HTTP request threads that end at once; the
+    grabber's parent-death signal is tied to the thread that forked it, so one started by the
+    request's thread died with it and every request waited ~2 s for a new one (it failed before)."""
+    import threading
+    env = {k: v for k, v in os.environ.items() if k != "XAUTHORITY"}
+    preview = Preview(xvfb_display, fps=2, width=320, idle_s=10, env=env)
+    try:
+        got: list = []
+        asker = threading.Thread(target=lambda: got.append(preview.frame(10)))
+        asker.start()
+        asker.join()
+        time.sleep(1.5)
+        assert preview.running, "the grabber died with the thread that started it"
+        t0 = time.monotonic()
+        n, _ = preview.frame(5, newer_than=got[0][0])
+        assert n > got[0][0] and time.monotonic() - t0 < 1.5
+    finally:
+        preview.close()

@@ -62,6 +62,7 @@ class Preview:
         self._frame_no = 0
         self._asked = 0.0
         self._closed = False
+        self._error = ""
 
     def command(self) -> list[str]:
         return ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "x11grab", "-draw_mouse", "0",
@@ -91,16 +92,29 @@ class Preview:
             return self._frame_no, self._frame
 
     def _start(self) -> None:
+        """Start the grabber from a thread of its own that lives as long as it: the parent-death
+        signal is tied to the thread that forks, and the caller is often an HTTP request's
+        thread, which ends at once (the grabber died with each request before)."""
         self._frame = None  # a frame from before the grabber stopped is not "now"
+        self._error = ""
+        started = threading.Event()
+        threading.Thread(target=self._run, args=(started,), name="preview-read", daemon=True).start()
+        started.wait(10)
+        if self._proc is None or self._error:
+            raise MediaError(f"cannot start the preview's ffmpeg: {self._error or 'no answer'}")
+        threading.Thread(target=self._watch, args=(self._proc,), name="preview-idle", daemon=True).start()
+        log.info("preview of %s started (%g fps, %d px wide)", self.display, self.fps, self.width)
+
+    def _run(self, started: threading.Event) -> None:
         try:
             self._proc = self.popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, env=self.env, preexec_fn=parent_death_preexec())
         except OSError as exc:
-            raise MediaError(f"cannot start the preview's ffmpeg: {exc.strerror}") from None
-        proc = self._proc
-        threading.Thread(target=self._read, args=(proc,), name="preview-read", daemon=True).start()
-        threading.Thread(target=self._watch, args=(proc,), name="preview-idle", daemon=True).start()
-        log.info("preview of %s started (%g fps, %d px wide)", self.display, self.fps, self.width)
+            self._proc, self._error = None, exc.strerror or str(exc)
+            return
+        finally:
+            started.set()
+        self._read(self._proc)
 
     def _read(self, proc: "subprocess.Popen[bytes]") -> None:
         buffer = b""
