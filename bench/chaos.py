@@ -263,14 +263,6 @@ class Chaos:
         self.commenting = threading.Event()
 
     # -- set-up ----------------------------------------------------------------------------------
-    @staticmethod
-    def _display() -> str:
-        """A free display number handed over to the tree: `appliance up` pinned to a number
-        reserves it itself and refuses one this process still holds."""
-        display = free_display(range(300, 400))
-        release_display(display)
-        return display
-
     def setup(self, sb: Sandbox) -> Orchestrator:
         body = {"agent_name": AGENT, "agent_description": "chaos bench", "wallet_address": WALLET,
                 "image_url": "https://example.com/a.png", "ticker": "CHAOS"}
@@ -285,6 +277,9 @@ class Chaos:
                                             wallet_address=WALLET, ticker="CHAOS"))
         self.decoy = Decoy(self.token)
         config = self.work / "appliance.yaml"
+        # a display nobody uses, handed over: every `appliance up` of the run pins and reserves it
+        display = free_display(range(300, 400))
+        release_display(display)
         config.write_text(yaml.safe_dump({
             "agent": {"name": AGENT, "description": "chaos bench", "image_url": "https://example.com/a.png",
                       "wallet_address": WALLET, "ticker": "CHAOS"},
@@ -293,7 +288,7 @@ class Chaos:
             "paths": {"credentials": str(creds), "state_dir": str(self.work / "state")},
             # min_speed 0.5: on a shared machine a busy minute must not add speed restarts the
             # schedule did not ask for (they would count against the budget all the same)
-            "stream": {"display": self._display(), "width": self.args.width,
+            "stream": {"display": display, "width": self.args.width,
                        "height": self.args.height, "status_poll_s": 2, "min_speed": 0.5},
             "chat": {"poll_s": 2, "quiet_poll_s": 3},
             "notify": {"webhook_url": f"{self.decoy.url}/hook"},

@@ -89,6 +89,12 @@ class QuietCommands:
     def stop(self):
         return {"stopping": True}
 
+    def scene(self, name):
+        return {"scene": name}
+
+    def voice(self, body):
+        return {"voice": body}
+
 
 def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
     """Send ``head`` as it is; everything the server answers before it closes (or ``wait`` passes)."""
