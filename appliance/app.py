@@ -9,14 +9,16 @@ import os
 import signal
 import socket
 import threading
-from typing import Any
+from typing import Any, Callable
 
+from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
 from .control.commands import LiveCommands
+from .control.events import Event, EventBus
 from .files import ensure_private_dir
 from .live.lifecycle import Lifecycle
-from .notify import Notifier
+from .notify import Notifier, StreamWatch
 from .retake.client import RetakeClient
 from .state import StateStore
 
@@ -41,6 +43,42 @@ def media_identity(settings: Settings) -> tuple[object, object]:
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
 
 
+def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
+    """Values of the environment variables the config names for keys: never in a prompt or a post."""
+    environ = os.environ if environ is None else environ
+    names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
+    if settings.chat.webhook is not None:
+        names += list(settings.chat.webhook.headers_env.values())
+    return [environ[n] for n in names if environ.get(n)]
+
+
+SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publishes these itself
+
+
+def reply_outputs(show: Any) -> dict[str, Callable[[str, str], None]]:
+    """Where a reply may go besides chat (``chat.reply_routes``): the show's speech queue
+    (``show.speak``: never blocks; ``priority`` is reply or proactive) and its caption bar."""
+    outputs: dict[str, Callable[[str, str], None]] = {"caption": lambda text, priority="reply": show.caption(text)}
+    if show.voice is not None:
+        outputs["voice"] = lambda text, priority="reply": show.speak(text, priority=priority)
+    return outputs
+
+
+def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
+    """The chat's events (chat, tip, trade, follow, answering, reply, viewers, state) reach
+    ``show.on_event`` (the scene's chat panel, marked line, own lines, stats). The show's own
+    speech events are already on the bus (they came from it): not sent back. A reply that did
+    not go to chat (voice or caption only) is not a chat line: it only ends the marked line."""
+    def deliver(event: Event) -> None:
+        if event.kind.startswith(SHOW_OWN_EVENTS):
+            return
+        if event.kind == "reply" and "chat" not in (event.data.get("routes") or ["chat"]):
+            show.on_event("answering", {"ids": []})
+            return
+        show.on_event(event.kind, dict(event.data))
+    return bus.subscribe(deliver)
+
+
 def run_live(settings: Settings) -> int:
     from .media.audio import ensure_sink, pulse_available
     from .media.content import ContentLog
@@ -56,19 +94,28 @@ def run_live(settings: Settings) -> int:
     pulse = settings.stream.audio_source == "pulse" and pulse_available()
     if pulse:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
-    show = start_show(settings, pulse=pulse)  # scene, voice, captions (show.speak / show.caption)
+    bus = EventBus()
+    # scene, voice, captions (show.speak / show.caption); the speech queue's utterance_* and
+    # sentence_* events come back to the bus through forward
+    show = start_show(settings, pulse=pulse, forward=bus.publish)
+    connect_show(bus, show)
     encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()
+    notifier = Notifier(settings)
+    bus.subscribe(StreamWatch(notifier, settings))
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
+                        secrets=lambda: [server.token, *config_secrets(settings)],
+                        viewers=lambda: lifecycle.metrics.viewers)
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
-                          notifier=Notifier(settings), state=store, stop_event=stop,
-                          content=content.write, on_chat=show.on_event,
-                          progress=lambda line: print(line, flush=True),
-                          media_identity=lambda: media_identity(settings))
+                          notifier=notifier, state=store, stop_event=stop,
+                          content=content.write, progress=lambda line: print(line, flush=True),
+                          media_identity=lambda: media_identity(settings), chat_services=chat,
+                          on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
     show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
     commands = LiveCommands(lifecycle, speaker=show, content=content, encoder=encoder)
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port).start()
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus).start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -83,5 +130,6 @@ def run_live(settings: Settings) -> int:
         overlays.stop()
         server.close()
         show.close()
+        notifier.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

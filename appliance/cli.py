@@ -35,7 +35,8 @@ HELP = {
     "fleet": "Run one container per *.yaml in a folder (docker/podman), or render Kubernetes manifests for them.",
     "say": "Speak TEXT on stream (TTS into the sound sink; the encoder keeps running).",
     "show": "Show TEXT on screen (the content window).",
-    "chat": "Post MESSAGE in the agent's own chat.",
+    "chat": "Post MESSAGE in the agent's own chat; with --to NAME, in another streamer's chat.",
+    "viewers": "List the viewers the agent remembers (first/last seen, messages, tips, trades, notes).",
     "scene": "Switch the on-screen scene to NAME (live, starting, brb, ending, or a template of yours).",
     "voice": "Control the voice: --flush the queue, --interrupt the current line, --volume PERCENT, --mute/--unmute.",
 }
@@ -153,6 +154,36 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict | None
     return 0
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    if not args.to:
+        return _control(args, "POST", "/chat", {"message": args.message})
+    from .chat.cross import chat_in_stream
+    from .credentials import resolve_credentials
+    from .retake.client import RetakeClient
+    settings = _settings(args)
+    token = resolve_credentials(settings).require_token()
+    target, message_id = chat_in_stream(RetakeClient(settings.retake).with_token(token), args.to, args.message,
+                                        secrets=[token.reveal()])
+    print(f"posted in {target.username or args.to}'s chat (userDbId {target.streamer_id}, message {message_id or '-'})")
+    return 0
+
+
+def cmd_viewers(args: argparse.Namespace) -> int:
+    from .chat.memory import list_viewers
+    rows = list_viewers(_settings(args).layout.memory_db, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no viewers remembered yet")
+        return 0
+    print(f"{'name':<24} {'first seen':<17} {'last seen':<17} {'msgs':>5} {'tips SOL':>9} {'trades':>6} {'streams':>7} notes")
+    for r in rows:
+        print(f"{r['name'][:24]:<24} {r['first_seen'][:16]:<17} {r['last_seen'][:16]:<17} {r['messages']:>5} "
+              f"{r['tips_sol']:>9g} {r['trades']:>6} {r['sessions']:>7} {r['notes']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance", description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -187,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("text")
     p.add_argument("--wait", action="store_true", help="return when it has been spoken (default: once queued)")
     add("show", lambda a: _control(a, "POST", "/show", {"text": a.text})).add_argument("text")
-    add("chat", lambda a: _control(a, "POST", "/chat", {"message": a.message})).add_argument("message")
+    p = add("chat", cmd_chat)
+    p.add_argument("--to", metavar="NAME", help="another streamer's name: post in their stream instead")
+    p.add_argument("message")
+    p = add("viewers", cmd_viewers)
+    p.add_argument("--limit", type=int, default=50, help="how many, most recently seen first (default 50)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     add("scene", lambda a: _control(a, "POST", "/scene", {"name": a.name})).add_argument("name")
     p = add("voice", lambda a: _control(a, "POST", "/voice", {
         "flush": a.flush, "interrupt": a.interrupt, "volume": a.volume, "mute": a.mute}))

@@ -35,6 +35,10 @@ class InputError(ApplianceError):
     exit_code = 2
 
 
+class NotFoundError(InputError):
+    """Operator input names something that does not exist (the control API answers 404)."""
+
+
 class CredentialsError(ApplianceError):
     """Credentials are missing, unreadable or would be overwritten."""
 

@@ -128,6 +128,11 @@ class StateLayout:
         return self.root / "rehearsal"
 
     @property
+    def memory_db(self) -> Path:
+        """SQLite (WAL): viewer memory and the chat journal (what was read, what was answered)."""
+        return self.root / "memory.sqlite3"
+
+    @property
     def rehearsal_config(self) -> Path:
         """The config a rehearsal runs with: the user's, pointed at the sandbox."""
         return self.rehearsal / "appliance.yaml"

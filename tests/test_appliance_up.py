@@ -106,7 +106,9 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
 
         # speech into the sink while the encoder keeps running
         control = ControlClient.from_state(base / "state")
-        time.sleep(1.0)
+        # at least 2.5 s of the stream before speech, to check it was silent (a reply over
+        # Socket.IO can come back within 0.1 s of going live, so waiting for it is no delay)
+        time.sleep(max(1.0, publish_at + 2.5 - time.time()))
         speak_at = time.time()
         spoken = control.call("POST", "/say", {"text": "Hello viewers, this is the appliance speaking on stream.",
                                                "wait": True})  # blocking, as scripts may ask

@@ -264,11 +264,15 @@ def test_chat_loop_answers_exactly_the_messages_that_deserve_it(sandbox, tmp_pat
     for _ in range(3):
         loop.poll_once()
     replies = agent_replies(sandbox, me, before)
-    assert len(replies) == 4, replies  # alice, bob and the two anonymous viewers; nothing for ghost or us
+    # alice, bob and the two anonymous viewers are answered; nothing for ghost or us. The chat may
+    # greet several new viewers in one line (a burst is coalesced), so count answers, then names.
+    states = loop.journal.counts()
+    assert states.get("answered") == 4 and not states.get("new") and not states.get("replying"), (states, replies)
+    assert 2 <= len(replies) <= 4, replies
     assert not any("ghost" in r or "our own line" in r for r in replies)
     assert sum("alice" in r for r in replies) == 1 and sum(r.startswith("bob") for r in replies) == 1
     if shape == "flat_v1":  # no wallet in that shape: both anonymous viewers are "viewer"
-        assert sum("viewer" in r for r in replies) == 2
+        assert any("viewer" in r for r in replies)
     else:
         assert [sum(short_wallet(w) in r for r in replies) for w in (W1, W2)] == [1, 1]
 

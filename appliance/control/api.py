@@ -15,6 +15,8 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     POST /show     {"text": "..."}     text on screen
     POST /chat     {"message": "..."}  a line in the agent's own chat
     POST /stop     {}                  stream/stop, then exit
+    GET  /events   Server-Sent Events: chat, tips, trades, follows, viewers, state, speech, replies
+    POST /reply    {"message_id": "...", "text": "..."}  answer a given chat message
 """
 
 from __future__ import annotations
@@ -28,17 +30,20 @@ import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import requests
 
-from ..errors import ApplianceError, InputError
+from ..errors import ApplianceError, InputError, NotFoundError
 from ..files import StateLayout, write_json
+from .events import EventBus, parse_last_event_id, sse_stream
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
 MAX_TEXT = 2000
+MAX_EVENT_STREAMS = 8
 REQUEST_TIMEOUT_S = 10.0  # every read and write on a control connection (a client that stalls is dropped)
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -54,6 +59,7 @@ class Commands(Protocol):
     def scene(self, name: str) -> dict[str, Any]: ...
     def voice(self, **options: Any) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
+    def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
 
 def body_length(headers: Any) -> tuple[int | None, int, str]:
@@ -73,12 +79,17 @@ def body_length(headers: Any) -> tuple[int | None, int, str]:
     return length, 200, ""
 
 
-def _handler(commands: Commands, token: str,
+def _handler(commands: Commands, token: str, bus: EventBus | None = None,
+             closing: threading.Event | None = None,
              request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
+    streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
+    closing = closing or threading.Event()
+    # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
+    scene, voice, reply = (getattr(commands, name, None) for name in ("scene", "voice", "reply"))
     posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
         "/say": ("text", commands.say), "/show": ("text", commands.show),
         "/chat": ("message", commands.chat),
-        "/scene": ("name", commands.scene),
+        **({"/scene": ("name", scene)} if scene is not None else {}),
     }
     # options some POST routes take besides their text (name -> type); anything else is ignored
     options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
@@ -122,7 +133,32 @@ def _handler(commands: Commands, token: str,
                 return self._send(200, commands.status())
             if path == "/metrics":
                 return self._send(200, commands.metrics(), "text/plain; version=0.0.4")
+            if path == "/events" and bus is not None:
+                return self._events()
             return self._send(404, {"error": f"no endpoint GET {path}"})
+
+        def _events(self) -> None:
+            """Server-Sent Events until the client goes or the server closes."""
+            query = parse_qs(urlsplit(self.path).query)
+            last = parse_last_event_id(self.headers.get("Last-Event-ID")
+                                       or (query.get("last_event_id") or [None])[0])
+            kinds = [k for part in query.get("kinds", []) for k in part.split(",") if k] or None
+            if not streams.acquire(blocking=False):
+                return self._send(503, {"error": f"at most {MAX_EVENT_STREAMS} event streams at once"})
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("X-Accel-Buffering", "no")
+                self.end_headers()
+                for chunk in sse_stream(bus, last, closing=closing, kinds=kinds):  # type: ignore[arg-type]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass  # the client went away
+            finally:
+                streams.release()
+                self.close_connection = True
 
         def do_POST(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
@@ -146,8 +182,10 @@ def _handler(commands: Commands, token: str,
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
-                if path == "/voice":
-                    return self._send(200, commands.voice(**_typed(body, VOICE_OPTIONS)))
+                if path == "/reply" and reply is not None:
+                    return self._send(200, reply(*_reply_fields(body)))
+                if path == "/voice" and voice is not None:
+                    return self._send(200, voice(**_typed(body, VOICE_OPTIONS)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
@@ -160,6 +198,8 @@ def _handler(commands: Commands, token: str,
                 return self._send(202 if result.get("queued") else 200, result)
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
+            except NotFoundError as exc:
+                return self._send(404, {"error": exc.message})
             except InputError as exc:
                 return self._send(400, {"error": exc.message})
             except ApplianceError as exc:
@@ -190,9 +230,11 @@ class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
     def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.token = secrets.token_urlsafe(32)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(commands, self.token, request_timeout_s))
+        self.closing = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
+                                         _handler(commands, self.token, bus, self.closing, request_timeout_s))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json
@@ -206,6 +248,7 @@ class ControlServer:
         return self
 
     def close(self) -> None:
+        self.closing.set()  # ends open event streams
         self.httpd.shutdown()
         self.httpd.server_close()
         try:
@@ -213,6 +256,21 @@ class ControlServer:
                 self.info_path.unlink()
         except (OSError, ValueError):
             pass
+
+
+def _reply_fields(body: dict[str, Any]) -> tuple[str, str, list[str] | None]:
+    """``POST /reply``'s body: message_id, text, and optional routes."""
+    message_id, text, routes = body.get("message_id"), body.get("text"), body.get("routes")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 200:
+        raise InputError("'message_id' must be the id of a chat event (a non-empty string)")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("'text' must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise InputError(f"'text' longer than {MAX_TEXT} characters")
+    if routes is not None and (not isinstance(routes, list)
+                               or not all(r in ("chat", "voice", "caption") for r in routes) or not routes):
+        raise InputError("'routes' must be a list of chat, voice, caption")
+    return message_id, text, routes
 
 
 @dataclass

@@ -64,6 +64,12 @@ class LiveCommands:
             "chat_messages_in_total": ("viewer messages handled", data.messages_in),
             "chat_messages_out_total": ("messages sent", data.messages_out),
             "chat_lag_seconds": ("age of the newest viewer message when handled", chat.lag_s if chat else None),
+            "chat_replies_total": ("replies the brains sent", chat.stats.answered if chat else None),
+            "chat_proactive_total": ("proactive lines said in quiet moments", chat.stats.proactive if chat else None),
+            "chat_refused_total": ("texts the outgoing filter refused (a secret in them)", chat.outbox.refused if chat else None),
+            "chat_rate_capped_total": ("texts held back by the global rate cap", chat.outbox.capped if chat else None),
+            "chat_socket_connected": ("1 while the Socket.IO client is in the chat rooms",
+                                      int(chat.socket.joined.is_set()) if chat and chat.socket else None),
             "encoder_fps": ("encoder frames per second", getattr(stats, "fps", None)),
             "encoder_speed": ("encoder speed (1.0 = real time)", getattr(stats, "speed", None)),
             "encoder_dropped_frames_total": ("frames dropped by the encoder", getattr(stats, "drop_frames", None)),
@@ -135,6 +141,11 @@ class LiveCommands:
         if not self.lc.chat.send(message):
             raise ApplianceError("the platform did not take the message; see the log")
         return {"sent": True}
+
+    def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> dict[str, Any]:
+        if self.lc.chat is None:
+            raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+        return self.lc.chat.reply_to(message_id, text, routes)
 
     def stop(self) -> dict[str, Any]:
         self.lc.request_stop()

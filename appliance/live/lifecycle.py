@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
-from ..chat import ChatLoop, OfflineResponder, Responder
+from ..chat import ChatLoop, ChatServices, Responder
 from ..config import Settings
 from ..credentials import (ENV_TOKEN, Credentials, Secret, resolve_credentials, save_credentials,
                           update_token_info)
@@ -140,6 +140,8 @@ class Lifecycle:
     def __init__(self, settings: Settings, *, client: RetakeClient, encoder: EncoderLike,
                  capture: Callable[[], bytes], notifier: Notifier, state: StateStore,
                  stop_event: threading.Event | None = None, responder: Responder | None = None,
+                 chat_services: ChatServices | None = None,
+                 on_state: Callable[[str, str], None] = lambda state, detail: None,
                  content: Callable[[str], None] = lambda line: None,
                  on_chat: Callable[[str, dict[str, object]], None] = lambda kind, data: None,
                  progress: Callable[[str], None] = print,
@@ -156,9 +158,13 @@ class Lifecycle:
         self.notifier = notifier
         self.store = state
         self.stop_event = stop_event or threading.Event()
-        self.responder = responder or OfflineResponder()
+        self.responder = responder  # None: the brain chat.responder names
+        self.chat_services = chat_services
+        self.on_state = on_state
         self.content = content
-        self.on_chat = on_chat  # ("chat", {id, kind, text, user: {name}}) / ("sent", {text}): the scene's chat panel
+        # ("chat", {id, kind, text, user: {name}}) / ("sent", {text}) for a caller without the chat's
+        # event bus (app.py feeds the show from the bus: chat, answering, reply, viewers)
+        self.on_chat = on_chat
         self.progress = progress
         self.media_identity = media_identity  # changes when the display (or sink) server restarts
         self._media_at_start: object = None
@@ -191,6 +197,7 @@ class Lifecycle:
         line = f"[{now - self._t0:6.1f}s] {old.value} done in {took:.2f}s -> {new.value}"
         self.progress(line + (f": {detail}" if detail else ""))
         log.info("state %s -> %s%s", old.value, new.value, f" ({detail})" if detail else "")
+        self.on_state(new.value, detail)
 
     def _wait(self, seconds: float) -> None:
         if self.stop_event.wait(max(0.0, seconds)):
@@ -332,6 +339,8 @@ class Lifecycle:
         self._enter(State.RTMP)
         rtmp: RtmpCredentials = self.client.rtmp()
         self._enter(State.STREAM_START, f"fresh RTMP key from {rtmp.url}")
+        if self.chat is not None:
+            self.chat.baseline()  # before stream/start: the first viewer's message is never history
         if not self._stream_start():
             raise MediaError("the restart budget is spent")  # a 409 handler spent it meanwhile: recover waits
         self._enter(State.ENCODER_START)
@@ -570,6 +579,10 @@ class Lifecycle:
         self.chat = ChatLoop(self.client, self.settings.chat, user_db_id=self.creds.userDbId,
                              agent_name=self.creds.agent_name, state=self.store,
                              responder=self.responder, stop_event=self.stop_event,
+                             agent_wallet=self.creds.wallet_address,
+                             agent_description=self.settings.agent.description,
+                             services=self.chat_services,
+                             secrets=lambda creds=self.creds: [creds.access_token.reveal()],
                              on_message=self._chat_in, on_sent=self._chat_out,
                              on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                              clock=self.clock)

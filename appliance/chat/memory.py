@@ -1,0 +1,322 @@
+"""Viewer memory: who watched, when, what they said and gave — in SQLite on the state volume.
+
+One file (``StateLayout.memory_db``, mode 600, WAL) holds two things that must agree after a
+crash, so they commit together: the viewers (:class:`ViewerMemory`, here) and the chat journal
+(:mod:`.journal`: what was read, what was answered). WAL with ``synchronous=NORMAL``: a committed
+transaction survives the process being killed (SIGKILL); a power cut may lose the last few,
+which the journal's recovery tolerates (it checks the platform's history before re-sending).
+
+Everything is bounded: at most ``chat.memory.max_viewers`` viewers (least recently seen pruned
+first), ``max_notes_per_viewer`` notes each, ``journal_rows`` read comments.
+
+A viewer's key is the wallet when the platform gives one (both comment shapes do), else the
+platform user id, else the name: so one person stays one row whichever path their message took.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..config import MemoryConfig
+from ..files import ensure_private_dir
+from ..retake.normalize import Comment
+from ..sanitize import clean_text
+
+log = logging.getLogger("appliance.memory")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS viewers (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, user_id TEXT NOT NULL DEFAULT '',
+    wallet TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 0, tips INTEGER NOT NULL DEFAULT 0,
+    tips_sol REAL NOT NULL DEFAULT 0, trades INTEGER NOT NULL DEFAULT 0,
+    trades_usd REAL NOT NULL DEFAULT 0, follows INTEGER NOT NULL DEFAULT 0,
+    sessions INTEGER NOT NULL DEFAULT 0, last_session TEXT NOT NULL DEFAULT '',
+    last_text TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS viewers_last_seen ON viewers(last_seen);
+CREATE TABLE IF NOT EXISTS notes (viewer TEXT NOT NULL, at REAL NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notes_viewer ON notes(viewer, at);
+CREATE TABLE IF NOT EXISTS said (text TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY, received REAL NOT NULL, state TEXT NOT NULL, source TEXT NOT NULL,
+    viewer TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '{}', reply INTEGER,
+    fp TEXT, ts REAL, seq INTEGER, twin_of TEXT);
+CREATE INDEX IF NOT EXISTS inbox_state ON inbox(state, received);
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received);
+CREATE TABLE IF NOT EXISTS outbox (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, text TEXT NOT NULL,
+    to_ids TEXT NOT NULL DEFAULT '[]', routes TEXT NOT NULL DEFAULT '["chat"]',
+    brain TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT, sent REAL);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state);
+CREATE INDEX IF NOT EXISTS outbox_message ON outbox(message_id);
+"""
+# columns added since the first schema (added to an older file by ChatDb) and their indexes
+ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT"))}
+ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS inbox_fp ON inbox(fp);
+CREATE INDEX IF NOT EXISTS inbox_seq ON inbox(seq);
+CREATE INDEX IF NOT EXISTS inbox_twin ON inbox(twin_of);
+"""
+
+
+class ChatDb:
+    """The SQLite file: one connection shared by the chat threads, one re-entrant lock, and
+    :meth:`tx` for a transaction (nested calls join the outer one)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        ensure_private_dir(self.path.parent)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # WAL/SHM inherit the mode
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                     timeout=10.0)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                have = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns:
+                    if name not in have:
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            self._conn.executescript(ADDED_INDEXES)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK on an exception)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def viewer_key(comment: Comment) -> str:
+    """One person, one key: wallet, else platform user id, else the name."""
+    if comment.wallet_address:
+        return f"w:{comment.wallet_address}"
+    if comment.user_id:
+        return f"u:{comment.user_id}"
+    return f"n:{comment.username.casefold()}"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What memory knows about one viewer (as it was before the message being handled)."""
+
+    key: str
+    name: str
+    first_seen: float
+    last_seen: float
+    messages: int = 0
+    tips: int = 0
+    tips_sol: float = 0.0
+    trades: int = 0
+    trades_usd: float = 0.0
+    follows: int = 0
+    sessions: int = 0
+    last_text: str = ""
+    new: bool = False                # never seen before this message
+    first_in_session: bool = False   # first message of this stream (new or returning)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def returning(self) -> bool:
+        return not self.new and self.first_in_session
+
+    def facts(self) -> list[str]:
+        """Short remembered facts for a callback or a prompt (no raw viewer text but the last line)."""
+        out = []
+        if self.sessions:
+            out.append(f"seen in {self.sessions} earlier stream(s)")
+        if self.tips:
+            out.append(f"tipped {self.tips_sol:g} SOL in total")
+        if self.trades:
+            out.append(f"{self.trades} trade(s) of the token")
+        if self.last_text:
+            out.append(f"last said: {self.last_text}")
+        out.extend(f"note: {n}" for n in self.notes)
+        return out
+
+
+def _row_viewer(row: sqlite3.Row, **extra: Any) -> Viewer:
+    return Viewer(key=row["key"], name=row["name"], first_seen=row["first_seen"],
+                  last_seen=row["last_seen"], messages=row["messages"], tips=row["tips"],
+                  tips_sol=row["tips_sol"], trades=row["trades"], trades_usd=row["trades_usd"],
+                  follows=row["follows"], sessions=row["sessions"], last_text=row["last_text"], **extra)
+
+
+class ViewerMemory:
+    """Viewers, their counts and notes; a session is one stream (a chat gap longer than
+    ``session_gap_s`` starts a new one, so a restart mid-stream greets nobody twice)."""
+
+    def __init__(self, db: ChatDb, cfg: MemoryConfig, *, session_gap_s: float = 1800.0) -> None:
+        self.db, self.cfg = db, cfg
+        self._writes = 0
+        self.session = self._session(session_gap_s)
+        self.prune()
+
+    def _session(self, gap_s: float) -> str:
+        now = self.db.clock()
+        last = float(self.db.meta("last_activity", "0") or 0)
+        session = self.db.meta("session")
+        if session is None or now - last > gap_s:
+            session = f"s{int(now)}"
+            self.db.set_meta("session", session)
+        self.touch()
+        return session
+
+    def touch(self) -> None:
+        self.db.set_meta("last_activity", repr(self.db.clock()))
+
+    def get(self, key: str) -> Viewer | None:
+        rows = self.db.query("SELECT * FROM viewers WHERE key = ?", (key,))
+        return _row_viewer(rows[0], notes=self._notes(key)) if rows else None
+
+    def _notes(self, key: str, limit: int = 3) -> tuple[str, ...]:
+        rows = self.db.query("SELECT text FROM notes WHERE viewer = ? ORDER BY at DESC LIMIT ?", (key, limit))
+        return tuple(r["text"] for r in rows)
+
+    def observe(self, comment: Comment, *, kind: str | None = None) -> Viewer:
+        """Count one message (or tip, trade, follow) and return the viewer as it was before."""
+        key, now = viewer_key(comment), self.db.clock()
+        kind = kind or comment.kind
+        amount = comment.amount or 0.0
+        with self.db.tx() as conn:
+            row = conn.execute("SELECT * FROM viewers WHERE key = ?", (key,)).fetchone()
+            first_in_session = row is None or row["last_session"] != self.session
+            before = (_row_viewer(row, first_in_session=first_in_session, notes=self._notes(key))
+                      if row else Viewer(key=key, name=comment.username, first_seen=now, last_seen=now,
+                                         new=True, first_in_session=True))
+            if row is None:
+                conn.execute("INSERT INTO viewers(key, name, user_id, wallet, first_seen, last_seen, "
+                             "last_session, sessions) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                             (key, comment.username, comment.user_id, comment.wallet_address, now, now,
+                              self.session))
+            text = clean_text(comment.text, 80) if kind == "message" else None
+            conn.execute(
+                "UPDATE viewers SET name = ?, user_id = CASE WHEN ? != '' THEN ? ELSE user_id END, "
+                "last_seen = ?, messages = messages + ?, tips = tips + ?, tips_sol = tips_sol + ?, "
+                "trades = trades + ?, trades_usd = trades_usd + ?, follows = follows + ?, "
+                "sessions = sessions + ?, last_session = ?, last_text = COALESCE(?, last_text) "
+                "WHERE key = ?",
+                (comment.username, comment.user_id, comment.user_id, now, int(kind == "message"),
+                 int(kind == "tip"), amount if kind == "tip" else 0.0, int(kind == "trade"),
+                 amount if kind == "trade" else 0.0, int(kind == "follow"),
+                 int(row is not None and first_in_session), self.session, text, key))
+            conn.execute("INSERT INTO meta(key, value) VALUES ('last_activity', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (repr(now),))
+        self._count_write()
+        return before
+
+    def note(self, key: str, text: str) -> None:
+        """A brain's (or the outside agent's) note about a viewer, used in later callbacks."""
+        text = clean_text(text, 200)
+        if not text or self.cfg.max_notes_per_viewer == 0:
+            return
+        with self.db.tx() as conn:
+            conn.execute("INSERT INTO notes(viewer, at, text) VALUES (?, ?, ?)", (key, self.db.clock(), text))
+            conn.execute("DELETE FROM notes WHERE viewer = ? AND rowid NOT IN (SELECT rowid FROM notes "
+                         "WHERE viewer = ? ORDER BY at DESC LIMIT ?)", (key, key, self.cfg.max_notes_per_viewer))
+
+    # --- lines said (proactive), so none repeats within a window --------------------------------
+
+    def said_within(self, text: str, window_s: float) -> bool:
+        rows = self.db.query("SELECT at FROM said WHERE text = ?", (text,))
+        return bool(rows) and self.db.clock() - rows[0]["at"] < window_s
+
+    def record_said(self, text: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute("INSERT INTO said(text, at) VALUES (?, ?) ON CONFLICT(text) DO UPDATE "
+                         "SET at = excluded.at", (text, self.db.clock()))
+
+    # --- listing and pruning ---------------------------------------------------------------------
+
+    def list(self, limit: int = 50) -> list[Viewer]:
+        rows = self.db.query("SELECT * FROM viewers ORDER BY last_seen DESC LIMIT ?", (max(1, limit),))
+        return [_row_viewer(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) AS n FROM viewers")[0]["n"])
+
+    def _count_write(self) -> None:
+        self._writes += 1
+        if self._writes % 500 == 0:
+            self.prune()
+
+    def prune(self) -> None:
+        """Keep the newest ``max_viewers`` viewers, their notes, a week of said lines."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM viewers WHERE key NOT IN (SELECT key FROM viewers "
+                         "ORDER BY last_seen DESC LIMIT ?)", (self.cfg.max_viewers,))
+            conn.execute("DELETE FROM notes WHERE viewer NOT IN (SELECT key FROM viewers)")
+            conn.execute("DELETE FROM said WHERE at < ?", (self.db.clock() - 7 * 86400,))
+
+
+def list_viewers(path: Path, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The remembered viewers, most recently seen first, for ``appliance viewers`` (read-only)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT v.*, (SELECT COUNT(*) FROM notes n WHERE n.viewer = v.key) AS notes "
+                            "FROM viewers v ORDER BY last_seen DESC LIMIT ?", (max(1, limit),)).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+    def when(ts: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+    return [{"name": r["name"], "first_seen": when(r["first_seen"]), "last_seen": when(r["last_seen"]),
+             "messages": r["messages"], "tips": r["tips"], "tips_sol": round(r["tips_sol"], 6),
+             "trades": r["trades"], "trades_usd": round(r["trades_usd"], 2), "follows": r["follows"],
+             "sessions": r["sessions"], "notes": r["notes"]} for r in rows]
