@@ -36,7 +36,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && fonts="" && if [ "$FONTS" = scene ]; then fonts="fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji"; fi \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      xvfb openbox xterm x11-utils fonts-dejavu-core $fonts \
+      xvfb openbox xterm tmux x11-utils fonts-dejavu-core $fonts \
       pulseaudio pulseaudio-utils ffmpeg espeak-ng \
       nginx libnginx-mod-rtmp \
       python3 python3-venv tini ca-certificates \
@@ -57,7 +57,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
           /usr/lib/*-linux-gnu/libgs.so.10* \
  && rm -rf /usr/lib/*-linux-gnu/mfx /usr/share/ghostscript /usr/share/poppler /usr/share/fonts/type1/urw-base35 \
            /usr/share/fonts/opentype/urw-base35 /usr/share/iso-codes /usr/share/xml/iso-codes \
- && for bin in Xvfb openbox xterm xdpyinfo xprop ffmpeg ffprobe pulseaudio pactl paplay espeak-ng nginx python3 tini; do \
+ && for bin in Xvfb openbox xterm tmux xdpyinfo xprop ffmpeg ffprobe pulseaudio pactl paplay espeak-ng nginx python3 tini; do \
       if ldd "$(command -v $bin)" | grep 'not found'; then echo "$bin lost a library"; exit 1; fi; done \
  && for lib in /usr/lib/*-linux-gnu/imlib2/loaders/*.so /usr/lib/nginx/modules/*.so /usr/lib/*-linux-gnu/pulseaudio/*.so; do \
       if ldd "$lib" | grep 'not found'; then echo "$lib lost a library"; exit 1; fi; done

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
-from .control.commands import LiveCommands
+from .control.commands import OperatorCommands
 from .control.events import Event, EventBus
 from .files import ensure_private_dir
 from .live.lifecycle import Lifecycle
@@ -84,7 +84,9 @@ def run_live(settings: Settings) -> int:
     from .media.content import ContentLog
     from .media.display import capture_png
     from .media.encoder import Encoder
+    from .media.preview import Preview
     from .media.simulcast import Simulcast
+    from .media.terminal import Terminal
     from .scene.feeds import OverlayFolder
     from .scene.show import epoch_since, start_show
 
@@ -114,8 +116,13 @@ def run_live(settings: Settings) -> int:
                           on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
     show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
-    commands = LiveCommands(lifecycle, speaker=show, content=content, encoder=encoder)
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus).start()
+    preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
+    commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
+                                terminal=Terminal.from_environment(), preview=preview)
+    bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
+                           session_hours=settings.control.session_hours, mcp=True,
+                           notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -129,6 +136,7 @@ def run_live(settings: Settings) -> int:
     finally:
         overlays.stop()
         server.close()
+        preview.close()
         show.close()
         notifier.close()
         for sig, handler in previous.items():

@@ -39,6 +39,10 @@ HELP = {
     "viewers": "List the viewers the agent remembers (first/last seen, messages, tips, trades, notes).",
     "scene": "Switch the on-screen scene to NAME (live, starting, brb, ending, or a template of yours).",
     "voice": "Control the voice: --flush the queue, --interrupt the current line, --volume PERCENT, --mute/--unmute.",
+    "go-live": "Start the stream of an appliance standing by (control.autostart: false); wait until it is live.",
+    "terminal": "Type a command into the on-screen terminal (viewers see it), press --keys, and print the pane.",
+    "console": "Print a one-time login URL for the browser console (valid 2 minutes, usable once).",
+    "mcp": "Serve the MCP tools over stdio (for an agent runtime), driving the running appliance.",
 }
 
 
@@ -154,6 +158,34 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict | None
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from .control.api import ControlClient
+    from .control.console import login_instructions
+    client = ControlClient.from_state(_settings(args).state_dir)
+    print(login_instructions(client.url, client.call("POST", "/console/ticket", {})["path"]))
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .control.api import ControlClient
+    from .control.mcp import run_stdio
+    state_dir = _settings(args).state_dir
+
+    def locate() -> tuple[str, str]:
+        client = ControlClient.from_state(state_dir)
+        return client.url, client.token
+    run_stdio(locate)
+    return 0
+
+
+def cmd_terminal(args: argparse.Namespace) -> int:
+    from .control.api import ControlClient
+    body = {"text": args.text, "enter": not args.no_enter, "keys": args.keys or None, "lines": args.lines}
+    result = ControlClient.from_state(_settings(args).state_dir).call("POST", "/terminal", body)
+    print(result.get("screen", ""))
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     if not args.to:
         return _control(args, "POST", "/chat", {"message": args.message})
@@ -241,6 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     from .fleet.cli import add_fleet_arguments
     add_fleet_arguments(add("fleet", cmd_fleet))
+    add("go-live", lambda a: _control(a, "POST", "/go_live", {"wait_s": a.wait})).add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the stream to be live (default 60)")
+    p = add("terminal", cmd_terminal)
+    p.add_argument("text", nargs="?", help="one line to type (then Enter); omit to only read the pane")
+    p.add_argument("--keys", nargs="+", help="keys to press after it: Enter C-c Up Tab ... (tmux names)")
+    p.add_argument("--no-enter", action="store_true", help="type the text without pressing Enter")
+    p.add_argument("--lines", type=int, default=40, help="lines of the pane to print (default 40)")
+    add("console", cmd_console)
+    add("mcp", cmd_mcp)
 
     args = parser.parse_args(argv)
     from .logs import setup_logging

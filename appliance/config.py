@@ -498,6 +498,20 @@ class ControlConfig(_Model):
     """The local control API (127.0.0.1 only)."""
 
     port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: a free one, chosen at start
+    autostart: bool = True     # go live at start; false: stand by (alive, not ready) until go_live
+    preview_fps: Annotated[float, Field(ge=0.2, le=2)] = 1.0       # the console's preview of the display
+    preview_width: Annotated[int, Field(ge=160, le=1280)] = 640    # its width in pixels (height follows)
+    session_hours: Annotated[float, Field(gt=0, le=168)] = 12.0    # a console login lasts this long
+
+
+class TerminalConfig(_Model):
+    """The on-screen terminal: a tmux session in the content window (the log in one pane, a
+    shell in the other) that the operator drives through the console or the MCP tool
+    ``terminal`` (control token or console session). Viewers' chat never reaches it: no chat
+    brain is given it (none of today's brains can call tools; README: The on-screen terminal)."""
+
+    shell: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/bin/bash"
+    log_percent: Annotated[int, Field(ge=10, le=90)] = 45          # the log pane's share of the height
 
 
 class RecoveryConfig(_Model):
@@ -537,6 +551,7 @@ class Settings(_Model):
     chat: ChatConfig = Field(default_factory=ChatConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    terminal: TerminalConfig = Field(default_factory=TerminalConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)

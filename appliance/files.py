@@ -153,6 +153,11 @@ class StateLayout:
         return self.rehearsal / "recordings"
 
     @property
+    def workspace(self) -> Path:
+        """The on-screen terminal's working folder (its shell starts here; the operator's files)."""
+        return self.root / "workspace"
+
+    @property
     def cache(self) -> Path:
         """Regenerable files (synthesised speech, ...): safe to delete."""
         return self.root / "cache"
@@ -192,6 +197,11 @@ class RuntimeLayout:
     @property
     def pulse_socket(self) -> Path:
         return self.root / "pulse" / "native"
+
+    @property
+    def terminal_socket(self) -> Path:
+        """The on-screen terminal's tmux server (scripts/start-terminal.sh, media/terminal.py)."""
+        return self.root / "terminal.sock"
 
 
 def xauthority_entry(display_number: int, cookie: bytes) -> bytes:

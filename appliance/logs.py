@@ -24,5 +24,5 @@ def setup_logging(verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "engineio", "socketio", "aiohttp.access", "watchdog"):
+    for noisy in ("urllib3", "engineio", "socketio", "aiohttp.access", "watchdog", "mcp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -3,7 +3,7 @@
     appliance up --config FILE
       └─ supervisord -n -c $APPLIANCE_HOME/supervisord.conf   (a child, in its own session)
            ├─ on-controller-exit   event listener: the controller's exit ends the tree
-           ├─ xvfb, pulseaudio, openbox, scene, content   helpers, restarted when they die
+           ├─ xvfb, pulseaudio, openbox, scene, terminal, content   helpers, restarted when they die
            └─ controller           `appliance live` (it starts and stops FFmpeg itself)
 
 The same tree runs in the container (under tini) and on a bare Debian host. SIGTERM/SIGINT
@@ -45,8 +45,8 @@ from .errors import ApplianceError, ConfigError, MediaError
 log = logging.getLogger("appliance.up")
 
 IMAGE_HOME = Path("/opt/appliance")
-PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "content", "controller")
-HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "content")
+PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content", "controller")
+HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content")
 _SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 
 
@@ -141,6 +141,11 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_PULSE_SOCKET": str(pulse_socket),
         # derived: where the scene renderer listens for the controller (appliance/scene/link.py)
         "APPLIANCE_SCENE_SOCKET": str(runtime_dir / "scene.sock"),
+        # derived: the on-screen terminal's tmux socket (scripts/start-terminal.sh, media/terminal.py)
+        "APPLIANCE_TERMINAL_SOCKET": str(runtime.terminal_socket),
+        "APPLIANCE_WORKSPACE": str(settings.layout.workspace),  # its shell's folder: <state>/workspace
+        "APPLIANCE_TERMINAL_SHELL": settings.terminal.shell,    # terminal.shell (/bin/bash)
+        "APPLIANCE_TERMINAL_LOG_PERCENT": str(settings.terminal.log_percent),  # terminal.log_percent (45)
     }
     env = dict(environ)  # inherited (PATH, HOME, RETAKE_ACCESS_TOKEN, APPLIANCE_DEBUG, ...)
     env.update(tree)

@@ -6,10 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '%s setup: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
-PACKAGES=(xvfb openbox xterm x11-utils xdotool pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
+PACKAGES=(xvfb openbox xterm tmux x11-utils xdotool pulseaudio pulseaudio-utils ffmpeg scrot espeak-ng
           supervisor nginx libnginx-mod-rtmp python3-venv tini
           libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libxcb1 fonts-noto-core fonts-noto-cjk
-          fonts-noto-color-emoji tesseract-ocr kubectl)
+          fonts-noto-color-emoji tesseract-ocr kubectl chromium chromium-driver)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The content window: an xterm showing the content log (the reference's options), once the
-# display answers and the window manager runs. `tail -F` follows the file across truncation
-# and re-creation.
+# The content window: an xterm (the reference's options) attached to the on-screen terminal's
+# tmux session (start-terminal.sh: the content log in one pane, the operator's shell in the
+# other), once the display answers, the window manager runs and the session exists.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 drop_secrets
-require_env APPLIANCE_DISPLAY APPLIANCE_CONTENT_LOG APPLIANCE_FONT_SIZE APPLIANCE_FOREGROUND \
+require_env APPLIANCE_DISPLAY APPLIANCE_TERMINAL_SOCKET APPLIANCE_FONT_SIZE APPLIANCE_FOREGROUND \
   APPLIANCE_BACKGROUND APPLIANCE_CONTENT_GEOMETRY APPLIANCE_WAIT_TIMEOUT
-mkdir -p "$(dirname "$APPLIANCE_CONTENT_LOG")"
-touch "$APPLIANCE_CONTENT_LOG"
+session_exists() { tmux -S "$APPLIANCE_TERMINAL_SOCKET" has-session -t appliance; }
 wait_for_display
 wait_for_window_manager
-export DISPLAY=$APPLIANCE_DISPLAY
-printf -v follow 'tail -n 200 -F %q' "$APPLIANCE_CONTENT_LOG"
+wait_for "$APPLIANCE_WAIT_TIMEOUT" "terminal session" session_exists || die "no terminal session"
+export DISPLAY=$APPLIANCE_DISPLAY LANG=C.UTF-8
+printf -v attach 'tmux -u -S %q attach-session -t appliance' "$APPLIANCE_TERMINAL_SOCKET"
 exec xterm -fa Monospace -fs "$APPLIANCE_FONT_SIZE" -bg "$APPLIANCE_BACKGROUND" \
   -fg "$APPLIANCE_FOREGROUND" -geometry "$APPLIANCE_CONTENT_GEOMETRY" -name appliance-content -T appliance-content \
-  -e "$follow"
+  -e "$attach"

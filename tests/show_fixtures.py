@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from appliance.control.api import ControlClient
+from appliance.errors import ApplianceError
 from appliance.scene.draw import box_rect
 from appliance.scene.template import load_scene
 
@@ -117,8 +118,9 @@ class LiveAppliance:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
-    def start(self, timeout: float = 90.0) -> "LiveAppliance":
-        """`appliance up`; returns once the opening chat message went out (the agent is live)."""
+    def start(self, timeout: float = 90.0, *, live: bool = True) -> "LiveAppliance":
+        """`appliance up`; returns once the opening chat message went out (the agent is live), or
+        with ``live`` false (``control.autostart: false``) once it stands by."""
         from conftest import entry_name, entry_time
         mark = len(self.sb.requests())
         env = dict(os.environ, APPLIANCE_RUNTIME_DIR=str(self.runtime), APPLIANCE_WAIT_TIMEOUT="20")
@@ -128,6 +130,8 @@ class LiveAppliance:
                                          env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
+        if not live:
+            return self._standing_by(deadline)
         while not any(entry_name(r) == "agent/stream/chat/send" for r in self.sb.requests()[mark:]):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"not live after {timeout:.0f} s\n--- appliance up ---\n{self.tail()}")
@@ -142,6 +146,22 @@ class LiveAppliance:
             time.sleep(0.1)
         self.control = ControlClient.from_state(self.base / "state")
         self.display = json.loads((self.base / "state" / "tree.json").read_text())["display"]
+        return self
+
+    def _standing_by(self, deadline: float) -> "LiveAppliance":
+        state = self.base / "state"
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"not standing by\n--- appliance up ---\n{self.tail()}")
+            try:
+                self.control = ControlClient.from_state(state)
+                if (self.control.call("GET", "/status").get("waiting") or {}).get("reason") == "standby":
+                    break
+            except ApplianceError:
+                pass
+            time.sleep(0.2)
+        self.display = json.loads((state / "tree.json").read_text())["display"]
         return self
 
     @property

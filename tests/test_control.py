@@ -116,7 +116,7 @@ def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
     auth = f"Authorization: Bearer {server.token}\r\n".encode()
     try:
         def post(length: str, body: bytes = b"") -> bytes:
-            return raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: x\r\n" + auth
+            return raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                                + f"Content-Length: {length}\r\n\r\n".encode() + body)
 
         assert post("-1").startswith(b"HTTP/1.0 400")  # read(-1) waited for the client to close
@@ -124,7 +124,7 @@ def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
         assert post("+5", b"hello").startswith(b"HTTP/1.0 400")
         assert post(str(10 ** 15)).startswith(b"HTTP/1.0 413")
         assert post("17", b'{"text": "hello"}').startswith(b"HTTP/1.0 200")
-        chunked = raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: x\r\n" + auth
+        chunked = raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                               + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         assert chunked.startswith(b"HTTP/1.0 411")
         started = time.monotonic()

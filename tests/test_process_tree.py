@@ -135,8 +135,12 @@ def test_content_window_waits_for_the_window_manager(tmp_path: Path) -> None:
     log.write_text("".join(f"waiting for the window manager, line {n} ##########\n" for n in range(6)))
     env = dict(os.environ, APPLIANCE_DISPLAY=display, APPLIANCE_CONTENT_LOG=str(log), APPLIANCE_FONT_SIZE="12",
                APPLIANCE_FOREGROUND="#00ff00", APPLIANCE_BACKGROUND="#000000", APPLIANCE_WAIT_TIMEOUT="20",
-               APPLIANCE_CONTENT_GEOMETRY=content_geometry(*size, 12))
+               APPLIANCE_CONTENT_GEOMETRY=content_geometry(*size, 12),
+               APPLIANCE_TERMINAL_SOCKET=str(short_tmpdir("wm-") / "terminal.sock"),
+               APPLIANCE_WORKSPACE=str(tmp_path / "workspace"), APPLIANCE_TERMINAL_SHELL="/bin/bash",
+               APPLIANCE_TERMINAL_LOG_PERCENT="90")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "start_new_session": True}
+    terminal = subprocess.Popen([str(REPO / "scripts" / "start-terminal.sh")], env=env, **quiet)
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{size[0]}x{size[1]}x24", "-nolisten", "tcp"],
                             **quiet)
     content = openbox = None
@@ -153,7 +157,7 @@ def test_content_window_waits_for_the_window_manager(tmp_path: Path) -> None:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{window_tree(display)}") from None
     finally:
-        for process in (content, openbox, xvfb):
+        for process in (content, openbox, xvfb, terminal):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(10)
@@ -377,7 +381,7 @@ def test_image_runs_the_tree_and_publishes(docker_client, appliance_image: Built
         print(f"\npublished and recorded after {time.monotonic() - t0:.1f} s", file=sys.stderr)
         processes = container_processes(container)
         names = {name for _, name in processes}
-        assert {"Xvfb", "pulseaudio", "openbox", "xterm", "ffmpeg"} <= names, processes
+        assert {"Xvfb", "pulseaudio", "openbox", "xterm", "tmux: server", "bash", "ffmpeg"} <= names, processes
         assert all(uid == 10001 for uid, _ in processes), processes  # nothing runs as root
         shm = container.exec_run(["du", "-sk", "/dev/shm"]).output.decode().split()[0]
         print(f"\n/dev/shm in use while streaming: {shm} KiB", file=sys.stderr)

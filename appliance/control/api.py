@@ -17,6 +17,19 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
     POST /stop     {}                  stream/stop, then exit
     GET  /events   Server-Sent Events: chat, tips, trades, follows, viewers, state, speech, replies
     POST /reply    {"message_id": "...", "text": "..."}  answer a given chat message
+    POST /go_live  {"wait_s": 60}      start the stream when standing by (control.autostart false)
+    GET  /chat?since=ID&limit=N        chat from the event feed, with viewer names and ids
+    GET  /viewers?limit=N              the viewers the agent remembers
+    POST /terminal {"text": "ls", "keys": ["C-c"], "lines": 40}   the on-screen terminal
+    GET  /screenshot                   the display now (JPEG, control.preview_width wide)
+    POST|GET|DELETE /mcp               MCP streamable HTTP (appliance/control/mcp.py)
+    POST /console/ticket               a one-time console login URL (appliance console)
+    GET  /console, /console/login?ticket=..., /console/state, /console/static/*   the console
+
+Every request's Host header must name a loopback host (DNS rebinding). The console's pages
+and its requests authenticate with a session cookie instead of the token (state-changing ones
+also with the session's CSRF token): see appliance/control/console.py. /mcp and
+/console/ticket take the bearer token only.
 """
 
 from __future__ import annotations
@@ -38,6 +51,9 @@ import requests
 
 from ..errors import ApplianceError, InputError, NotFoundError
 from ..files import StateLayout, write_json
+from . import console
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import render_values
 from .events import EventBus, parse_last_event_id, sse_stream
 
 log = logging.getLogger("appliance.control")
@@ -79,18 +95,29 @@ def body_length(headers: Any) -> tuple[int | None, int, str]:
     return length, 200, ""
 
 
+@dataclass
+class Extras:
+    """What the console and MCP add to a control server (each optional)."""
+
+    sessions: console.Sessions | None = None
+    history: console.History | None = None
+    bridge: Any = None                     # control/asgi.AsgiBridge serving the MCP app at /mcp
+    notifications: Path | None = None      # the notifications log the console shows
+    preview_fps: float = 1.0
+
+
 def _handler(commands: Commands, token: str, bus: EventBus | None = None,
              closing: threading.Event | None = None,
-             request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[BaseHTTPRequestHandler]:
+             request_timeout_s: float = REQUEST_TIMEOUT_S, extras: Extras | None = None) -> type[BaseHTTPRequestHandler]:
     streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
     closing = closing or threading.Event()
+    extras = extras or Extras()
     # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
-    scene, voice, reply = (getattr(commands, name, None) for name in ("scene", "voice", "reply"))
-    posts: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
-        "/say": ("text", commands.say), "/show": ("text", commands.show),
-        "/chat": ("message", commands.chat),
-        **({"/scene": ("name", scene)} if scene is not None else {}),
-    }
+    voice, reply = (getattr(commands, name, None) for name in ("voice", "reply"))
+    posts: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+        path: (key, getattr(commands, name)) for path, key, name in (
+            ("/say", "text", "say"), ("/show", "text", "show"), ("/chat", "message", "chat"),
+            ("/scene", "name", "scene")) if hasattr(commands, name)}
     # options some POST routes take besides their text (name -> type); anything else is ignored
     options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
 
@@ -102,37 +129,113 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
         timeout = request_timeout_s
 
         def log_message(self, fmt: str, *args: Any) -> None:  # our format, no headers
-            log.debug("control %s %s", self.command, self.path)
+            log.debug("control %s %s", self.command, self.path.split("?", 1)[0])
 
-        def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        def _send(self, status: int, body: Any, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
+            if isinstance(body, bytes):
+                data = body
+            else:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 
-        def _authorized(self) -> bool:
+        # -- who is asking --
+
+        def _host_ok(self) -> bool:
+            """The DNS-rebinding check: the Host header names a loopback host (every route)."""
+            if console.host_allowed(self.headers.get("Host")):
+                return True
+            self.close_connection = True
+            self._send(421, {"error": "Host must be 127.0.0.1 or localhost (the control API is local only)"})
+            return False
+
+        def _bearer(self) -> bool:
             given = self.headers.get("Authorization", "")
-            ok = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-            if not ok:
-                self._send(401, {"error": "missing or wrong bearer token (see <state>/control.json)"})
-            return ok
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+        def _session(self) -> console.Session | None:
+            return extras.sessions.get(self.headers.get("Cookie")) if extras.sessions else None
+
+        def _authorized(self, *, changes: bool = False, bearer_only: bool = False) -> bool:
+            """The bearer token, or a console session (with its CSRF token and a same-origin
+            Origin for a request that changes something)."""
+            if self._bearer():
+                return True
+            session = None if bearer_only else self._session()
+            if session is None:
+                self._send(401, {"error": "missing or wrong bearer token (see <state>/control.json)"
+                                 + ("" if bearer_only else "; or log in with `appliance console`")})
+                return False
+            if changes and not (console.Sessions.csrf_ok(session, self.headers.get("X-CSRF-Token"))
+                                and console.origin_allowed(self.headers.get("Origin"), self.headers.get("Host"))):
+                self._send(403, {"error": "missing or wrong CSRF token (reload the console)"})
+                return False
+            return True
+
+        def _query(self) -> dict[str, str]:
+            return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+
+        # -- GET --
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
+            if not self._host_ok():
+                return None
             if path == "/health":
                 health = commands.health()
                 return self._send(200 if health.get("alive") else 503, health)
             if path == "/ready":
                 ok, why = commands.ready()
                 return self._send(200 if ok else 503, {"ready": ok, "reason": why})
+            if path == "/console/login":
+                return self._login()
+            if path == "/mcp" and extras.bridge is not None:
+                return self._mcp(b"")
             if not self._authorized():
                 return None
+            try:
+                return self._get(path)
+            except (InputError, ValueError) as exc:
+                return self._send(400, {"error": getattr(exc, "message", str(exc))})
+            except ApplianceError as exc:
+                return self._send(503, {"error": str(exc)})
+
+        def _get(self, path: str) -> None:
+            query = self._query()
             if path == "/status":
                 return self._send(200, commands.status())
             if path == "/metrics":
-                return self._send(200, commands.metrics(), "text/plain; version=0.0.4")
+                return self._send(200, commands.metrics(), METRICS_TYPE)
+            if path == "/chat" and hasattr(commands, "read_chat"):
+                since = query.get("since")
+                return self._send(200, commands.read_chat(int(since) if since else None,  # type: ignore[attr-defined]
+                                                          int(query.get("limit", 50))))
+            if path == "/viewers" and hasattr(commands, "viewers"):
+                return self._send(200, commands.viewers(int(query.get("limit", 20))))  # type: ignore[attr-defined]
+            if path == "/screenshot" and hasattr(commands, "screenshot"):
+                return self._send(200, commands.screenshot(), "image/jpeg")  # type: ignore[attr-defined]
+            if path in ("/console", "/console/") and extras.sessions is not None:
+                session = self._session()
+                if session is None:  # the bearer alone does not open the page: it needs a session
+                    return self._send(401, {"error": "log in with the URL `appliance console` prints"})
+                return self._send(200, console.page(session.csrf), "text/html; charset=utf-8",
+                                  {"Content-Security-Policy": CONSOLE_CSP, "Referrer-Policy": "no-referrer",
+                                   "X-Frame-Options": "DENY"})
+            if path.startswith("/console/static/") and extras.sessions is not None:
+                found = console.static_file(path[len("/console/static/"):])
+                if found is None:
+                    return self._send(404, {"error": "no such file"})
+                return self._send(200, found[0], found[1])
+            if path == "/console/state" and extras.sessions is not None:
+                return self._send(200, self._console_state())
             if path == "/events" and bus is not None:
                 return self._events()
             return self._send(404, {"error": f"no endpoint GET {path}"})
@@ -160,14 +263,31 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 streams.release()
                 self.close_connection = True
 
-        def do_POST(self) -> None:  # noqa: N802
-            path = self.path.split("?", 1)[0]
-            if not self._authorized():
-                return None
+        def _login(self) -> None:
+            session = extras.sessions.redeem(self._query().get("ticket")) if extras.sessions else None
+            if session is None:
+                return self._send(403, {"error": "this login URL is used up or expired: run `appliance console` again"})
+            return self._send(303, {"login": "ok"}, headers={
+                "Set-Cookie": extras.sessions.cookie(session),  # type: ignore[union-attr]
+                "Location": "/console", "Referrer-Policy": "no-referrer"})
+
+        def _console_state(self) -> dict[str, Any]:
+            scenes, current = commands.scenes() if hasattr(commands, "scenes") else ([], None)  # type: ignore[attr-defined]
+            return {"status": commands.status(), "preview_fps": extras.preview_fps,
+                    "history": extras.history.snapshot() if extras.history else {"samples": [], "errors": []},
+                    "notifications": console.notifications_tail(extras.notifications) if extras.notifications else [],
+                    "speech": commands.speech() if hasattr(commands, "speech") else {"speaking": None, "pending": 0},  # type: ignore[attr-defined]
+                    "scenes": scenes, "scene": current}
+
+        # -- POST / DELETE --
+
+        def _read_body(self) -> bytes | None:
+            """The request's body within the bounds (None: answered or the connection is spent)."""
             length, status, why = body_length(self.headers)
             if length is None:
                 self.close_connection = True  # the body (if any) is not read: the connection is spent
-                return self._send(status, {"error": why})
+                self._send(status, {"error": why})
+                return None
             try:
                 raw = self.rfile.read(length)
             except TimeoutError:
@@ -175,6 +295,36 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return None
             if len(raw) < length:  # the client closed early
                 self.close_connection = True
+                return None
+            return raw
+
+        def _mcp(self, raw: bytes | None) -> None:
+            if not self._authorized(bearer_only=True):
+                return None
+            if raw is None:
+                return None
+            return serve_asgi(self, extras.bridge, raw)
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            if not self._host_ok():
+                return None
+            if self.path.split("?", 1)[0] == "/mcp" and extras.bridge is not None:
+                return self._mcp(self._read_body())
+            return self._send(404, {"error": f"no endpoint DELETE {self.path.split('?', 1)[0]}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if not self._host_ok():
+                return None
+            if path == "/mcp" and extras.bridge is not None:
+                if not self._authorized(bearer_only=True):
+                    return None
+                raw = self._read_body()
+                return None if raw is None else serve_asgi(self, extras.bridge, raw)
+            if not self._authorized(changes=True, bearer_only=path == "/console/ticket"):
+                return None
+            raw = self._read_body()
+            if raw is None:
                 return None
             try:
                 body = json.loads(raw or b"{}")
@@ -186,6 +336,14 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                     return self._send(200, reply(*_reply_fields(body)))
                 if path == "/voice" and voice is not None:
                     return self._send(200, voice(**_typed(body, VOICE_OPTIONS)))
+                if path == "/console/ticket" and extras.sessions is not None:
+                    return self._send(200, {"path": f"/console/login?ticket={extras.sessions.ticket()}",
+                                            "expires_s": console.TICKET_TTL_S})
+                if path == "/go_live" and hasattr(commands, "go_live"):
+                    wait_s = _typed(body, {"wait_s": float}).get("wait_s", 0.0)
+                    return self._send(200, commands.go_live(wait_s))  # type: ignore[attr-defined]
+                if path == "/terminal" and hasattr(commands, "terminal"):
+                    return self._send(200, commands.terminal(**_terminal_fields(body)))  # type: ignore[attr-defined]
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
@@ -206,6 +364,24 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return self._send(503, {"error": str(exc)})
 
     return Handler
+
+
+# the console's page: its own scripts, styles and images only (viewer text is never markup there)
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def serve_asgi(handler: BaseHTTPRequestHandler, bridge: Any, raw: bytes) -> None:
+    from .asgi import serve
+    serve(handler, bridge, raw)
+
+
+def _terminal_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /terminal``'s body: text (one line), enter, keys (names), lines."""
+    fields = _typed(body, {"text": str, "enter": bool, "keys": list, "lines": int})
+    if "keys" in fields and not all(isinstance(k, str) for k in fields["keys"]):
+        raise InputError("'keys' must be a list of key names")
+    return fields
 
 
 VOICE_OPTIONS: dict[str, type] = {"flush": bool, "interrupt": bool, "volume": float, "mute": bool}
@@ -230,11 +406,25 @@ class ControlServer:
     """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
 
     def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
-                 bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 session_hours: float | None = None, mcp: bool = False, notifications: Path | None = None,
+                 preview_fps: float = 1.0) -> None:
+        """``bus``: serve ``/events``; ``session_hours``: serve the console (its logins last this
+        long); ``mcp``: serve the MCP tools at /mcp (``commands`` must then be an
+        :class:`appliance.control.mcp.Operator`)."""
         self.token = secrets.token_urlsafe(32)
         self.closing = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
-                                         _handler(commands, self.token, bus, self.closing, request_timeout_s))
+        self.extras = Extras(notifications=notifications, preview_fps=preview_fps)
+        if session_hours is not None:
+            self.extras.sessions = console.Sessions(lifetime_s=session_hours * 3600)
+            self.extras.history = console.History(commands.status)
+        if mcp:
+            from .asgi import AsgiBridge
+            from .mcp import build_server
+            app = build_server(commands).streamable_http_app(json_response=True, stateless_http=True)  # type: ignore[arg-type]
+            self.extras.bridge = AsgiBridge(app, name="mcp")
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(
+            commands, self.token, bus, self.closing, request_timeout_s, self.extras))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.info_path = StateLayout(Path(state_dir)).control_json
@@ -243,6 +433,10 @@ class ControlServer:
     def start(self) -> "ControlServer":
         write_json(self.info_path, {"url": f"http://127.0.0.1:{self.port}", "token": self.token,
                                     "pid": os.getpid()})
+        if self.extras.bridge is not None:
+            self.extras.bridge.start()
+        if self.extras.history is not None:
+            self.extras.history.start()
         self._thread.start()
         log.info("control API on http://127.0.0.1:%d (token in %s)", self.port, self.info_path)
         return self
@@ -251,6 +445,10 @@ class ControlServer:
         self.closing.set()  # ends open event streams
         self.httpd.shutdown()
         self.httpd.server_close()
+        if self.extras.history is not None:
+            self.extras.history.stop()
+        if self.extras.bridge is not None:
+            self.extras.bridge.close()
         try:
             if json.loads(self.info_path.read_text()).get("pid") == os.getpid():
                 self.info_path.unlink()
@@ -313,16 +511,8 @@ class ControlClient:
 
 
 def prometheus(metrics: dict[str, tuple[str, float | int | None]], labels: dict[str, str] | None = None) -> str:
-    """Prometheus text: ``{name: (help, value)}``, all gauges/counters under one prefix."""
-    lines = []
-    for name, (help_text, value) in metrics.items():
-        if value is None:
-            continue
-        kind = "counter" if name.endswith("_total") else "gauge"
-        full = f"retake_appliance_{name}"
-        lines += [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
-        label = ""
-        if labels and name in labels:
-            label = labels[name]
-        lines.append(f"{full}{label} {float(value):g}")
-    return "\n".join(lines) + "\n"
+    """Prometheus text of ``{name: (help, value)}`` under the ``retake_appliance_`` prefix, with
+    ``labels`` as ``{name: '{key="value"}'}`` (what the held appliance reports; the live one
+    uses :class:`appliance.control.metrics.Telemetry`)."""
+    parsed = {name: dict(re.findall(r'(\w+)="([^"]*)"', text)) for name, text in (labels or {}).items()}
+    return render_values(metrics, parsed).decode()

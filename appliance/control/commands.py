@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..errors import ApplianceError
 from ..live.lifecycle import LIVENESS_WINDOW_S, Lifecycle, State
-from .api import prometheus
+from .metrics import Telemetry
 
 HEARTBEAT_STALE_S = LIVENESS_WINDOW_S  # /health fails when the LIVE loop has not turned for this long
 
@@ -16,6 +17,7 @@ class LiveCommands:
 
     def __init__(self, lifecycle: Lifecycle, *, speaker: Any, content: Any, encoder: Any) -> None:
         self.lc, self.speaker, self.content, self.encoder = lifecycle, speaker, content, encoder
+        self.telemetry = Telemetry()  # /metrics; app.py subscribes telemetry.on_event to the event bus
 
     def health(self) -> dict[str, Any]:
         m = self.lc.metrics
@@ -87,10 +89,11 @@ class LiveCommands:
             "waiting_until_timestamp_seconds": ("when the wait ends by itself (Unix time)",
                                                 m.hold.until if m.hold else None),
         }
-        labels = {"state_info": f'{{state="{m.state.value}"}}'}
+        labels = {"state_info": {"state": m.state.value}}
         if m.hold is not None:
-            labels["waiting"] = f'{{reason="{m.hold.reason}"}}'
-        return prometheus(values, labels)
+            labels["waiting"] = {"reason": m.hold.reason}
+        self.telemetry.observe_go_live(m.go_live_s, self.lc.go_live_started_at)
+        return self.telemetry.render(values, labels).decode()
 
     def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> dict[str, Any]:
         """Queue speech and return at once (``queued``: 202), or with ``wait`` when it ended."""
@@ -150,3 +153,91 @@ class LiveCommands:
     def stop(self) -> dict[str, Any]:
         self.lc.request_stop()
         return {"stopping": True}
+
+
+CHAT_KINDS = ("chat", "tip", "trade", "follow", "reply")
+
+
+class OperatorCommands(LiveCommands):
+    """:class:`LiveCommands` plus what the console and the MCP tools add: go live on demand,
+    chat read from the event bus, remembered viewers, the on-screen terminal, the preview, and
+    the console's page state. Also the in-process :class:`appliance.control.mcp.Operator`."""
+
+    def __init__(self, lifecycle: Lifecycle, *, speaker: Any, content: Any, encoder: Any, bus: Any,
+                 terminal: Any = None, preview: Any = None) -> None:
+        super().__init__(lifecycle, speaker=speaker, content=content, encoder=encoder)
+        self.bus, self.terminal_session, self.preview = bus, terminal, preview
+
+    def status(self) -> dict[str, Any]:
+        stats = self.encoder.stats() if hasattr(self.encoder, "stats") else None
+        return {**super().status(), "bitrate_kbps": getattr(stats, "bitrate_kbps", None),
+                "dropped_frames": getattr(stats, "drop_frames", None)}
+
+    def go_live(self, wait_s: float = 60.0) -> dict[str, Any]:
+        """Start the stream if the controller stands by; wait up to ``wait_s`` for LIVE."""
+        self.lc.request_go_live()
+        deadline = self.lc.clock() + max(0.0, min(wait_s, 120.0))
+        while self.lc.metrics.state is not State.LIVE and self.lc.clock() < deadline:
+            if self.lc.metrics.state in (State.STOPPING, State.STOPPED, State.FAILED):
+                break
+            time.sleep(0.2)
+        return self.status()
+
+    def read_chat(self, since: int | None = None, limit: int = 50) -> dict[str, Any]:
+        """Chat items from the event bus after event id ``since`` (None: the latest ``limit``)."""
+        limit = max(1, min(int(limit), 200))
+        events, gap = self.bus.since(since if since is not None else 0)
+        items = [chat_item(e) for e in events if e.kind in CHAT_KINDS]
+        more = since is not None and len(items) > limit
+        items = items[:limit] if since is not None else items[-limit:]
+        cursor = items[-1]["event_id"] if more else (events[-1].id if events else (since or self.bus.last_id))
+        return {"cursor": cursor, "items": items, "more": more,
+                "gap": {"from_event_id": gap[0], "to_event_id": gap[1]} if gap and since is not None else None}
+
+    def viewers(self, limit: int = 20) -> dict[str, Any]:
+        from ..chat.memory import list_viewers
+        rows = list_viewers(self.lc.settings.layout.memory_db, limit=max(1, min(int(limit), 100)))
+        return {"viewers": rows, "count": len(rows)}
+
+    def terminal(self, *, text: str | None = None, enter: bool = True, keys: list[str] | None = None,
+                 lines: int = 40) -> dict[str, Any]:
+        """Type ``text`` and/or press ``keys`` in the on-screen terminal, then read its pane."""
+        if self.terminal_session is None:
+            raise ApplianceError("no on-screen terminal in this controller", fix="run under `appliance up`")
+        done: dict[str, Any] = {}
+        if text:
+            done.update(self.terminal_session.send(text, enter=enter))
+        if keys:
+            done.update(self.terminal_session.keys(keys))
+        if text or keys:
+            time.sleep(0.3)  # let the shell echo and start answering before reading
+        return {**done, "screen": self.terminal_session.read(lines)}
+
+    def screenshot(self) -> bytes:
+        if self.preview is None:
+            raise ApplianceError("no display preview in this controller", fix="run under `appliance up`")
+        return self.preview.frame()[1]
+
+    def speech(self) -> dict[str, Any]:
+        queue = getattr(self.speaker, "voice", None) if self.speaker is not None else None
+        if queue is None:
+            return {"speaking": None, "pending": 0}
+        current = queue.current()
+        return {"speaking": current.text if current is not None else None, "pending": queue.pending()}
+
+    def scenes(self) -> tuple[list[str], str | None]:
+        if self.speaker is None:
+            return [], None
+        return self.speaker.scenes(), self.speaker.scene.snapshot().scene
+
+
+def chat_item(event: Any) -> dict[str, Any]:
+    """One event-bus chat event as ``read_chat`` returns it (viewer name and id, never more)."""
+    data = event.data or {}
+    if event.kind == "reply":
+        return {"event_id": event.id, "kind": "reply", "time": round(event.time, 3), "text": data.get("text"),
+                "to": list(data.get("to") or []), "routes": list(data.get("routes") or [])}
+    user = data.get("user") or {}
+    return {"event_id": event.id, "kind": event.kind, "time": round(event.time, 3), "id": data.get("id"),
+            "name": user.get("name"), "user_id": user.get("user_id"), "text": data.get("text"),
+            "amount": data.get("amount"), "answerable": bool(data.get("answer"))}

@@ -182,6 +182,11 @@ class Lifecycle:
         self._consecutive_failures = 0
         self._stream_started = False
         self._t0 = clock()
+        # set: go live as soon as the steps allow; clear (control.autostart: false): stand by until
+        # request_go_live() (POST /go_live, the console, the MCP tool go_live)
+        self.go_live_requested = threading.Event()
+        if settings.control.autostart:
+            self.go_live_requested.set()
 
     # --- the one transition function ----------------------------------------------------
 
@@ -209,6 +214,25 @@ class Lifecycle:
 
     def request_stop(self) -> None:
         self.stop_event.set()
+
+    @property
+    def go_live_started_at(self) -> float:
+        """When the current go-live's clock started (the process start, or the go_live request)."""
+        return self._t0
+
+    def request_go_live(self) -> None:
+        """Go live now if standing by (idempotent: nothing happens once started)."""
+        self.go_live_requested.set()
+
+    def _standby(self) -> None:
+        """control.autostart false: WAIT (alive, not ready) until go_live is asked for; the
+        go-live time is then counted from that request."""
+        if self.go_live_requested.is_set():
+            return
+        self._hold(Hold("standby", "standing by (control.autostart: false): go live with `appliance go-live`, "
+                                   "POST /go_live, the console or the MCP tool go_live"),
+                   every_s=0.25, done=self.go_live_requested.is_set)
+        self._t0 = self.clock()
 
     def call_timeout_s(self) -> float:
         """The deadline of one attempt of one call in the LIVE loop: eight fit in the liveness
@@ -586,6 +610,7 @@ class Lifecycle:
                              on_message=self._chat_in, on_sent=self._chat_out,
                              on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                              clock=self.clock)
+        self._standby()
         self._go_live()
         self._supervise()
 

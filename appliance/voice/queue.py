@@ -379,8 +379,8 @@ class SpeechQueue:
                 playing = self.player.start(wav)
                 with self._cond:
                     self._playing = playing
-                if spoken == 0:
-                    self._emit("utterance_started", utt)
+                if spoken == 0:  # waited_s: queued -> its audio starts (/metrics say_audible_seconds)
+                    self._emit("utterance_started", utt, waited_s=round(self._clock() - utt.queued_at, 3))
                 self._emit("sentence_started", utt, index=index, sentence=sentence, seconds=round(seconds, 2))
                 ready = self._synth(utt, index + 1)  # the next one while this one plays
                 try:
