@@ -147,9 +147,11 @@ class Tree:
     state: Path
     up: subprocess.Popen[bytes]
     log: Path
+    runtime: Path  # the tree's private runtime folder (its X cookie is there)
 
 
 _SERIAL = itertools.count()
+ENCODER_THREADS = 0  # stream.encoder_threads of every tree (--threads)
 
 
 def start_tree(sb: Sandbox, work: Path) -> Tree:
@@ -165,7 +167,7 @@ def start_tree(sb: Sandbox, work: Path) -> Tree:
         "retake": {"base_url": sb.base_url, "sandbox": True},
         "paths": {"credentials": str(folder / "credentials.json"), "state_dir": str(folder / "state")},
         # a low min_speed: the bench measures speed; the controller must not restart FFmpeg over it
-        "stream": {"min_speed": 0.05, "stall_after_s": 30},
+        "stream": {"min_speed": 0.05, "stall_after_s": 30, "encoder_threads": ENCODER_THREADS},
     }))
     settings = load_config(config)
     creds, _ = register_agent(settings, RetakeClient(settings.retake))
@@ -175,10 +177,11 @@ def start_tree(sb: Sandbox, work: Path) -> Tree:
     log = folder / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAKE_")}
     env["APPLIANCE_HOLD_ON_ERROR"] = "0"
+    env["APPLIANCE_RUNTIME_DIR"] = str(folder / "run")
     with open(log, "wb") as out:
         up = subprocess.Popen([sys.executable, "-m", "appliance", "up", "--config", str(config)], cwd=REPO,
                               env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Tree(name, settings.state_dir, up, log)
+    return Tree(name, settings.state_dir, up, log, folder / "run")
 
 
 def stop_trees(trees: list[Tree]) -> None:
@@ -283,11 +286,13 @@ VARIANTS = {
 SOURCE_S = 10.0
 
 
-def capture_source(display: str, out: Path, seconds: float = SOURCE_S) -> None:
-    """``seconds`` of a live screen, lossless and in x11grab's own pixel format (bgr0)."""
+def capture_source(display: str, out: Path, xauthority: Path, seconds: float = SOURCE_S) -> None:
+    """``seconds`` of a live screen, lossless and in x11grab's own pixel format (bgr0); the
+    display admits only holders of the tree's cookie."""
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "x11grab", "-draw_mouse", "0",
                     "-framerate", "30", "-video_size", "1280x720", "-i", display, "-t", f"{seconds}",
-                    "-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-y", str(out)], check=True, timeout=120)
+                    "-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-y", str(out)], check=True, timeout=120,
+                   env=dict(os.environ, XAUTHORITY=str(xauthority)))
 
 
 def today_command(source: Path, out: Path, extra: list[str]) -> list[str]:
@@ -323,9 +328,9 @@ def cpu_of(cmd: list[str]) -> float:
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def encoder_options(display: str, work: Path, rounds: int = 3) -> None:
+def encoder_options(display: str, xauthority: Path, work: Path, rounds: int = 3) -> None:
     source = work / "source.mkv"
-    capture_source(display, source)
+    capture_source(display, source, xauthority)
     media_s = SOURCE_S
     rows = []
     for name, extra in VARIANTS.items():
@@ -351,8 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=15.0, help="seconds after all are live before measuring")
     parser.add_argument("--comment-every", type=float, default=2.0, help="simulated viewer comment interval")
     parser.add_argument("--options", action="store_true", help="also compare encoder options at equal quality (SSIM)")
+    parser.add_argument("--threads", type=int, default=0, help="stream.encoder_threads of every tree (0: FFmpeg's choice)")
     parser.add_argument("--keep-going", action="store_true", help="measure every N up to --max-n even after a failure")
     args = parser.parse_args(argv)
+    global ENCODER_THREADS
+    ENCODER_THREADS = args.threads
     work = Path(tempfile.mkdtemp(prefix="density-", dir="/tmp"))
     levels: list[Level] = []
     try:
@@ -373,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     wait_live(trees, 90)
                     info = json.loads(StateLayout(trees[0].state).tree_json.read_text())
-                    encoder_options(info["display"], work)
+                    encoder_options(info["display"], trees[0].runtime / "Xauthority", work)
                 finally:
                     stop_trees(trees)
     finally:

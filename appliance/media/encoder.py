@@ -148,6 +148,8 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
             "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
             "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",
             "-g", str(gop_frames(stream)), "-force_key_frames", keyframe_expr(stream)]
+    if stream.encoder_threads:
+        cmd += ["-threads", str(stream.encoder_threads)]
     if stream.strict_cbr:
         cmd += ["-x264-params", "nal-hrd=cbr"]
     cmd += ["-c:a", "aac", "-b:a", f"{stream.audio_bitrate_k}k",
