@@ -12,12 +12,16 @@ counted), then measures for ``--seconds``:
 - CPU (cores: CPU-seconds per wall second, /proc utime+stime of every process of every tree)
   split into FFmpeg, Xvfb, renderer (the content window: xterm/tail, or a scene renderer),
   Python (controller, supervisord, `appliance up`) and the rest (PulseAudio, openbox, shells);
-- RSS of each whole tree (MB, /proc VmRSS summed).
+- RSS of each whole tree (MB, /proc VmRSS summed);
+- what a viewer gets: the gaps between video frames in each stream's recording at the ingest
+  (ffprobe, after its first 5 s) — the longest, and how many exceed 1.5 frames.
 
-A level holds when every encoder has speed >= 0.99 and 0 dropped frames in the window; the
-host's density is the highest N that holds. It stops at the first level that fails (or at
+A level holds when every encoder has speed >= 0.99, 0 dropped frames in the window and no gap
+of 2 frames or more in its recording (no frame slot without a new frame); the host's density is
+the highest N that holds. It stops at the first level that fails (or at
 ``--max-n``). With ``--options`` it also captures 10 s of a live screen losslessly and encodes
-it with today's FFmpeg command and with cheap variants (threads, scaler), printing CPU-seconds
+it with the appliance's FFmpeg command as the skill's reference has it (x264 threads left to
+FFmpeg) and with cheap variants (threads, scaler), printing CPU-seconds
 per media second and SSIM against the source, so a variant is a win only at equal quality.
 
     .venv/bin/python bench/density.py --max-n 6 --seconds 60 --options   # the real measurement
@@ -65,6 +69,8 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 WALLET = "11111111111111111111111111111111"
 CATEGORIES = ("ffmpeg", "xvfb", "renderer", "python", "other")
 HOLD_SPEED = 0.99
+FPS = 30.0  # the trees' stream.framerate (the default)
+SKIP_S = 5.0  # start-up: x11grab catching up after the RTMP handshake
 
 
 def say(line: str) -> None:
@@ -151,7 +157,7 @@ class Tree:
 
 
 _SERIAL = itertools.count()
-ENCODER_THREADS = 0  # stream.encoder_threads of every tree (--threads)
+ENCODER_THREADS: int | None = None  # stream.encoder_threads of every tree (--threads); None: the default
 
 
 def start_tree(sb: Sandbox, work: Path) -> Tree:
@@ -167,7 +173,8 @@ def start_tree(sb: Sandbox, work: Path) -> Tree:
         "retake": {"base_url": sb.base_url, "sandbox": True},
         "paths": {"credentials": str(folder / "credentials.json"), "state_dir": str(folder / "state")},
         # a low min_speed: the bench measures speed; the controller must not restart FFmpeg over it
-        "stream": {"min_speed": 0.05, "stall_after_s": 30, "encoder_threads": ENCODER_THREADS},
+        "stream": {"min_speed": 0.05, "stall_after_s": 30,
+                   **({} if ENCODER_THREADS is None else {"encoder_threads": ENCODER_THREADS})},
     }))
     settings = load_config(config)
     creds, _ = register_agent(settings, RetakeClient(settings.retake))
@@ -219,10 +226,27 @@ class Level:
     drops: list[int]
     cores: dict[str, float]
     rss_mb: list[float]
+    gaps: list[tuple[int, float]] = field(default_factory=list)  # per recording: (gaps > 1.5 frames, longest s)
+
+    @property
+    def longest_gap(self) -> float:
+        return max((g[1] for g in self.gaps), default=float("inf"))
 
     @property
     def holds(self) -> bool:
-        return bool(self.speeds) and min(self.speeds) >= HOLD_SPEED and max(self.drops) == 0
+        return (bool(self.speeds) and min(self.speeds) >= HOLD_SPEED and max(self.drops) == 0
+                and len(self.gaps) >= self.n and self.longest_gap < 2 / FPS)
+
+
+def frame_gaps(recording: Path) -> tuple[int, float]:
+    """(gaps longer than 1.5 frames, the longest gap in seconds) between the video frames of a
+    recording, after its first ``SKIP_S`` seconds."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+                          "-of", "csv=p=0", str(recording)], capture_output=True, text=True, timeout=300).stdout
+    times = sorted(float(t) for t in re.findall(r"^(-?[0-9.]+)", out, re.M))
+    times = [t for t in times if times and t >= times[0] + SKIP_S]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return sum(g > 1.5 / FPS for g in gaps), max(gaps, default=float("inf"))
 
 
 def window_speed(before: Snapshot, after: Snapshot) -> float:
@@ -251,31 +275,37 @@ def measure_level(sb: Sandbox, work: Path, n: int, *, seconds: float, settle: fl
         span = a.wall - b.wall
         for (pid, kind), cpu in a.cpu.items():
             cores[kind] += (cpu - b.cpu.get((pid, kind), 0.0)) / span
+    time.sleep(2)  # nginx closes the recordings once the publishers are gone
     return Level(n=n, speeds=[window_speed(b, a) for b, a in zip(before, after)],
                  drops=[(a.dropped or 0) - (b.dropped or 0) if a.dropped is not None else 10**6
                         for b, a in zip(before, after)],
-                 cores=cores, rss_mb=[a.rss_kb / 1024 for a in after])
+                 cores=cores, rss_mb=[a.rss_kb / 1024 for a in after],
+                 gaps=[frame_gaps(p) for p in recordings(work)])
+
+
+def recordings(work: Path) -> list[Path]:
+    return sorted((work / "recordings").glob("*.flv"))
 
 
 def print_levels(levels: list[Level]) -> None:
-    print("\n| N | speed min / median | dropped (max) | CPU cores total (per appliance) | "
-          "FFmpeg / Xvfb / renderer / Python / other | RSS per appliance, MB | holds |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| N | speed min / median | dropped (max) | frame gaps > 50 ms (all streams) / longest, ms | "
+          "CPU cores total (per appliance) | FFmpeg / Xvfb / renderer / Python / other | RSS per appliance, MB | holds |")
+    print("|---|---|---|---|---|---|---|---|")
     for lv in levels:
         total = sum(lv.cores.values())
         split = " / ".join(f"{100 * lv.cores[k] / total:.0f}%" if total else "-" for k in CATEGORIES)
         print(f"| {lv.n} | {min(lv.speeds):.3f} / {statistics.median(lv.speeds):.3f} | {max(lv.drops)} | "
-              f"{total:.2f} ({total / lv.n:.2f}) | {split} | {statistics.median(lv.rss_mb):.0f} | "
+              f"{sum(g[0] for g in lv.gaps)} / {1000 * lv.longest_gap:.0f} | {total:.2f} ({total / lv.n:.2f}) | {split} | {statistics.median(lv.rss_mb):.0f} | "
               f"{'yes' if lv.holds else 'no'} |")
     held = [lv.n for lv in levels if lv.holds]
     print(f"\ndensity: {max(held) if held else 0} appliance(s) on {os.cpu_count()} cores "
-          f"(speed >= {HOLD_SPEED}, 0 dropped frames after start-up)")
+          f"(speed >= {HOLD_SPEED}, 0 dropped frames and no frame gap of 2 frames after start-up)")
 
 
 # -- cheap encoder wins at equal quality -------------------------------------------------------
 
 VARIANTS = {
-    "today": [],
+    "reference": [],
     "threads 1": ["-threads", "1"],
     "threads 2": ["-threads", "2"],
     "scaler fast_bilinear": ["-sws_flags", "fast_bilinear"],
@@ -295,12 +325,13 @@ def capture_source(display: str, out: Path, xauthority: Path, seconds: float = S
                    env=dict(os.environ, XAUTHORITY=str(xauthority)))
 
 
-def today_command(source: Path, out: Path, extra: list[str]) -> list[str]:
-    """The appliance's own FFmpeg command (media/encoder.build_command), its screen input swapped
-    for ``source`` and ``extra`` options added before the output."""
+def variant_command(source: Path, out: Path, extra: list[str]) -> list[str]:
+    """The appliance's own FFmpeg command (media/encoder.build_command) with x264's threads left
+    to FFmpeg as in the skill's reference command, its screen input swapped for ``source`` and
+    ``extra`` options added before the output."""
     from appliance.config import StreamConfig
     from appliance.media.encoder import build_command, video_input
-    stream = StreamConfig(display=":0")
+    stream = StreamConfig(display=":0", encoder_threads=0)
     cmd = build_command(stream, str(out), audio="silent", progress="")
     grab = video_input(stream)
     at = next(i for i in range(len(cmd)) if cmd[i:i + len(grab)] == grab)
@@ -337,11 +368,11 @@ def encoder_options(display: str, xauthority: Path, work: Path, rounds: int = 3)
         cpus, quality = [], 0.0
         for r in range(rounds):
             out = work / f"variant-{r}.flv"
-            cpus.append(cpu_of(today_command(source, out, extra)) / media_s)
+            cpus.append(cpu_of(variant_command(source, out, extra)) / media_s)
             quality = ssim(out, source)
         rows.append((name, statistics.median(cpus), quality))
     base_cpu, base_ssim = rows[0][1], rows[0][2]
-    print("\n| encoder variant | CPU-s per stream-s (median) | vs today | SSIM vs source | equal quality |")
+    print("\n| encoder variant | CPU-s per stream-s (median) | vs reference | SSIM vs source | equal quality |")
     print("|---|---|---|---|---|")
     for name, cpu, quality in rows:
         print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.2f} | {quality:.4f} | "
@@ -356,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=15.0, help="seconds after all are live before measuring")
     parser.add_argument("--comment-every", type=float, default=2.0, help="simulated viewer comment interval")
     parser.add_argument("--options", action="store_true", help="also compare encoder options at equal quality (SSIM)")
-    parser.add_argument("--threads", type=int, default=0, help="stream.encoder_threads of every tree (0: FFmpeg's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="stream.encoder_threads of every tree (default: the config's default; 0: FFmpeg's choice)")
     parser.add_argument("--keep-going", action="store_true", help="measure every N up to --max-n even after a failure")
     args = parser.parse_args(argv)
     global ENCODER_THREADS
@@ -370,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                 level = measure_level(sb, work, n, seconds=args.seconds, settle=args.settle)
                 levels.append(level)
                 say(f"N={n}: speeds {[round(s, 3) for s in level.speeds]}, dropped {level.drops}, "
+                    f"longest frame gaps (ms) {[round(1000 * g[1]) for g in level.gaps]}, "
                     f"cores {sum(level.cores.values()):.2f}, {'holds' if level.holds else 'does not hold'}")
-                shutil.rmtree(work / "recordings", ignore_errors=True)
+                for recording in recordings(work):  # each level's own; the folder stays nginx's
+                    recording.unlink()
                 if not level.holds and not args.keep_going:
                     break
             if levels:
