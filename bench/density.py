@@ -14,7 +14,7 @@ counted), then measures for ``--seconds``:
   Python (controller, supervisord, `appliance up`) and the rest (PulseAudio, openbox, shells);
 - RSS of each whole tree (MB, /proc VmRSS summed);
 - what a viewer gets: the gaps between video frames in each stream's recording at the ingest
-  (ffprobe, after its first 5 s) — the longest, and how many exceed 1.5 frames.
+  (ffprobe) over the same window — the longest, and how many exceed 1.5 frames.
 
 A level holds when every encoder has speed >= 0.99, 0 dropped frames in the window and no gap
 of 2 frames or more in its recording (no frame slot without a new frame); the host's density is
@@ -70,7 +70,6 @@ WALLET = "11111111111111111111111111111111"
 CATEGORIES = ("ffmpeg", "xvfb", "renderer", "python", "other")
 HOLD_SPEED = 0.99
 FPS = 30.0  # the trees' stream.framerate (the default)
-SKIP_S = 5.0  # start-up: x11grab catching up after the RTMP handshake
 
 
 def say(line: str) -> None:
@@ -235,26 +234,43 @@ class Level:
     @property
     def holds(self) -> bool:
         return (bool(self.speeds) and min(self.speeds) >= HOLD_SPEED and max(self.drops) == 0
-                and len(self.gaps) >= self.n and self.longest_gap < 2 / FPS)
+                and self.longest_gap < 2 / FPS)
 
 
-def frame_gaps(recording: Path) -> tuple[int, float]:
+def frame_gaps(recording: Path, start: float, end: float) -> tuple[int, float]:
     """(gaps longer than 1.5 frames, the longest gap in seconds) between the video frames of a
-    recording, after its first ``SKIP_S`` seconds."""
+    recording whose timestamps fall in [start, end] (seconds of the stream)."""
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
                           "-of", "csv=p=0", str(recording)], capture_output=True, text=True, timeout=300).stdout
-    times = sorted(float(t) for t in re.findall(r"^(-?[0-9.]+)", out, re.M))
-    times = [t for t in times if times and t >= times[0] + SKIP_S]
+    times = sorted(t for t in map(float, re.findall(r"^(-?[0-9.]+)", out, re.M)) if start <= t <= end)
     gaps = [b - a for a, b in zip(times, times[1:])]
     return sum(g > 1.5 / FPS for g in gaps), max(gaps, default=float("inf"))
 
 
+def media_time(snap: Snapshot) -> float | None:
+    """Seconds of stream FFmpeg had produced at ``snap`` (its timestamps start at 0)."""
+    if snap.speed is None or snap.ffmpeg_start is None:
+        return None
+    return snap.speed * (snap.wall - snap.ffmpeg_start)
+
+
 def window_speed(before: Snapshot, after: Snapshot) -> float:
-    if None in (before.speed, after.speed, after.ffmpeg_start) or before.ffmpeg_start != after.ffmpeg_start:
+    media0, media1 = media_time(before), media_time(after)
+    if media0 is None or media1 is None or before.ffmpeg_start != after.ffmpeg_start:
         return 0.0  # FFmpeg restarted in the window (a stall): that is not holding speed
-    media0 = before.speed * (before.wall - before.ffmpeg_start)
-    media1 = after.speed * (after.wall - after.ffmpeg_start)
     return (media1 - media0) / (after.wall - before.wall)
+
+
+def window_gaps(sb: Sandbox, tree: Tree, before: Snapshot, after: Snapshot) -> tuple[int, float]:
+    """Frame gaps in the tree's recording over the measured window (inf: no recording of it)."""
+    media0, media1 = media_time(before), media_time(after)
+    deadline = time.monotonic() + 20  # nginx closes a recording once its publisher is gone
+    while time.monotonic() < deadline:
+        done = [Path(r["path"]) for r in sb.recordings() if r.get("complete") and r.get("agent") == tree.name]
+        if done and media0 is not None and media1 is not None:
+            return frame_gaps(max(done, key=lambda p: p.stat().st_size), media0, media1)
+        time.sleep(0.5)
+    return 0, float("inf")
 
 
 def measure_level(sb: Sandbox, work: Path, n: int, *, seconds: float, settle: float) -> Level:
@@ -275,16 +291,11 @@ def measure_level(sb: Sandbox, work: Path, n: int, *, seconds: float, settle: fl
         span = a.wall - b.wall
         for (pid, kind), cpu in a.cpu.items():
             cores[kind] += (cpu - b.cpu.get((pid, kind), 0.0)) / span
-    time.sleep(2)  # nginx closes the recordings once the publishers are gone
     return Level(n=n, speeds=[window_speed(b, a) for b, a in zip(before, after)],
                  drops=[(a.dropped or 0) - (b.dropped or 0) if a.dropped is not None else 10**6
                         for b, a in zip(before, after)],
                  cores=cores, rss_mb=[a.rss_kb / 1024 for a in after],
-                 gaps=[frame_gaps(p) for p in recordings(work)])
-
-
-def recordings(work: Path) -> list[Path]:
-    return sorted((work / "recordings").glob("*.flv"))
+                 gaps=[window_gaps(sb, t, b, a) for t, b, a in zip(trees, before, after)])
 
 
 def print_levels(levels: list[Level]) -> None:
@@ -404,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"N={n}: speeds {[round(s, 3) for s in level.speeds]}, dropped {level.drops}, "
                     f"longest frame gaps (ms) {[round(1000 * g[1]) for g in level.gaps]}, "
                     f"cores {sum(level.cores.values()):.2f}, {'holds' if level.holds else 'does not hold'}")
-                for recording in recordings(work):  # each level's own; the folder stays nginx's
+                for recording in (work / "recordings").glob("*.flv"):  # the folder stays nginx's
                     recording.unlink()
                 if not level.holds and not args.keep_going:
                     break

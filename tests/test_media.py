@@ -125,8 +125,6 @@ def test_build_command_pulse_and_options() -> None:
     assert "-i stream.monitor" in line and "anullsrc" not in line
     assert "-g 50" in line and "-x264-params nal-hrd=cbr" in line and "-ar 48000" in line
     assert "-progress" not in cmd
-    assert cmd[cmd.index("-enc_time_base:v") + 1] == "1:1000"  # a late grab is sent late, not dropped
-    assert cmd[cmd.index("-fps_mode:v") + 1] == "vfr"  # also through tee (simulcast), where auto is cfr
     assert cmd[cmd.index("-threads") + 1] == "1" and cmd.index("-threads") > cmd.index("libx264")  # one x264 thread
     assert "-threads" not in build_command(cfg.model_copy(update={"encoder_threads": 0}), "o.flv", audio="pulse")
     assert "-i mysink.monitor" in " ".join(build_command(cfg, "o.flv", audio="pulse",

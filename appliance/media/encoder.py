@@ -147,15 +147,12 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
     cmd += ["-c:v", "libx264", "-preset", stream.preset, "-tune", "zerolatency",
             "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
             "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",
-            "-g", str(gop_frames(stream)), "-force_key_frames", keyframe_expr(stream),
-            # Frames as grabbed, in FLV's own millisecond time base. x11grab stamps each frame
-            # with the wall clock; in a 1/fps time base a grab that came late (a busy host)
-            # lands within 0.6 slot of the next one and FFmpeg drops it. In milliseconds it is
-            # sent late instead: under 11 competing encoders on 2 cores, 0 of 3600 frames
-            # dropped and the longest gap 59 ms, against 12 dropped and gaps up to 134 ms
-            # (README: Density). vfr said explicitly: for the tee muxer (simulcast) FFmpeg's
-            # automatic choice is cfr, which would fill every millisecond with duplicates.
-            "-fps_mode:v", "vfr", "-enc_time_base:v", "1:1000"]
+            "-g", str(gop_frames(stream)), "-force_key_frames", keyframe_expr(stream)]
+    # The encoder's time base stays 1/fps: a late grab that lands within 0.6 slot of the next
+    # one is dropped, and that is the load shedding that keeps an overloaded host real-time.
+    # A millisecond time base (every grab encoded, sent late) kept all frames under brief
+    # contention but, once behind, encoded x11grab's catch-up bursts too and never came back
+    # (6 appliances on 2 cores: speed 0.78, the input queues at 4 GB; README: Density).
     if stream.encoder_threads:
         cmd += ["-threads", str(stream.encoder_threads)]
     if stream.strict_cbr:
