@@ -87,6 +87,21 @@ def test_every_scene_renders_hostile_text(renderer: RendererRun, tmp_path: Path)
     assert "Traceback" not in renderer.log_text()
 
 
+@pytest.mark.parametrize("name", ["live", "starting", "brb", "ending"])
+def test_a_long_title_and_topic_are_never_cut_at_the_region_edge(name: str):
+    """Seen in the starting scene's screenshot: the topic line drawn taller than the room the
+    title left, its glyphs cut in half by the region's edge. Now it is drawn smaller or not at all."""
+    painter = Painter(1280, 720)
+    region = next(r for r in regions(name) if r.type == "title")
+    scene = load_scene(REPO / "overlays" / f"{name}.yaml")
+    left, top, width, height = painter.draw(scene, region, hostile_state(name), time.time())
+    data, stride = painter.surface.get_data(), painter.surface.get_stride()
+    background = bytes(data[top * stride + left * 4:top * stride + left * 4 + 4])
+    last = (top + height - 1) * stride
+    edge = [bytes(data[last + 4 * x:last + 4 * x + 4]) for x in range(left, left + width)]
+    assert all(px == background for px in edge), "text drawn across the region's bottom edge"
+
+
 def test_redraws_only_on_change_fast_and_idles(renderer: RendererRun):
     state = hostile_state("live")
     state.alerts = []

@@ -178,10 +178,14 @@ def _title(p: Painter, region: TitleRegion, state: SceneState, now: float, box: 
     x, y, w, h = box
     name = p.layout(clean_text(state.title, 120), region, w, bold=True, max_height=h)
     p.show(name, x, y, region.color)
-    if state.topic:
-        topic = p.layout(clean_text(state.topic, 200), region, w, size=region.size * 0.7,
-                         max_height=max(1, h - int(p.height_of(name))))
-        p.show(topic, x, y + p.height_of(name), region.topic_color)
+    room = h - p.height_of(name)
+    if state.topic and room > 0:
+        text, size = clean_text(state.topic, 200), region.size * 0.7
+        topic = p.layout(text, region, w, size=size, max_height=int(room))
+        if p.height_of(topic) > room:  # one line taller than the room left: smaller, never cut
+            topic = p.layout(text, region, w, size=size * room / p.height_of(topic), max_height=int(room))
+        if p.height_of(topic) <= room:
+            p.show(topic, x, y + p.height_of(name), region.topic_color)
 
 
 def _chat(p: Painter, region: ChatRegion, state: SceneState, now: float, box: Rect) -> None:
