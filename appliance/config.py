@@ -166,9 +166,9 @@ class StreamConfig(_Model):
     audio_bitrate_k: Annotated[int, Field(ge=32, le=320)] = 128
     sample_rate: Literal[44100, 48000] = 44100
     strict_cbr: bool = False  # x264 nal-hrd=cbr; the reference command is not strict CBR
-    # libx264 threads. 1 (the default): ~3 % less CPU at equal SSIM, no frame-thread delay, and
-    # 6 appliances hold on 2 cores where FFmpeg's choice held 3 (bench/density.py); 0 lets FFmpeg
-    # choose (one per core, the skill's reference) for a big screen on a host of its own
+    # libx264 threads. 1 (the default): 3-5 % less CPU at equal SSIM, and 4 appliances keep every
+    # frame on 2 cores where FFmpeg's choice kept 3 (bench/density.py); 0 lets FFmpeg choose (one
+    # per core, the skill's reference) for a big screen on a host of its own
     encoder_threads: Annotated[int, Field(ge=0, le=16)] = 1
     audio_source: Literal["pulse", "silent"] = "pulse"
     sink: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "stream"

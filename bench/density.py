@@ -54,10 +54,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from appliance.config import load_config  # noqa: E402
+from appliance.config import StreamConfig, load_config  # noqa: E402
 from appliance.control.api import ControlClient  # noqa: E402
 from appliance.errors import ApplianceError  # noqa: E402
-from appliance.files import StateLayout  # noqa: E402
+from appliance.files import RuntimeLayout, StateLayout  # noqa: E402
 from appliance.rehearse import SIMULATED_TWEET  # noqa: E402
 from appliance.retake.client import RetakeClient  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
@@ -69,7 +69,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 WALLET = "11111111111111111111111111111111"
 CATEGORIES = ("ffmpeg", "xvfb", "renderer", "python", "other")
 HOLD_SPEED = 0.99
-FPS = 30.0  # the trees' stream.framerate (the default)
+FPS = float(StreamConfig().framerate)  # the trees' (the default)
 
 
 def say(line: str) -> None:
@@ -152,14 +152,13 @@ class Tree:
     state: Path
     up: subprocess.Popen[bytes]
     log: Path
-    runtime: Path  # the tree's private runtime folder (its X cookie is there)
+    runtime: RuntimeLayout  # the tree's private runtime folder (its X cookie is there)
 
 
 _SERIAL = itertools.count()
-ENCODER_THREADS: int | None = None  # stream.encoder_threads of every tree (--threads); None: the default
 
 
-def start_tree(sb: Sandbox, work: Path) -> Tree:
+def start_tree(sb: Sandbox, work: Path, stream: dict[str, object]) -> Tree:
     """Register and verify an agent in the sandbox (as `appliance rehearse` does), then start
     its whole tree with `appliance up` (display and control port chosen free)."""
     name = f"Density{next(_SERIAL)}x{os.getpid() % 1000}"  # a new agent for every tree of every level
@@ -172,8 +171,7 @@ def start_tree(sb: Sandbox, work: Path) -> Tree:
         "retake": {"base_url": sb.base_url, "sandbox": True},
         "paths": {"credentials": str(folder / "credentials.json"), "state_dir": str(folder / "state")},
         # a low min_speed: the bench measures speed; the controller must not restart FFmpeg over it
-        "stream": {"min_speed": 0.05, "stall_after_s": 30,
-                   **({} if ENCODER_THREADS is None else {"encoder_threads": ENCODER_THREADS})},
+        "stream": {"min_speed": 0.05, "stall_after_s": 30, **stream},
     }))
     settings = load_config(config)
     creds, _ = register_agent(settings, RetakeClient(settings.retake))
@@ -183,11 +181,12 @@ def start_tree(sb: Sandbox, work: Path) -> Tree:
     log = folder / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAKE_")}
     env["APPLIANCE_HOLD_ON_ERROR"] = "0"
-    env["APPLIANCE_RUNTIME_DIR"] = str(folder / "run")
+    runtime = RuntimeLayout(folder / "run")
+    env["APPLIANCE_RUNTIME_DIR"] = str(runtime.root)
     with open(log, "wb") as out:
         up = subprocess.Popen([sys.executable, "-m", "appliance", "up", "--config", str(config)], cwd=REPO,
                               env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Tree(name, settings.state_dir, up, log, folder / "run")
+    return Tree(name, settings.state_dir, up, log, runtime)
 
 
 def stop_trees(trees: list[Tree]) -> None:
@@ -273,11 +272,12 @@ def window_gaps(sb: Sandbox, tree: Tree, before: Snapshot, after: Snapshot) -> t
     return 0, float("inf")
 
 
-def measure_level(sb: Sandbox, work: Path, n: int, *, seconds: float, settle: float) -> Level:
+def measure_level(sb: Sandbox, work: Path, n: int, stream: dict[str, object], *, seconds: float,
+                  settle: float) -> Level:
     trees: list[Tree] = []
     try:
         for _ in range(n):
-            trees.append(start_tree(sb, work))
+            trees.append(start_tree(sb, work, stream))
         wait_live(trees, 60 + 30 * n)
         say(f"N={n}: all live; settling {settle:.0f} s, then measuring {seconds:.0f} s")
         time.sleep(settle)
@@ -402,15 +402,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream.encoder_threads of every tree (default: the config's default; 0: FFmpeg's choice)")
     parser.add_argument("--keep-going", action="store_true", help="measure every N up to --max-n even after a failure")
     args = parser.parse_args(argv)
-    global ENCODER_THREADS
-    ENCODER_THREADS = args.threads
+    stream = {} if args.threads is None else {"encoder_threads": args.threads}  # settings of every tree
     work = Path(tempfile.mkdtemp(prefix="density-", dir="/tmp"))
     levels: list[Level] = []
     try:
         with Sandbox(port=0, rtmp=True, viewer_interval=args.comment_every, record_dir=work / "recordings") as sb:
             say(f"sandbox {sb.base_url}; {os.cpu_count()} cores; work in {work}")
             for n in range(args.start_n, args.max_n + 1):
-                level = measure_level(sb, work, n, seconds=args.seconds, settle=args.settle)
+                level = measure_level(sb, work, n, stream, seconds=args.seconds, settle=args.settle)
                 levels.append(level)
                 say(f"N={n}: speeds {[round(s, 3) for s in level.speeds]}, dropped {level.drops}, "
                     f"longest frame gaps (ms) {[round(1000 * g[1]) for g in level.gaps]}, "
@@ -422,11 +421,11 @@ def main(argv: list[str] | None = None) -> int:
             if levels:
                 print_levels(levels)
             if args.options:
-                trees = [start_tree(sb, work)]
+                trees = [start_tree(sb, work, stream)]
                 try:
                     wait_live(trees, 90)
                     info = json.loads(StateLayout(trees[0].state).tree_json.read_text())
-                    encoder_options(info["display"], trees[0].runtime / "Xauthority", work)
+                    encoder_options(info["display"], trees[0].runtime.xauthority, work)
                 finally:
                     stop_trees(trees)
     finally:

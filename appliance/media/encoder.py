@@ -148,11 +148,12 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
             "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
             "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",
             "-g", str(gop_frames(stream)), "-force_key_frames", keyframe_expr(stream)]
-    # The encoder's time base stays 1/fps: a late grab that lands within 0.6 slot of the next
-    # one is dropped, and that is the load shedding that keeps an overloaded host real-time.
+    # No -enc_time_base: the encoder's stays 1/fps, so a late grab that lands within 0.6 slot
+    # of the next one is dropped, the load shedding that keeps an overloaded host real-time.
     # A millisecond time base (every grab encoded, sent late) kept all frames under brief
     # contention but, once behind, encoded x11grab's catch-up bursts too and never came back
     # (6 appliances on 2 cores: speed 0.78, the input queues at 4 GB; README: Density).
+
     if stream.encoder_threads:
         cmd += ["-threads", str(stream.encoder_threads)]
     if stream.strict_cbr:
