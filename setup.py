@@ -40,7 +40,7 @@ def tree_files(root: Path = ROOT) -> list[Path]:
     return found
 
 
-class build_py_with_tree(build_py):  # noqa: N801 - setuptools' naming
+class build_py_with_tree(build_py):
     """build_py, then the tree's files into ``<build>/appliance/tree/`` (modes kept, so the
     start scripts stay executable in the wheel)."""
 

@@ -9,18 +9,19 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
 from .control.commands import OperatorCommands
 from .control.events import Event, EventBus
-from .files import ensure_private_dir
+from .core.files import ensure_private_dir
+from .core.store import StateStore
 from .live.lifecycle import Lifecycle
-from .notify import Notifier, StreamWatch
+from .live.notify import Notifier, StreamWatch
 from .retake.client import RetakeClient
-from .state import StateStore
 
 log = logging.getLogger("appliance.live")
 

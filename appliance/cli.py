@@ -10,14 +10,14 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .config import DEFAULT_CONFIG, Settings, load_config
-from .errors import ApplianceError
+from .core.errors import ApplianceError
 
 log = logging.getLogger("appliance")
-# = appliance.sandbox.state.COMMENT_SHAPES (spelled here so the CLI does not import aiohttp; a test checks)
+# = appliance.sandbox.platform.COMMENT_SHAPES (spelled here so the CLI does not import aiohttp; a test checks)
 SANDBOX_COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
 
 HELP = {
@@ -51,8 +51,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
-    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
+    from .retake.credentials import resolve_credentials
     client = RetakeClient(settings.retake)
     if auth:
         client = client.with_token(resolve_credentials(settings).require_token())
@@ -60,7 +60,7 @@ def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from .verification import register_agent
+    from .retake.verification import register_agent
     settings = _settings(args)
     creds, path = register_agent(settings, _client(settings, auth=False))
     print(f"registered {creds.agent_name} (userDbId {creds.userDbId}); credentials saved to {path} (mode 600)")
@@ -69,7 +69,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verification import tweet_instructions, validate_tweet_url
+    from .retake.verification import tweet_instructions, validate_tweet_url
     settings = _settings(args)
     client = _client(settings)
     if not args.tweet_url:
@@ -119,12 +119,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .hold import up_or_hold  # holds (alive, unready) instead of exiting where a restart would loop
+    from .up.hold import (
+        up_or_hold,  # holds (alive, unready) instead of exiting where a restart would loop
+    )
     return up_or_hold(Path(args.config))
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .host import probe, probe_state_dir
+    from .up.place import probe, probe_state_dir
     ok, body = probe(args.kind, Path(args.state) if args.state else probe_state_dir(Path(args.config)))
     print(json.dumps(body))
     return 0 if ok else 1
@@ -142,7 +144,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .app import run_live
-    from .host import display_for_live
+    from .up.place import display_for_live
     return run_live(display_for_live(_settings(args)))
 
 
@@ -190,8 +192,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if not args.to:
         return _control(args, "POST", "/chat", {"message": args.message})
     from .chat.cross import chat_in_stream
-    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
+    from .retake.credentials import resolve_credentials
     settings = _settings(args)
     token = resolve_credentials(settings).require_token()
     target, message_id = chat_in_stream(RetakeClient(settings.retake).with_token(token), args.to, args.message,
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     add("mcp", cmd_mcp)
 
     args = parser.parse_args(argv)
-    from .logs import setup_logging
+    from .core.logs import setup_logging
     setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

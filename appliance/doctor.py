@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from .config import Settings
-from .errors import ApplianceError, MediaError
-from .media.tools import run_capture
+from .core.errors import ApplianceError, MediaError
+from .core.proc import run_capture
 
 Verdict = Literal["ok", "FAIL", "warn"]
 
@@ -103,8 +104,8 @@ def check_sink(sink: str) -> Check:
 
 
 def check_api(settings: Settings) -> list[Check]:
-    from .credentials import resolve_credentials
     from .retake.client import RetakeClient
+    from .retake.credentials import resolve_credentials
     rows = []
     try:
         found = resolve_credentials(settings)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
-from .config import AgentConfig, _describe, parse_config
-from .errors import ConfigError, InputError
+from .config import _describe, parse_config
+from .core.errors import ConfigError, InputError
+from .retake.settings import AgentConfig
 
 # (config key, option name, question); the order of the prompts
 QUESTIONS = (
@@ -65,7 +67,7 @@ def render(template: str, agent: Mapping[str, str]) -> str:
 
 
 def example_template() -> str:
-    from .up import appliance_home
+    from .up.tree import appliance_home
     return (appliance_home() / "config.example.yaml").read_text(encoding="utf-8")
 
 

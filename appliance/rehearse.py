@@ -13,18 +13,19 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
 from .config import Settings, load_config, parse_config
-from .credentials import without_token_environment
-from .files import StateLayout, ensure_private_dir, write_private
+from .core.files import StateLayout, ensure_private_dir, write_private
+from .core.sanitize import clean_text
 from .media.display import free_display
 from .retake.client import RetakeClient
-from .sanitize import clean_text
-from .verification import register_agent
+from .retake.credentials import without_token_environment
+from .retake.verification import register_agent
 
 SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
 
@@ -59,7 +60,7 @@ def _watch_chat(origin: str, user_id: str, out: Callable[[str], None], stop: thr
 
     try:
         sio.connect(origin, socketio_path="/socket.io/", transports=["websocket", "polling"], wait_timeout=5)
-    except Exception as exc:  # noqa: BLE001 - chat display is a nicety, not the rehearsal
+    except Exception as exc:
         out(f"rehearsal: chat display unavailable ({type(exc).__name__})")
         return None
     return sio
@@ -75,7 +76,7 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
     or names the real access token (``environ``, default the process's) reaches the sandbox or
     the rehearsal's process tree."""
     from .sandbox import Sandbox
-    from .up import ProcessTree, make_runtime_dir, tree_environment
+    from .up.tree import ProcessTree, make_runtime_dir, tree_environment
 
     environ = without_token_environment(os.environ if environ is None else environ)
     base = load_config(config_path)

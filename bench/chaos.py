@@ -25,7 +25,7 @@ against the restart budget, requests that carried the token to another host, tok
 child's environment or the logs, controller exits.
 
     .venv/bin/python bench/chaos.py                  # 10 minutes, seed 1
-    .venv/bin/python bench/chaos.py --minutes 2 --json out.json   # the CI form (tests/test_chaos.py)
+    .venv/bin/python bench/chaos.py --minutes 2 --json out.json   # the CI form (tests/e2e/test_chaos.py)
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import yaml
@@ -54,13 +55,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance.credentials import Credentials, Secret, save_credentials  # noqa: E402
 from appliance.media.display import free_display, release_display  # noqa: E402
+from appliance.retake.credentials import Credentials, Secret, save_credentials  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
-from appliance.up import ProcessTree  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests"))
-from tree_fixtures import descendants, process_name  # noqa: E402  (the tests' /proc helpers)
+from appliance.up.tree import ProcessTree  # noqa: E402
+from tests.support.tree import descendants, process_name  # noqa: E402  (the tests' /proc helpers)
 
 WALLET = "11111111111111111111111111111111"
 AGENT = "ChaosAgent"
@@ -134,7 +133,7 @@ class Orchestrator:
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self.descendants_seen: dict[int, bytes] = {}
 
-    def start(self) -> "Orchestrator":
+    def start(self) -> Orchestrator:
         self._spawn()
         self._thread.start()
         return self
@@ -168,7 +167,7 @@ class Orchestrator:
     def pids(self) -> dict[str, int]:
         try:
             return {name: pid for name, pid in self.view().pids().items() if pid}
-        except Exception:  # noqa: BLE001 - between restarts there is no supervisord to ask
+        except Exception:
             return {}
 
     def descendants(self) -> set[int]:
@@ -295,8 +294,7 @@ class Chaos:
             "control": {"port": 0},
             "recovery": {"backoff_s": 0.5, "backoff_max_s": 5, "max_restarts_per_hour": self.args.budget},
         }))
-        proxies = {name: self.decoy.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                                                     "http_proxy", "https_proxy", "all_proxy")}
+        proxies = dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"), self.decoy.url)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RETAKE_", "APPLIANCE_"))}
         loopback = "127.0.0.1,localhost,::1"  # requests matches IP hosts without ports: loopback is direct
         env.update(proxies, NO_PROXY=loopback, no_proxy=loopback,
@@ -311,7 +309,7 @@ class Chaos:
                 with self.comment_lock:
                     names = list(self.comments)
                 self.watch.poll(lambda: names)
-            except Exception as exc:  # noqa: BLE001 - keep watching
+            except Exception as exc:
                 log(f"watch: {type(exc).__name__}: {exc}")
             self.stop.wait(0.25)
 
@@ -361,7 +359,7 @@ class Chaos:
     def inject(self, kind: str, tree: Orchestrator) -> tuple[bool, str]:
         rng = self.rng
         if kind in API_KINDS:
-            path = rng.choice(POLLED + (STARTS,))
+            path = rng.choice((*POLLED, STARTS))
             body: dict[str, Any] = {"kind": kind, "paths": path, "count": rng.randint(2, 4)}
             if kind == "status":
                 body["status"] = rng.choice((500, 502, 503))

@@ -30,15 +30,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from appliance.chat import ChatLoop, ChatServices  # noqa: E402
-from appliance.config import ChatConfig, RetakeConfig  # noqa: E402
-from appliance.credentials import Secret  # noqa: E402
+from appliance.chat.settings import ChatConfig
+from appliance.core.store import StateStore  # noqa: E402
 from appliance.retake.client import RetakeClient  # noqa: E402
+from appliance.retake.credentials import Secret  # noqa: E402
+from appliance.retake.settings import RetakeConfig  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
-from appliance.state import StateStore  # noqa: E402
-from chat_fixtures import FakeOpenAI  # noqa: E402  (the tests' fake OpenAI-compatible server)
+from tests.support.chat import FakeOpenAI  # noqa: E402  (the tests' fake OpenAI-compatible server)
 
 WALLET = "11111111111111111111111111111111"
 SCENARIOS = ("poll-host", "socket-host", "socket-llm", "poll-llm")

@@ -41,7 +41,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -58,7 +57,7 @@ def cpu_ticks(pid: int) -> int | None:
 
 
 def tree_ticks(root: int) -> dict[int, int]:
-    from tree_fixtures import descendants
+    from tests.support.tree import descendants
     out = {}
     for pid in {root, *descendants(root)}:
         ticks = cpu_ticks(pid)
@@ -71,7 +70,7 @@ def window(app, seconds: float, start=None) -> tuple[float, list[float], dict[st
     """(% of one core used by the tree, encoder speeds, % per process name) over ``seconds``;
     ``start()`` runs at its beginning (the browser's page load is inside the window). A process
     that appears during the window counts from zero."""
-    from tree_fixtures import process_name
+    from tests.support.tree import process_name
     speeds: list[float] = []
     stop = threading.Event()
 
@@ -79,7 +78,7 @@ def window(app, seconds: float, start=None) -> tuple[float, list[float], dict[st
         while not stop.wait(2.0):
             try:
                 speed = app.call("GET", "/status").get("speed")
-            except Exception:  # noqa: BLE001 - a missed sample
+            except Exception:
                 continue
             if isinstance(speed, (int, float)):
                 speeds.append(float(speed))
@@ -127,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, help="save console.png and console-phone.png here")
     args = parser.parse_args(argv)
     from appliance.sandbox import Sandbox
-    from show_fixtures import LiveAppliance
-    from tree_fixtures import short_tmpdir
+    from tests.support.show import LiveAppliance
+    from tests.support.tree import short_tmpdir
 
     base = short_tmpdir("bench-console-")
     results = {}

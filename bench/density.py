@@ -52,17 +52,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from appliance.config import StreamConfig, load_config  # noqa: E402
+from appliance.config import load_config  # noqa: E402
 from appliance.control.api import ControlClient  # noqa: E402
-from appliance.errors import ApplianceError  # noqa: E402
-from appliance.files import RuntimeLayout, StateLayout  # noqa: E402
+from appliance.core.errors import ApplianceError  # noqa: E402
+from appliance.core.files import RuntimeLayout, StateLayout  # noqa: E402
+from appliance.media.settings import StreamConfig
 from appliance.rehearse import SIMULATED_TWEET  # noqa: E402
 from appliance.retake.client import RetakeClient  # noqa: E402
+from appliance.retake.verification import register_agent  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
-from appliance.verification import register_agent  # noqa: E402
-from tree_fixtures import descendants  # noqa: E402 - the one /proc walk (tests/tree_fixtures.py)
+from tests.support.tree import descendants  # noqa: E402 - the one /proc walk (tests/support/tree.py)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -118,7 +118,7 @@ class Snapshot:
     dropped: int | None = None
 
 
-def snapshot(tree: "Tree") -> Snapshot:
+def snapshot(tree: Tree) -> Snapshot:
     snap = Snapshot(wall=uptime())
     for pid in {tree.up.pid, *descendants(tree.up.pid)}:
         stat = proc_stat(pid)
@@ -242,7 +242,7 @@ def frame_gaps(recording: Path, start: float, end: float) -> tuple[int, float]:
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
                           "-of", "csv=p=0", str(recording)], capture_output=True, text=True, timeout=300).stdout
     times = sorted(t for t in map(float, re.findall(r"^(-?[0-9.]+)", out, re.M)) if start <= t <= end)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     return sum(g > 1.5 / FPS for g in gaps), max(gaps, default=float("inf"))
 
 
@@ -287,15 +287,15 @@ def measure_level(sb: Sandbox, work: Path, n: int, stream: dict[str, object], *,
     finally:
         stop_trees(trees)
     cores = dict.fromkeys(CATEGORIES, 0.0)
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=False):
         span = a.wall - b.wall
         for (pid, kind), cpu in a.cpu.items():
             cores[kind] += (cpu - b.cpu.get((pid, kind), 0.0)) / span
-    return Level(n=n, speeds=[window_speed(b, a) for b, a in zip(before, after)],
+    return Level(n=n, speeds=[window_speed(b, a) for b, a in zip(before, after, strict=False)],
                  drops=[(a.dropped or 0) - (b.dropped or 0) if a.dropped is not None else 10**6
-                        for b, a in zip(before, after)],
+                        for b, a in zip(before, after, strict=False)],
                  cores=cores, rss_mb=[a.rss_kb / 1024 for a in after],
-                 gaps=[window_gaps(sb, t, b, a) for t, b, a in zip(trees, before, after)])
+                 gaps=[window_gaps(sb, t, b, a) for t, b, a in zip(trees, before, after, strict=False)])
 
 
 def print_levels(levels: list[Level]) -> None:
@@ -340,8 +340,8 @@ def variant_command(source: Path, out: Path, extra: list[str]) -> list[str]:
     """The appliance's own FFmpeg command (media/encoder.build_command) with x264's threads left
     to FFmpeg as in the skill's reference command, its screen input swapped for ``source`` and
     ``extra`` options added before the output."""
-    from appliance.config import StreamConfig
     from appliance.media.encoder import build_command, video_input
+    from appliance.media.settings import StreamConfig
     stream = StreamConfig(display=":0", encoder_threads=0)
     cmd = build_command(stream, str(out), audio="silent", progress="")
     grab = video_input(stream)

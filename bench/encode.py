@@ -64,9 +64,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance.config import OverlayConfig, StreamConfig  # noqa: E402
 from appliance.media.content import ContentLog, content_window_command  # noqa: E402
-from appliance.media.encoder import EncoderStats, apply_progress, build_command, reference_command  # noqa: E402
+from appliance.media.encoder import (  # noqa: E402
+    EncoderStats,
+    apply_progress,
+    build_command,
+    reference_command,
+)
+from appliance.media.settings import OverlayConfig, StreamConfig  # noqa: E402
 
 NEEDED = {"Xvfb": "xvfb", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "xterm": "xterm",
           "pulseaudio": "pulseaudio", "nginx": "nginx libnginx-mod-rtmp"}
@@ -129,21 +134,21 @@ class SceneOnScreen:
              "this is wild 🔥", "how much is the token", "try the other branch", "lol")
 
     def __init__(self, display: str, base: Path, chat_rate: float) -> None:
-        from appliance.scene.state import SceneModel
-        from scene_fixtures import RendererRun
+        from appliance.scene.model import SceneModel
+        from tests.support.scene import RendererRun
         base.mkdir(parents=True)
         self.run = RendererRun(display, base)
         self.model = SceneModel(title="BenchAgent", on_change=self.run.send)
         self.model.set_topic("benchmarking the scene")
         self.model.stats(viewers=42, live_since=time.time() - 3700, market_cap=123456.0)
         self.messages = 0
-        self._stop = threading.Event()
+        self.stop_process = threading.Event()
         self._thread = threading.Thread(target=self._feed, args=(1.0 / chat_rate,), daemon=True)
         self._thread.start()
 
     def _feed(self, every: float) -> None:
         n = 0
-        while not self._stop.wait(every):
+        while not self.stop_process.wait(every):
             n += 1
             self.model.chat(f"viewer{n % 17}", f"{self.WORDS[n % len(self.WORDS)]} #{n}", id=str(n))
             self.messages += 1
@@ -155,7 +160,7 @@ class SceneOnScreen:
         return self.run.cpu_seconds()
 
     def close(self) -> None:
-        self._stop.set()
+        self.stop_process.set()
         self._thread.join(5)
         self.run.close()
 
@@ -165,7 +170,7 @@ def run_simulcast(cfg: StreamConfig, target: str, workdir: Path, ingest_url: str
     """The appliance's command with one simulcast output: the tee's MPEG-TS copy to a local UDP
     port and the copy-only relay from there to the same ingest (another stream name). The relay's
     own CPU goes into the ``rend`` column."""
-    from appliance.config import SimulcastConfig, SimulcastOutput
+    from appliance.media.settings import SimulcastConfig, SimulcastOutput
     from appliance.media.simulcast import Simulcast
     key = workdir / "simulcast.key"
     key.write_text(f"bench-copy-{round_no}")
@@ -308,9 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"bench/encode.py: appliance.sandbox.rtmp is not available ({exc})", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT / "tests"))
-    from media_fixtures import _stop, start_pulseaudio, start_xvfb
-    from show_fixtures import AcceptingCallbacks
+    from tests.support.media import start_pulseaudio, start_xvfb, stop_process
+    from tests.support.show import AcceptingCallbacks
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-encode-"))
     callbacks = AcceptingCallbacks()
@@ -397,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         xterm.terminate()
         ingest.cleanup()
-        _stop(pulse)
-        _stop(xvfb)
+        stop_process(pulse)
+        stop_process(xvfb)
         callbacks.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print("\nmedians")

@@ -35,9 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from appliance.media.encoder import reference_command  # noqa: E402
 from appliance.sandbox import Sandbox  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests"))
-from media_fixtures import _stop, start_pulseaudio, start_xvfb  # noqa: E402  (shared with bench/encode.py)
+from tests.support.media import start_pulseaudio, start_xvfb, stop_process  # noqa: E402  (shared with bench/encode.py)
 
 WALLET = "11111111111111111111111111111111"
 
@@ -173,7 +171,7 @@ def main() -> int:
     finally:
         for proc in (pulse, xvfb):
             if proc is not None:
-                _stop(proc)
+                stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -45,7 +45,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SENTENCES = [
     "Welcome to the harbour lights show tonight.",
@@ -128,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/voice.py: missing " + ", ".join(missing), file=sys.stderr)
         return 2
     from appliance.sandbox import Sandbox
-    from show_fixtures import (LiveAppliance, audio_levels, region_track, scene_rect, shown_segments,
-                               sound_segments)
-    from tree_fixtures import short_tmpdir
+    from tests.support.show import (
+        LiveAppliance,
+        audio_levels,
+        region_track,
+        scene_rect,
+        shown_segments,
+        sound_segments,
+    )
+    from tests.support.tree import short_tmpdir
 
     sentences = [SENTENCES[i % len(SENTENCES)] for i in range(args.utterances)]
     base = short_tmpdir("bench-voice-")
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not pair utterances: heard {heard}, captions {shown}", file=sys.stderr)
         return 1
     rows = []
-    for i, (sound, wall_say, wall_cap) in enumerate(zip(heard, said, on_x)):
+    for i, (sound, wall_say, wall_cap) in enumerate(zip(heard, said, on_x, strict=False)):
         bar = next(c for c in shown if c.start < sound.end and sound.start < c.end)
         rows.append((i, wall_say, wall_cap, sound.start, bar.start))
     offsets = [stream_cap - wall_cap for _, _, wall_cap, _, stream_cap in rows]

@@ -1,7 +1,7 @@
 # Shared helpers for the process-tree start scripts (sourced, not run).
-# One log line format for every process of the appliance, the same as appliance/logs.py:
+# One log line format for every process of the appliance, the same as appliance/core/logs.py:
 #   2026-11-27T03:04:05Z <name> <LEVEL> <message>
-# Settings come from APPLIANCE_* variables; `appliance up` (appliance/up.py,
+# Settings come from APPLIANCE_* variables; `appliance up` (appliance/up/tree.py,
 # tree_environment) sets every one of them, so the scripts define no defaults of their own.
 
 APPLIANCE_LOG_NAME=${APPLIANCE_LOG_NAME:-$(basename "$0" .sh)}

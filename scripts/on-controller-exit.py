@@ -22,7 +22,7 @@ from pathlib import Path
 
 from supervisor import childutils
 
-from appliance.files import RuntimeLayout
+from appliance.core.files import RuntimeLayout
 
 PROGRAM = "controller"
 
@@ -38,7 +38,7 @@ def exit_status(rpc: object, state: str) -> int:
     try:
         info = rpc.supervisor.getProcessInfo(PROGRAM)  # type: ignore[attr-defined]
         return int(info.get("exitstatus", 1))
-    except Exception as exc:  # noqa: BLE001 - any RPC failure: report a failure, still stop
+    except Exception as exc:
         log("WARNING", f"could not read the controller's exit status: {exc}")
         return 1
 
@@ -60,7 +60,7 @@ def main() -> None:
                 "stopping the process tree")
             try:
                 rpc.supervisor.shutdown()  # type: ignore[attr-defined]
-            except Exception as exc:  # noqa: BLE001 - already shutting down
+            except Exception as exc:
                 log("WARNING", f"shutdown request failed: {exc}")
         childutils.listener.ok(sys.stdout)
 

@@ -1,21 +1,24 @@
-"""Shared fixtures: real processes and the sandbox (see each fixtures module's docstring)."""
+"""Shared fixtures: real processes and the sandbox (see each module of tests/support/).
+
+Tiers (markers are set here from the folder, so `-m unit` and `scripts/test.sh --fast` select
+them): ``unit/`` no processes, no sockets beyond an in-process fake; ``integration/`` one real
+process or server at a time; ``e2e/`` the whole tree or the image.
+"""
 
 from __future__ import annotations
 
-import sys
-from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pytest
 
-from media_fixtures import flv_target, pulse_server, xvfb_display  # noqa: E402,F401
-from sandbox_fixtures import rtmp_sandbox, sandbox, sandbox_agent  # noqa: E402,F401
+from tests.support.media import flv_target, pulse_server, xvfb_display  # noqa: F401
+from tests.support.sandbox import rtmp_sandbox, sandbox, sandbox_agent  # noqa: F401
 
-
-def entry_name(entry: dict) -> str:
-    """'agent/stream/start', 'RTMP publish', ... for a sandbox request-log entry."""
-    return entry.get("event") or entry["path"].split("/api/v1/")[-1].strip("/")
+TIERS = ("unit", "integration", "e2e")
 
 
-def entry_time(entry: dict) -> float:
-    return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))

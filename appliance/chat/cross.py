@@ -6,9 +6,9 @@ The text goes through the same outgoing filter as every reply (never a secret, n
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from ..errors import InputError, RetakeNotFound
+from ..core.errors import InputError, RetakeNotFound
 from ..retake.client import RetakeClient
 from ..retake.models import Streamer
 from .moderation import OutgoingFilter

@@ -30,16 +30,22 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from ..config import ChatConfig
-from ..errors import ApplianceError, NotFoundError, RetakeConflict, RetakeError, RetakeUnauthorized
-from ..files import StateLayout
+from ..core.errors import (
+    ApplianceError,
+    NotFoundError,
+    RetakeConflict,
+    RetakeError,
+    RetakeUnauthorized,
+)
+from ..core.files import StateLayout
+from ..core.store import StateStore
 from ..retake.client import RetakeClient
 from ..retake.normalize import Comment
-from ..state import StateStore
 from .brains import Brain, ChatContext, Incoming, Turn, make_brain, plan_turns
 from .brains.external import ExternalBrain
 from .brains.llm import default_persona
@@ -47,6 +53,7 @@ from .journal import Journal
 from .memory import ChatDb, ViewerMemory, viewer_key
 from .moderation import Moderator, OutgoingFilter
 from .outbox import Delivery, Outbox, RateLimiter
+from .settings import ChatConfig
 from .sources import Pager, Sequencer, SocketSource, comment_epoch, socket_origin
 
 log = logging.getLogger("appliance.chat")
@@ -275,7 +282,7 @@ class ChatLoop:
                                    "names": turn.names})
         try:
             text = self.brain.respond(turn, self.ctx)
-        except Exception:  # noqa: BLE001 - a brain bug never stops chat: the host covers
+        except Exception:
             log.exception("brain %s failed; no reply to this turn", self.brain.name)
             text = None
         if not text:
@@ -384,7 +391,7 @@ class ChatLoop:
             except RetakeError as exc:
                 failures += 1
                 log.warning("chat poll failed (%d in a row): %s", failures, exc.message)
-            except Exception:  # noqa: BLE001 - the loop must outlive one bad answer
+            except Exception:
                 failures += 1
                 log.exception("chat poll crashed; going on")
             if self.socket is not None and self.socket.joined.is_set() and not failures:
@@ -405,7 +412,7 @@ class ChatLoop:
                 if items:
                     self._answer(items)
                 self._tick()
-            except Exception:  # noqa: BLE001 - replying must outlive one bad turn
+            except Exception:
                 log.exception("chat reply worker: going on")
             self._save_counts()
 

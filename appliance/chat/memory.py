@@ -20,15 +20,16 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from ..config import MemoryConfig
-from ..files import ensure_private_dir
+from ..core.files import ensure_private_dir
+from ..core.sanitize import clean_text
 from ..retake.normalize import Comment
-from ..sanitize import clean_text
+from .settings import MemoryConfig
 
 log = logging.getLogger("appliance.memory")
 

@@ -22,13 +22,13 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
-from ..config import ModerationConfig
-from ..errors import ApplianceError
+from ..core.errors import ApplianceError
+from ..core.sanitize import clean_text
 from ..retake.normalize import Comment
-from ..sanitize import clean_text
+from .settings import ModerationConfig
 
 _TLDS = ("com|net|org|io|tv|gg|xyz|me|co|app|dev|ly|link|sh|to|ru|cn|info|biz|site|online|live|"
          "fun|club|top|ai|so|fm|cc|us|uk|de|fr|eu|in|be|it|nl|pw|ws|lol|sol|eth|cash|money|win")

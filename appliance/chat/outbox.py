@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from ..errors import RetakeConflict, RetakeError, RetakeUnauthorized
+from ..core.errors import RetakeConflict, RetakeError, RetakeUnauthorized
+from ..core.sanitize import clean_text
 from ..retake.client import RetakeClient
-from ..sanitize import clean_text
 from .journal import MAX_ATTEMPTS, Journal
 from .moderation import OutgoingFilter, Refused
 
@@ -62,9 +63,8 @@ class RateLimiter:
             if self.take():
                 return True
             wait = self.wait_time()
-            if deadline is not None:
-                if self.clock() + wait > deadline:
-                    return False
+            if deadline is not None and self.clock() + wait > deadline:
+                return False
             stop.wait(min(max(wait, 0.01), 1.0))
         return False
 
@@ -135,7 +135,7 @@ class Outbox:
             if route != "chat" and route in self.outputs:
                 try:
                     self.outputs[route](text, "proactive" if brain == "proactive" else "reply")
-                except Exception:  # noqa: BLE001 - a voice or caption failure never loses the chat line
+                except Exception:
                     log.exception("reply route %s failed", route)
         self.publish("reply", {"text": text, "to": ids, "routes": list(routes), "brain": brain,
                                "message_id": message_id})

@@ -27,14 +27,15 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import RetakeProtocolError
+from ..core.errors import RetakeProtocolError
+from ..core.sanitize import clean_name
 from ..retake.client import RetakeClient
 from ..retake.normalize import Comment, normalize_comment
-from ..sanitize import clean_name
 
 log = logging.getLogger("appliance.chat")
 
@@ -167,7 +168,7 @@ class Sequencer:
                         self._newest_key = key
                     self.deliver(comment, source)
                     released += 1
-                except Exception:  # noqa: BLE001 - one bad comment never stops the stream
+                except Exception:
                     log.exception("chat: handling comment %s failed", comment.id)
                 finally:
                     with self._cond:
@@ -308,7 +309,7 @@ class SocketSource:
                 answer = self.sio.call("joinRoom", {"roomId": room}, timeout=5)
                 if isinstance(answer, dict) and answer.get("ok") is False:
                     log.warning("Socket.IO: joinRoom %s refused: %s", room, answer.get("error"))
-        except Exception as exc:  # noqa: BLE001 - polling covers for the socket
+        except Exception as exc:
             log.warning("Socket.IO: could not join the chat rooms (%s); polling covers", type(exc).__name__)
             return
         self.connects += 1
@@ -348,7 +349,7 @@ class SocketSource:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def start(self) -> "SocketSource":
+    def start(self) -> SocketSource:
         self._thread = threading.Thread(target=self._run, name="chat-socket", daemon=True)
         self._thread.start()
         return self
@@ -360,7 +361,7 @@ class SocketSource:
                 self.sio.connect(self.url, transports=["websocket"], socketio_path="socket.io", wait_timeout=5)
                 delay = 1.0
                 self.sio.wait()  # until we disconnect (the library reconnects by itself meanwhile)
-            except Exception as exc:  # noqa: BLE001 - socketio.exceptions.ConnectionError and transport errors
+            except Exception as exc:
                 if not self._stop.is_set():
                     log.info("Socket.IO: cannot connect to %s (%s); retrying in %.0f s, polling covers",
                              self.url, type(exc).__name__, delay)
@@ -371,7 +372,7 @@ class SocketSource:
         self._stop.set()
         try:
             self.sio.disconnect()
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:
             pass
         if self._thread is not None:
             self._thread.join(5)

@@ -58,7 +58,7 @@ class Trace:
     fid: str = ""
 
     @classmethod
-    def of(cls, comment: Comment, source: str, at: float) -> "Trace":
+    def of(cls, comment: Comment, source: str, at: float) -> Trace:
         ts = comment.timestamp.timestamp() if isinstance(comment.timestamp, datetime) else None
         return cls(comment.id, family(source), fingerprint(comment.text), ts, comment.seq, at,
                    comment.wallet_address, comment.user_id, comment.fid)
@@ -75,7 +75,7 @@ def twins(a: Trace, b: Trace) -> bool:
         return a.seq == b.seq
     if a.family == b.family or a.fp != b.fp:
         return False
-    pairs = [(x, y) for x, y in zip(a.senders(), b.senders()) if x and y]
+    pairs = [(x, y) for x, y in zip(a.senders(), b.senders(), strict=False) if x and y]
     if any(x != y for x, y in pairs):
         return False
     if a.ts is not None and b.ts is not None:

@@ -28,7 +28,7 @@ HTTP on 127.0.0.1 only. A bearer token is generated at start into ``<state>/cont
 
 Every request's Host header must name a loopback host (DNS rebinding). The console's pages
 and its requests authenticate with a session cookie instead of the token (state-changing ones
-also with the session's CSRF token): see appliance/control/console.py. /mcp and
+also with the session's CSRF token): see appliance/control/console/. /mcp and
 /console/ticket take the bearer token only.
 """
 
@@ -41,20 +41,21 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from ..errors import ApplianceError, InputError, NotFoundError
-from ..files import StateLayout, write_json
+from ..core.errors import ApplianceError, InputError, NotFoundError
+from ..core.files import StateLayout, write_json
 from . import console
+from .events import EventBus, parse_last_event_id, sse_stream
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import render_values
-from .events import EventBus, parse_last_event_id, sse_stream
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
@@ -86,7 +87,7 @@ def body_length(headers: Any) -> tuple[int | None, int, str]:
     values = headers.get_all("Content-Length") or []
     if not values:
         return 0, 200, ""
-    if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+    if len({v.strip() for v in values}) != 1 or not _DIGITS.fullmatch(values[0].strip()):
         return None, 400, "Content-Length must be one non-negative integer"
     digits = values[0].strip().lstrip("0") or "0"
     length = int(digits) if len(digits) <= 9 else MAX_BODY + 1
@@ -185,7 +186,7 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
 
         # -- GET --
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if not self._host_ok():
                 return None
@@ -305,14 +306,14 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return None
             return serve_asgi(self, extras.bridge, raw)
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             if not self._host_ok():
                 return None
             if self.path.split("?", 1)[0] == "/mcp" and extras.bridge is not None:
                 return self._mcp(self._read_body())
             return self._send(404, {"error": f"no endpoint DELETE {self.path.split('?', 1)[0]}"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             if not self._host_ok():
                 return None
@@ -430,7 +431,7 @@ class ControlServer:
         self.info_path = StateLayout(Path(state_dir)).control_json
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="control", daemon=True)
 
-    def start(self) -> "ControlServer":
+    def start(self) -> ControlServer:
         write_json(self.info_path, {"url": f"http://127.0.0.1:{self.port}", "token": self.token,
                                     "pid": os.getpid()})
         if self.extras.bridge is not None:
@@ -480,7 +481,7 @@ class ControlClient:
     timeout: float = 30.0
 
     @classmethod
-    def from_state(cls, state_dir: Path) -> "ControlClient":
+    def from_state(cls, state_dir: Path) -> ControlClient:
         path = StateLayout(Path(state_dir)).control_json
         try:
             info = json.loads(path.read_text())

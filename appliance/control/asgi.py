@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 log = logging.getLogger("appliance.asgi")
 
@@ -44,7 +45,7 @@ class AsgiBridge:
 
     # -- lifespan --
 
-    def start(self) -> "AsgiBridge":
+    def start(self) -> AsgiBridge:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._startup(), self.loop).result(30)
         return self
@@ -75,11 +76,11 @@ class AsgiBridge:
                 await self._shutdown.put({"type": "lifespan.shutdown"})
                 try:
                     await asyncio.wait_for(self._lifespan_done, 5)
-                except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down anyway
+                except (TimeoutError, Exception):
                     log.debug("ASGI lifespan did not end cleanly", exc_info=True)
         try:
             asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("ASGI shutdown", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)

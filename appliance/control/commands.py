@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import ApplianceError
+from ..core.errors import ApplianceError
 from ..live.lifecycle import LIVENESS_WINDOW_S, Lifecycle, State
 from .metrics import Telemetry
 

@@ -28,8 +28,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 log = logging.getLogger("appliance.events")
 
@@ -56,7 +57,7 @@ class Event:
     def sse(self) -> bytes:
         """The event in SSE wire format (one ``data:`` line: the JSON has no newline)."""
         body = json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
-        return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n".encode("utf-8")
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n".encode()
 
 
 class EventBus:
@@ -87,7 +88,7 @@ class EventBus:
         for callback in subscribers:
             try:
                 callback(event)
-            except Exception:  # noqa: BLE001 - one bad consumer never stops the others
+            except Exception:
                 log.exception("event subscriber failed on %s", kind)
         return event
 

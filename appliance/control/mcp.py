@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 import requests
 
-from ..errors import ApplianceError
+from ..core.errors import ApplianceError
 
 log = logging.getLogger("appliance.mcp")
 

@@ -15,11 +15,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from ..config import Settings, is_loopback_host, load_config
-from ..credentials import ENV_TOKEN
-from ..errors import ConfigError
 from urllib.parse import urlsplit
+
+from ..config import Settings, load_config
+from ..core.errors import ConfigError
+from ..retake.credentials import ENV_TOKEN
+from ..retake.origin import is_loopback_host
 
 _DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

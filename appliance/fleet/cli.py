@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import ApplianceError
+from ..core.errors import ApplianceError
 from .agents import load_fleet
 
 ACTIONS = ("up", "down", "status", "logs", "restart", "render")
@@ -34,7 +34,7 @@ def docker_client(*, timeout: int = 120):  # -> docker.DockerClient
     try:
         client = docker.DockerClient(base_url=host, timeout=timeout) if host else docker.from_env(timeout=timeout)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - every engine failure says the same thing to the user
+    except Exception as exc:
         raise ApplianceError(f"no container engine answers at {host or 'the default socket'} ({type(exc).__name__})",
                              fix="start docker (or podman's API service) or set DOCKER_HOST") from None
     return client

@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
-from ..errors import ApplianceError, ConfigError
+from ..core.errors import ApplianceError, ConfigError
 from .agents import Agent
 
 LABEL_FLEET = "tv.retake.fleet"
@@ -65,7 +66,7 @@ class Row:
 def format_table(rows: Iterable[Row]) -> str:
     table = [Row.COLUMNS] + [tuple(str(getattr(r, c)) for c in Row.COLUMNS) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(Row.COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in table)
 
 
 def _duration(seconds: float) -> str:
@@ -79,7 +80,7 @@ def _started_at(attrs: dict[str, Any]) -> float | None:
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", (attrs.get("State") or {}).get("StartedAt") or "")
     if not match:
         return None
-    return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
 
 
 class DockerFleet:

@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from ..config import DeployConfig
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .agents import Agent
+from .settings import DeployConfig
 
 APP = "retake-appliance"
 TOKEN_KEY = "access-token"

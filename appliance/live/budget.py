@@ -2,19 +2,19 @@
 any rolling hour — the first go-live, every recovery and every start after a 409 alike.
 
 The platform forbids "spam streaming". The times of the starts live in ``state.json``
-(:class:`~appliance.state.StateStore`), recorded *before* each call, so the budget holds across
+(:class:`~appliance.core.store.StateStore`), recorded *before* each call, so the budget holds across
 controller crashes, container restarts and Kubernetes reschedules: a controller that comes
 back into an exhausted budget starts nothing. Past the cap the lifecycle waits, alive and
-unready, until :meth:`StartBudget.blocked_until` (see :class:`~appliance.live.hold.Hold`),
+unready, until :meth:`StartBudget.blocked_until` (see :class:`~appliance.live.waiting.Hold`),
 instead of exiting — an exit would only hand the loop to the orchestrator's restart policy.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from ..state import StateStore
+from ..core.store import StateStore
 
 WINDOW_S = 3600.0
 
@@ -51,6 +51,6 @@ class StartBudget:
     def record(self) -> int:
         """Count one start (persisted before the call is made); returns the starts in the window."""
         with self.store.lock:
-            recent = self.recent() + [self.clock()]
+            recent = [*self.recent(), self.clock()]
             self.store.update(stream_starts=recent)
         return len(recent)

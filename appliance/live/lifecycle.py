@@ -5,7 +5,7 @@ is the one place a transition happens and is logged (with how long the previous 
 
     CREDENTIALS -> VERIFICATION -> SKILL_CHECK -> RTMP -> STREAM_START -> ENCODER_START
     -> WAIT_LIVE -> THUMBNAIL -> OPEN_CHAT -> LIVE -> (RECOVERING -> RTMP ...) -> STOPPING -> STOPPED
-    (WAITING: alive and unready, saying why and until when — see :mod:`appliance.live.hold`)
+    (WAITING: alive and unready, saying why and until when — see :mod:`appliance.live.waiting`)
 
 Fresh RTMP credentials are fetched for every stream and every recovery, never reused. The
 initial thumbnail is uploaded right after ``is_live``; the opening chat line follows. While
@@ -28,24 +28,37 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..chat import ChatLoop, ChatServices, Responder
 from ..config import Settings
-from ..credentials import (ENV_TOKEN, Credentials, Secret, resolve_credentials, save_credentials,
-                          update_token_info)
-from ..errors import (ApplianceError, CredentialsError, MediaError, RetakeConflict, RetakeError,
-                     RetakeUnauthorized)
-from ..notify import Notifier
+from ..core.errors import (
+    ApplianceError,
+    CredentialsError,
+    MediaError,
+    RetakeConflict,
+    RetakeError,
+    RetakeUnauthorized,
+)
+from ..core.sanitize import clean_text
+from ..core.store import StateStore
 from ..retake.client import RetakeClient
+from ..retake.credentials import (
+    ENV_TOKEN,
+    Credentials,
+    Secret,
+    resolve_credentials,
+    save_credentials,
+    update_token_info,
+)
 from ..retake.models import Comment, RtmpCredentials, StreamStatus
 from ..retake.skill import check_skill
-from ..sanitize import clean_text
-from ..state import StateStore
-from ..verification import register_agent, tweet_instructions
+from ..retake.verification import register_agent, tweet_instructions
 from .budget import StartBudget
-from .hold import Hold, iso
+from .notify import Notifier
+from .waiting import Hold, iso
 
 log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the heartbeat's token performance read (reference section 8)
@@ -280,7 +293,7 @@ class Lifecycle:
         """Encoder first, then one short stream/stop if a session was started."""
         try:
             self.encoder.stop()
-        except Exception:  # noqa: BLE001 - stopping anyway; the next start replaces it
+        except Exception:
             log.exception("encoder stop failed (%s)", why)
         self.metrics.is_live = False
         if self._stream_started:
@@ -627,7 +640,7 @@ class Lifecycle:
                                         fix="re-check RETAKE_ACCESS_TOKEN or the credentials file; stopping")
         except ApplianceError as exc:
             self.fatal = exc
-        except Exception as exc:  # noqa: BLE001 - the outermost frame: shut down whatever escaped
+        except Exception as exc:
             self.fatal = self._crash(exc)
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: shut down, then let it go on
             self.fatal = ApplianceError(f"interrupted ({type(exc).__name__})")
@@ -656,14 +669,14 @@ class Lifecycle:
         was_started = self._stream_started
         try:
             self.encoder.stop()
-        except Exception:  # noqa: BLE001 - shutting down anyway
+        except Exception:
             log.exception("encoder stop failed")
         if was_started:
             self._stream_started = False
             try:
                 result = self.client.with_limits(timeout_s=STOP_CALL_TIMEOUT_S, retries=0).stream_stop()
                 final = result.model_dump()
-            except Exception as exc:  # noqa: BLE001 - one attempt, whatever it raised
+            except Exception as exc:
                 message = exc.message if isinstance(exc, ApplianceError) else type(exc).__name__
                 log.warning("stream/stop: %s", message)
                 final = {"error": message}
@@ -674,14 +687,14 @@ class Lifecycle:
                          messages_in=self.store.data.messages_in, messages_out=self.store.data.messages_out,
                          ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             self.store.update(last_stream=final, last_error=self.fatal.message if self.fatal else "")
-        except Exception:  # noqa: BLE001 - a full disk must not hide the exit code
+        except Exception:
             log.exception("final state not saved")
         if was_started:
             self.progress("final stats: " + ", ".join(f"{k}={v}" for k, v in final.items()))
         if self.fatal:
             try:
                 self.notifier.notify("stopped_on_error", str(self.fatal))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("notification failed")
             self.progress(f"error: {self.fatal}")
             self._enter(State.FAILED)

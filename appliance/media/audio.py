@@ -3,7 +3,7 @@
 Talks to the daemon through pulsectl (libpulse), which honours ``PULSE_SERVER`` (and
 ``XDG_RUNTIME_DIR``/``PULSE_RUNTIME_PATH``) like every other PulseAudio client.
 Note: ``pulsectl.PulseDisconnected`` does not inherit from ``PulseError``; both are caught
-by name here and turned into :class:`~appliance.errors.MediaError`.
+by name here and turned into :class:`~appliance.core.errors.MediaError`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pulsectl
 
-from ..errors import MediaError
+from ..core.errors import MediaError
 
 log = logging.getLogger("appliance.audio")
 

@@ -1,6 +1,6 @@
 """The content window: a file of timestamped lines that an xterm shows with ``tail -F``.
 
-Every line goes through :func:`appliance.sanitize.clean_text` first: viewer text must never
+Every line goes through :func:`appliance.core.sanitize.clean_text` first: viewer text must never
 drive the terminal (no escape sequences, no control characters). The file is kept under
 ``max_bytes`` by truncating it; ``tail -F`` notices the truncation and carries on.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..config import OverlayConfig
-from ..sanitize import clean_text
+from ..core.sanitize import clean_text
+from .settings import OverlayConfig
 
 
 class ContentLog:

@@ -15,11 +15,11 @@ import struct
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
-from ..errors import MediaError
-from .tools import run_capture, run_tool
+from ..core.errors import MediaError
+from ..core.proc import run_capture, run_tool
 
 log = logging.getLogger("appliance.display")
 

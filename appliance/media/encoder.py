@@ -26,11 +26,12 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Literal
 
-from ..children import parent_death_preexec
-from ..config import StreamConfig
-from ..errors import MediaError
+from ..core.errors import MediaError
+from ..core.proc import parent_death_preexec
+from .settings import StreamConfig
 
 log = logging.getLogger("appliance.encoder")
 
@@ -137,7 +138,7 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
         cmd += ["-progress", progress]
     if audio == "pulse":
         # PulseAudio first, and both inputs on one wall clock (see the note at PULSE_FRAGMENT_S)
-        cmd += ["-copyts"] + audio_input(stream, audio, pulse_source) + video_input(stream)
+        cmd += ["-copyts", *audio_input(stream, audio, pulse_source), *video_input(stream)]
     else:
         cmd += video_input(stream) + audio_input(stream, audio, pulse_source)
     # x11grab gives bgr0; the conversion to yuv420p is ~0.05 CPU-s per stream second at
@@ -165,7 +166,7 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
         # the first one can be off by 0.1-0.4 s (the null sink's block at connect). aresample
         # async=1 makes audio timestamps follow the sample count and corrects only drifts
         # above 0.1 s, with silence or a cut: continuous audio, measured within one video
-        # frame of the picture (tests/test_media.py). Output timestamps start at 0 again.
+        # frame of the picture (tests/integration/test_media.py). Output timestamps start at 0 again.
         cmd += ["-af", "aresample=async=1", "-avoid_negative_ts", "make_zero"]
     if relays:
         # tee picks no stream by itself: video first, then audio, as FFmpeg orders them for FLV

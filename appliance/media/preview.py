@@ -21,10 +21,10 @@ import os
 import subprocess
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
-from ..children import parent_death_preexec
-from ..errors import MediaError
+from ..core.errors import MediaError
+from ..core.proc import parent_death_preexec
 
 log = logging.getLogger("appliance.preview")
 
@@ -52,7 +52,7 @@ class Preview:
 
     def __init__(self, display: str, *, fps: float = 1.0, width: int = 640, idle_s: float = 15.0,
                  env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 popen: Callable[..., "subprocess.Popen[bytes]"] = subprocess.Popen) -> None:
+                 popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen) -> None:
         self.display, self.fps, self.width, self.idle_s = display, fps, width, idle_s
         self.env = dict(env if env is not None else os.environ)
         self.clock, self.popen = clock, popen
@@ -85,7 +85,7 @@ class Preview:
                 self._start()
             while self._frame is None or self._frame_no <= newer_than:
                 left = deadline - self.clock()
-                if left <= 0 or not self.running and self._frame is None:
+                if left <= 0 or (not self.running and self._frame is None):
                     raise MediaError(f"no preview frame of {self.display} within {timeout:g}s",
                                      fix="is the display up? see the log")
                 self._lock.wait(min(left, 0.5))
@@ -116,7 +116,7 @@ class Preview:
             started.set()
         self._read(self._proc)
 
-    def _read(self, proc: "subprocess.Popen[bytes]") -> None:
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
         buffer = b""
         assert proc.stdout is not None
         while True:
@@ -132,7 +132,7 @@ class Preview:
         with self._lock:
             self._lock.notify_all()
 
-    def _watch(self, proc: "subprocess.Popen[bytes]") -> None:
+    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
         """Stop the grabber once nobody asked for ``idle_s``."""
         while proc.poll() is None:
             time.sleep(1.0)
@@ -144,7 +144,7 @@ class Preview:
                 return
 
     @staticmethod
-    def _stop(proc: "subprocess.Popen[bytes]") -> None:
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
             proc.terminate()
             try:

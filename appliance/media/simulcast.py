@@ -24,14 +24,15 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .. import children
-from ..config import SimulcastConfig, SimulcastOutput
-from ..errors import ConfigError, MediaError
+from ..core import proc
+from ..core.errors import ConfigError, MediaError
 from .encoder import FFMPEG, Redactor
+from .settings import SimulcastConfig, SimulcastOutput
 
 log = logging.getLogger("appliance.simulcast")
 
@@ -85,7 +86,7 @@ class Relay:
     doubling backoff (``retry_s`` .. ``retry_max_s``) whenever it exits."""
 
     def __init__(self, output: SimulcastOutput, port: int, *, retry_s: float, retry_max_s: float,
-                 popen: Callable[..., Any] = children.popen) -> None:
+                 popen: Callable[..., Any] = proc.popen) -> None:
         self.output, self.port = output, port
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
         self._popen = popen
@@ -95,7 +96,7 @@ class Relay:
         self.status = RelayStatus(output.name)
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
 
-    def start(self) -> "Relay":
+    def start(self) -> Relay:
         self._thread = threading.Thread(target=self._run, name=f"simulcast-{self.output.name}", daemon=True)
         self._thread.start()
         return self
@@ -165,7 +166,7 @@ class Simulcast:
     """The relays of every configured output; :meth:`start` gives the tee slave URLs the encoder
     adds (one UDP port each, fresh at every encoder start)."""
 
-    def __init__(self, cfg: SimulcastConfig, *, popen: Callable[..., Any] = children.popen) -> None:
+    def __init__(self, cfg: SimulcastConfig, *, popen: Callable[..., Any] = proc.popen) -> None:
         self.cfg = cfg
         self._popen = popen
         self.relays: list[Relay] = []

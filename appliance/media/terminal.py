@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from ..errors import InputError, MediaError
-from .tools import Runner, run_tool
+from ..core.errors import InputError, MediaError
+from ..core.proc import Runner, run_tool
 
 SESSION = "appliance"
 LOG_PANE = f"{SESSION}:0.0"
@@ -47,7 +47,7 @@ class Terminal:
         self.timeout_s = timeout_s
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "Terminal | None":
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Terminal | None:
         """The tree's terminal (``APPLIANCE_TERMINAL_SOCKET``), None outside `appliance up`."""
         path = environ.get("APPLIANCE_TERMINAL_SOCKET")
         return cls(Path(path)) if path else None

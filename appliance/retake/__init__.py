@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RetakeClient", "Comment", "RtmpCredentials", "StreamStatus"]
+__all__ = ["Comment", "RetakeClient", "RtmpCredentials", "StreamStatus"]
 
 
 def __getattr__(name: str) -> Any:

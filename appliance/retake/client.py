@@ -13,7 +13,7 @@ line, an exception or a repr.
 
 Transport failures of any kind — refused or reset connections, a read timing out mid-body, a body
 cut short, a body trickling in past the deadline, a 2xx answer that is not complete JSON — are
-:class:`~appliance.errors.RetakeUnavailable` (temporary). Calls that are safe to repeat are
+:class:`~appliance.core.errors.RetakeUnavailable` (temporary). Calls that are safe to repeat are
 retried on those, 429 (honouring ``Retry-After``) and 5xx with capped exponential backoff and
 jitter, at most ``retake.retries`` times.
 """
@@ -25,23 +25,30 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 import urllib3
 from pydantic import BaseModel, ValidationError
 
-from ..config import RetakeConfig
-from ..credentials import Secret
-from ..errors import (RetakeConflict, RetakeError, RetakeProtocolError, RetakeUnavailable, SecurityError,
-                      error_for_status)
-from ..sanitize import clean_text
+from ..core.errors import (
+    RetakeConflict,
+    RetakeError,
+    RetakeProtocolError,
+    RetakeUnavailable,
+    SecurityError,
+    error_for_status,
+)
+from ..core.sanitize import clean_text
 from . import models as m
 from . import normalize
+from .credentials import Secret
 from .origin import Origin, Target, UnsafeUrl, api_origin_problem, parse_target, resolve
+from .settings import RetakeConfig
 
 log = logging.getLogger("appliance.retake")
 
@@ -125,7 +132,7 @@ class RetakeClient:
     def __repr__(self) -> str:
         return f"RetakeClient(base_url={self.base_url!r}, token={'set' if self._token else 'none'})"
 
-    def with_token(self, token: Secret) -> "RetakeClient":
+    def with_token(self, token: Secret) -> RetakeClient:
         return RetakeClient(self.cfg, token, session=self._session, sleep=self._sleep, rng=self._rng,
                             clock=self._clock)
 
@@ -134,7 +141,7 @@ class RetakeClient:
         """The one origin the token may go to."""
         return self._origin
 
-    def with_limits(self, *, timeout_s: float, retries: int) -> "RetakeClient":
+    def with_limits(self, *, timeout_s: float, retries: int) -> RetakeClient:
         """This client (token, session, counters) with a tighter deadline per call: each attempt
         bounded by ``timeout_s``, at most ``retries`` retries (the LIVE loop, shutdown)."""
         cfg = self.cfg.model_copy(update={"timeout_s": min(timeout_s, self.cfg.timeout_s),

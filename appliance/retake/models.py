@@ -4,7 +4,7 @@ Models ignore fields they do not know (the platform adds fields) and read every 
 of the fields they do know: each model's before-validator maps the answer through the alias table
 of :mod:`.normalize` (one table for the whole client, documented in the README). Fields that are
 not essential are lenient (``null`` or an odd type is the default, never a failure). A shape we
-cannot read raises :class:`~appliance.errors.RetakeProtocolError`, never a KeyError deep inside a
+cannot read raises :class:`~appliance.core.errors.RetakeProtocolError`, never a KeyError deep inside a
 loop. Comments live in :mod:`.normalize` (:class:`Comment`, :func:`parse_comments`).
 """
 
@@ -14,8 +14,16 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..credentials import Secret
-from .normalize import Comment, Count, Number, Text, canonical, normalize_comment, parse_comments  # noqa: F401
+from .credentials import Secret
+from .normalize import (
+    Comment,
+    Count,
+    Number,
+    Text,
+    canonical,
+    normalize_comment,
+    parse_comments,
+)
 
 __all__ = ["Comment", "normalize_comment", "parse_comments"]  # re-exported; the rest by name
 

@@ -25,13 +25,14 @@ import json
 import logging
 import math
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..errors import RetakeProtocolError
-from ..sanitize import clean_text
+from ..core.errors import RetakeProtocolError
+from ..core.sanitize import clean_text
 
 log = logging.getLogger("appliance.retake")
 
@@ -176,10 +177,10 @@ def parse_time(value: Any) -> datetime | None:
     try:
         if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
             number = float(value)
-            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, timezone.utc)
+            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         return None
     return None
@@ -315,10 +316,10 @@ def oldest_first(comments: list[Comment], *, newest_first_page: bool) -> list[Co
     page = list(reversed(comments)) if newest_first_page else list(comments)
     numbers = [_order_number(c) for c in page]
     if page and all(c.timestamp for c in page):
-        ranked = sorted(zip(page, numbers), key=lambda p: (p[0].timestamp, p[1] if p[1] is not None else -1))
+        ranked = sorted(zip(page, numbers, strict=False), key=lambda p: (p[0].timestamp, p[1] if p[1] is not None else -1))
         return [c for c, _ in ranked]
     if page and all(n is not None for n in numbers):
-        return [c for c, _ in sorted(zip(page, numbers), key=lambda p: p[1])]  # type: ignore[arg-type,return-value]
+        return [c for c, _ in sorted(zip(page, numbers, strict=False), key=lambda p: p[1])]  # type: ignore[arg-type,return-value]
     return page
 
 

@@ -17,11 +17,11 @@ from typing import Literal
 
 import requests
 
-from ..config import RetakeConfig
-from ..files import write_private
-from ..sanitize import clean_text
+from ..core.files import write_private
+from ..core.sanitize import clean_text
 from .client import TRANSPORT_ERRORS
 from .origin import parse_origin
+from .settings import RetakeConfig
 
 log = logging.getLogger("appliance.skill")
 KNOWN_VERSION = "2.1.2"  # the version this appliance implements

@@ -5,17 +5,17 @@ publish, simulated viewers, and a ``/_sandbox/`` control surface. It follows the
 document (retake-skill.md 2.1.2), not any client; decisions where that text is ambiguous are
 listed in ``state.py``. Faults for tests and the chaos bench (5xx bursts, 429 with Retry-After,
 headers-then-reset, slow bodies, truncated JSON, refused publishes) are injected through
-``POST /_sandbox/faults`` (or ``Sandbox.set_fault``), documented in ``app.py``. It imports nothing from the rest of the appliance but the stdlib-only ``appliance.files``
-and ``appliance.children``.
+``POST /_sandbox/faults`` (or ``Sandbox.set_fault``), documented in ``app.py``. It imports nothing from the rest of the appliance but the stdlib-only ``appliance.core.files``
+and ``appliance.core.proc``.
 
     with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
         requests.post(f"{sb.base_url}/agent/register", json={...})
 """
 
-from .app import SandboxApp, create_app
+from .platform import ApiError, Platform, Settings
+from .routes import SandboxApp, create_app
 from .rtmp import IngestError, RtmpIngest
 from .server import Sandbox, SandboxError, run_sandbox_cli
-from .state import ApiError, Platform, Settings
 
 __all__ = ["ApiError", "IngestError", "Platform", "RtmpIngest", "Sandbox", "SandboxApp", "SandboxError",
            "Settings", "create_app", "run_sandbox_cli"]

@@ -61,7 +61,7 @@ def _pillow_decode(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not an image"
+    except Exception as exc:
         raise ImageError(f"image does not decode: {exc}") from None
 
 

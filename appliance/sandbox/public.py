@@ -11,7 +11,14 @@ import secrets
 from collections import defaultdict
 from typing import Any
 
-from .state import Agent, ApiError, Platform, parse_chat_cursor, parse_cursor, parse_limit
+from .platform import (
+    Agent,
+    ApiError,
+    Platform,
+    parse_chat_cursor,
+    parse_cursor,
+    parse_limit,
+)
 
 
 def _live_row(platform: Platform, agent: Agent, rank: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..children import parent_death_preexec
+from ..core.proc import parent_death_preexec
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
@@ -214,7 +214,7 @@ class RtmpIngest:
             shutil.rmtree(self.workdir, ignore_errors=True)  # an operator-chosen record_dir stays
             self.workdir = None
 
-    def __enter__(self) -> "RtmpIngest":
+    def __enter__(self) -> RtmpIngest:
         self.start()
         return self
 

@@ -13,16 +13,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from . import viewers
-from .app import SandboxApp, create_app
+from .platform import COMMENT_SHAPES, SKILL_VERSION, ApiError, Platform, Settings
+from .routes import SandboxApp, create_app
 from .rtmp import IngestError, RtmpIngest, find_nginx
-from .state import COMMENT_SHAPES, SKILL_VERSION, ApiError, Platform, Settings
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ class Sandbox:
         return self.ingest.record_dir if self.ingest else None
 
     # ----- lifecycle -------------------------------------------------------------------------------
-    def start(self, timeout: float = 15.0) -> "Sandbox":
+    def start(self, timeout: float = 15.0) -> Sandbox:
         if self.rtmp_enabled:
             try:
                 find_nginx()
@@ -114,7 +115,7 @@ class Sandbox:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._startup())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+        except BaseException as exc:
             errors.append(exc)
             ready.set()
             loop.close()
@@ -167,7 +168,7 @@ class Sandbox:
         if self.ingest is not None:
             self.ingest.cleanup()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

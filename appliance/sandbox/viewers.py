@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .state import Agent, ApiError, Platform, b58encode
+from .platform import Agent, ApiError, Platform, b58encode
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class ViewerSimulator:
             await asyncio.sleep(max(0.2, interval))
             try:
                 await self.tick()
-            except Exception:  # noqa: BLE001 - the simulator must never take the sandbox down
+            except Exception:
                 log.exception("viewer simulator tick failed")
 
     async def tick(self) -> None:

@@ -14,17 +14,27 @@ attribute lists on byte ranges, and nothing is ever passed through ``str.format`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cairocffi as cairo
 import pangocairocffi as pangocairo
 import pangocffi as pango
 
-from ..sanitize import clean_text
-from .state import SceneState
-from .template import (AlertRegion, CaptionRegion, ChatRegion, ContentRegion, ImageRegion, Scene,
-                       StatsRegion, TextRegion, TitleRegion)
+from ..core.sanitize import clean_text
+from .model import SceneState
+from .template import (
+    AlertRegion,
+    CaptionRegion,
+    ChatRegion,
+    ContentRegion,
+    ImageRegion,
+    Scene,
+    StatsRegion,
+    TextRegion,
+    TitleRegion,
+)
 
 DESIGN_HEIGHT = 720.0
 Rect = tuple[int, int, int, int]

@@ -21,15 +21,15 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..errors import ConfigError
-from ..files import StateLayout
-from ..sanitize import clean_text
+from ..core.errors import ConfigError
+from ..core.files import StateLayout
+from ..core.sanitize import clean_text
 
 log = logging.getLogger("appliance.overlays")
 MAX_BYTES = 8192
@@ -120,7 +120,7 @@ class OverlayFolder(FileSystemEventHandler):
                               f"{self.state.root}, where the credentials are",
                               fix="point overlay.watch_dir at a folder of its own (default: the repo's overlays/)")
 
-    def start(self) -> "OverlayFolder":
+    def start(self) -> OverlayFolder:
         self.check_folder()
         self.folder.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.folder.glob("*.txt")):

@@ -1,7 +1,7 @@
 """How the controller talks to the renderer: a unix stream socket in the tree's private runtime
 folder (``$APPLIANCE_RUNTIME_DIR/scene.sock``, mode 600 in a mode-700 folder; the renderer
 also checks the peer's uid with ``SO_PEERCRED``). One message kind: a full
-:class:`~appliance.scene.state.SceneState` as one JSON line (at most ``MAX_LINE`` bytes).
+:class:`~appliance.scene.model.SceneState` as one JSON line (at most ``MAX_LINE`` bytes).
 Snapshots make the protocol forgiving: a renderer restarted by supervisord is whole again
 after the next line, and the controller's link sends the latest snapshot on every (re)connect.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .state import SceneState
+from .model import SceneState
 
 log = logging.getLogger("appliance.scene")
 MAX_LINE = 256 * 1024
@@ -135,7 +135,7 @@ class SceneLink:
         self._thread = threading.Thread(target=self._run, name="scene-link", daemon=True)
         self.delivered = 0
 
-    def start(self) -> "SceneLink":
+    def start(self) -> SceneLink:
         self._thread.start()
         return self
 

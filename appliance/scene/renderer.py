@@ -20,15 +20,16 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cairocffi as cairo
 
-from ..errors import ApplianceError, ConfigError
+from ..core.errors import ApplianceError, ConfigError
 from .draw import Painter, Rect
 from .link import SceneServer
-from .state import SceneState
+from .model import SceneState
 from .template import AlertRegion, Scene, StatsRegion, load_scene, scene_files
 
 log = logging.getLogger("appliance.scene")
@@ -88,7 +89,7 @@ class Renderer:
                 import io
                 try:
                     surface = cairo.ImageSurface.create_from_png(io.BytesIO(data))
-                except Exception as exc:  # noqa: BLE001 - a bad PNG is a log line, not a crash
+                except Exception as exc:
                     log.warning("image %s not shown: %s", name, exc)
             self._images[name] = surface
         return self._images[name]
@@ -250,7 +251,7 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
 
 def main(argv: list[str] | None = None) -> int:
     from ..config import load_config
-    from ..logs import setup_logging
+    from ..core.logs import setup_logging
     from .window import XWindow
     parser = argparse.ArgumentParser(prog="python -m appliance.scene.renderer")
     parser.add_argument("--config", required=True)

@@ -17,13 +17,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import Settings
-from ..errors import ApplianceError, InputError, MediaError
+from ..core.errors import ApplianceError, InputError, MediaError
 from .link import SceneLink
-from .state import SceneModel, reading_seconds
+from .model import SceneModel, reading_seconds
 from .template import scene_files
 
 log = logging.getLogger("appliance.show")
@@ -73,7 +74,7 @@ class Show:
             while not self._stop.wait(every_s):
                 try:
                     self.scene.stats(**read())
-                except Exception:  # noqa: BLE001 - stats are decoration; never stop the show
+                except Exception:
                     log.debug("stats not read", exc_info=True)
         threading.Thread(target=run, name="scene-stats", daemon=True).start()
 

@@ -150,5 +150,5 @@ class XWindow:
     def close(self) -> None:
         try:
             self.conn.disconnect()
-        except Exception:  # noqa: BLE001 - the display may be gone already
+        except Exception:
             pass

@@ -6,7 +6,15 @@ from .command import CommandVoice
 from .engines import make_voice
 from .espeak import EspeakVoice
 from .gtts import GttsVoice
-from .queue import PaplayPlayer, Priority, SpeechQueue, Utterance, split_sentences, tools_missing, wav_seconds
+from .queue import (
+           PaplayPlayer,
+           Priority,
+           SpeechQueue,
+           Utterance,
+           split_sentences,
+           tools_missing,
+           wav_seconds,
+)
 
 __all__ = ["CommandVoice", "EspeakVoice", "FallbackVoice", "GttsVoice", "PaplayPlayer", "Priority",
            "SpeechQueue", "Utterance", "Voice", "make_voice", "split_sentences", "tools_missing",

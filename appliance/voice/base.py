@@ -1,6 +1,6 @@
 """What every voice engine is: text in, an audio file out (see :mod:`appliance.voice.engines`).
 
-Text is untrusted (viewers write it): it is cleaned with :func:`appliance.sanitize.clean_text`
+Text is untrusted (viewers write it): it is cleaned with :func:`appliance.core.sanitize.clean_text`
 and cut to ``voice.max_chars`` before any engine sees it, and reaches a program only as an
 argument after ``--`` or on stdin (never through a shell).
 
@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import MediaError
-from ..media.tools import Runner, run_tool
-from ..sanitize import clean_text
+from ..core.errors import MediaError
+from ..core.proc import Runner, run_tool
+from ..core.sanitize import clean_text
 
 SYNTH_TIMEOUT_S = 30.0
 
-__all__ = ["FallbackVoice", "Runner", "SYNTH_TIMEOUT_S", "Voice", "out_file", "run_tool", "spoken"]
+__all__ = ["SYNTH_TIMEOUT_S", "FallbackVoice", "Runner", "Voice", "out_file", "run_tool", "spoken"]
 log = logging.getLogger("appliance.voice")
 
 
@@ -62,7 +62,7 @@ class FallbackVoice:
     def synthesize(self, text: str, workdir: Path) -> Path:
         try:
             path = self.primary.synthesize(text, workdir)
-        except Exception as exc:  # noqa: BLE001 - any failure of an online/outside engine
+        except Exception as exc:
             if self.fallback is None:
                 raise MediaError(f"{self.primary.name} failed ({_reason(exc)})",
                                  fix="check the engine, or set voice.fallback_to_espeak: true") from None

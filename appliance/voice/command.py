@@ -11,9 +11,9 @@ import subprocess
 import wave
 from pathlib import Path
 
-from ..config import CommandVoiceConfig
-from ..errors import MediaError
+from ..core.errors import MediaError
 from .base import Runner, out_file, run_tool, spoken
+from .settings import CommandVoiceConfig
 
 
 class CommandVoice:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..config import AnyVoiceConfig, CommandVoiceConfig, EspeakVoiceConfig, GttsVoiceConfig
 from .base import FallbackVoice, Voice
 from .command import CommandVoice
 from .espeak import EspeakVoice
 from .gtts import GttsVoice
+from .settings import (
+    AnyVoiceConfig,
+    CommandVoiceConfig,
+    EspeakVoiceConfig,
+    GttsVoiceConfig,
+)
 
 
 def _espeak(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..config import AnyVoiceConfig
-from ..errors import MediaError
+from ..core.errors import MediaError
 from .base import SYNTH_TIMEOUT_S, Runner, out_file, run_tool, spoken
+from .settings import AnyVoiceConfig
 
 
 class EspeakVoice:

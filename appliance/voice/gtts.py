@@ -8,12 +8,13 @@ import hashlib
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..config import GttsVoiceConfig
-from ..errors import MediaError
+from ..core.errors import MediaError
 from .base import SYNTH_TIMEOUT_S, out_file, spoken
+from .settings import GttsVoiceConfig
 
 
 def _default_gtts() -> Callable[..., Any]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .. import children
-from ..config import MusicConfig
-from ..errors import MediaError
+from ..core import proc
+from ..core.errors import MediaError
 from ..media.audio import set_stream_level
+from .settings import MusicConfig
 
 log = logging.getLogger("appliance.voice")
 CLIENT = "appliance-music"
@@ -25,7 +26,7 @@ class MusicLoop:
     """Plays ``cfg.file`` in a loop until :meth:`stop`; :meth:`duck` lowers it while speaking."""
 
     def __init__(self, cfg: MusicConfig, sink: str, sample_rate: int, *,
-                 popen: Callable[..., Any] = children.popen,
+                 popen: Callable[..., Any] = proc.popen,
                  set_level: Callable[[str, float], int] = set_stream_level) -> None:
         self.cfg, self.sink, self.rate = cfg, sink, sample_rate
         self._popen, self._set_level = popen, set_level
@@ -81,7 +82,7 @@ class MusicLoop:
             log.warning("music loop ended (code %s); restarting (%d)", code, self.restarts)
             self._stop.wait(min(30.0, 2.0 ** min(self.restarts, 5)))
 
-    def start(self) -> "MusicLoop":
+    def start(self) -> MusicLoop:
         if not self.cfg.file.is_file():
             raise MediaError(f"voice.music.file: {self.cfg.file} is not a file")
         self._thread = threading.Thread(target=self._run, name="music", daemon=True)

@@ -40,13 +40,14 @@ import threading
 import time
 import uuid
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from .. import children
-from ..errors import InputError, MediaError
-from ..sanitize import clean_text
+from ..core import proc
+from ..core.errors import InputError, MediaError
+from ..core.sanitize import clean_text
 from .base import SYNTH_TIMEOUT_S, Runner, Voice, run_tool
 
 log = logging.getLogger("appliance.voice")
@@ -67,7 +68,7 @@ class Priority(enum.IntEnum):
     PROACTIVE = 2
 
     @classmethod
-    def parse(cls, value: "str | Priority") -> "Priority":
+    def parse(cls, value: str | Priority) -> Priority:
         if isinstance(value, Priority):
             return value
         try:
@@ -118,7 +119,7 @@ class Player(Protocol):
 
 
 class _Paplay:
-    def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
 
     def wait(self, timeout: float) -> None:
@@ -143,7 +144,7 @@ class PaplayPlayer:
     CLIENT = "appliance-voice"
 
     def __init__(self, sink: str, *, volume: Callable[[], int] = lambda: 100,
-                 popen: Callable[..., Any] = children.popen) -> None:
+                 popen: Callable[..., Any] = proc.popen) -> None:
         self.sink, self.volume, self._popen = sink, volume, popen
 
     def start(self, wav: Path) -> Playing:
@@ -214,20 +215,20 @@ class SpeechQueue:
 
     # -- the caller's side --
 
-    def start(self) -> "SpeechQueue":
+    def start(self) -> SpeechQueue:
         shutil.rmtree(self.workdir, ignore_errors=True)  # what a crash left
         self.workdir.mkdir(parents=True, mode=0o700)
         self._thread = threading.Thread(target=self._run, name="speech", daemon=True)
         self._thread.start()
         return self
 
-    def __enter__(self) -> "SpeechQueue":
+    def __enter__(self) -> SpeechQueue:
         return self.start() if self._thread is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def say(self, text: str, priority: "Priority | str" = Priority.OPERATOR) -> Utterance:
+    def say(self, text: str, priority: Priority | str = Priority.OPERATOR) -> Utterance:
         """Queue ``text``; returns at once. The utterance's status is ``dropped`` when the
         policy refused it; InputError when nothing is left of the text after cleaning."""
         prio = Priority.parse(priority)
@@ -300,7 +301,7 @@ class SpeechQueue:
         data = {"id": utt.id, "text": utt.text, "priority": utt.priority.name.lower(), **extra}
         try:
             self.on_event(kind, data)
-        except Exception:  # noqa: BLE001 - a listener must never stop the voice
+        except Exception:
             log.exception("voice event listener failed on %s", kind)
 
     def _drop(self, utt: Utterance, why: str) -> None:
@@ -329,7 +330,7 @@ class SpeechQueue:
         while (utt := self._next()) is not None:
             try:
                 self._speak(utt)
-            except Exception as exc:  # noqa: BLE001 - the worker outlives one bad utterance
+            except Exception as exc:
                 utt.status, utt.error = "failed", str(exc)
                 log.exception("voice: speaking failed")
             finally:

@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
-from ...config import ChatConfig
 from ..memory import ViewerMemory
+from ..settings import ChatConfig
 from .base import Brain, ChatContext, Incoming, Responder, Turn, plan_turns
 from .host import HostBrain, OfflineResponder, ProactiveBank
 

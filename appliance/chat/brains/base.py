@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ...retake.normalize import Comment
 from ..memory import Viewer, ViewerMemory

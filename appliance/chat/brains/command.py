@@ -2,7 +2,7 @@
 stdout (``{"text": "..."}``; ``{"text": null}`` for no reply; optional ``"notes": {viewer_name:
 note}`` written to viewer memory).
 
-The program runs through :func:`appliance.media.tools.run_tool` (a timeout, no shell) with a
+The program runs through :func:`appliance.core.proc.run_tool` (a timeout, no shell) with a
 minimal environment (``PATH``, ``LANG``, ``HOME``): no token or key of the appliance reaches it.
 A failure, a timeout or unreadable output falls back to the host brain for that turn.
 """
@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ...config import CommandBrainConfig
-from ...errors import ApplianceError
-from ...media.tools import run_tool
-from ...sanitize import clean_text
+from ...core.errors import ApplianceError
+from ...core.proc import run_tool
+from ...core.sanitize import clean_text
 from .base import Brain, ChatContext, Turn
+from .settings import CommandBrainConfig
 
 log = logging.getLogger("appliance.chat")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from ...config import ExternalBrainConfig
 from .base import Brain, ChatContext, Turn
+from .settings import ExternalBrainConfig
 
 
 class ExternalBrain:

@@ -14,10 +14,10 @@ import itertools
 import logging
 import random
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
-from ...config import ProactiveConfig
 from ..memory import Viewer, ViewerMemory
+from ..settings import ProactiveConfig
 from .base import ChatContext, Incoming, Turn
 
 log = logging.getLogger("appliance.chat")

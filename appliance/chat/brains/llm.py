@@ -23,15 +23,17 @@ import logging
 import os
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import requests
 
-from ...config import LlmBrainConfig
-from ...sanitize import clean_text
+from ...core.sanitize import clean_text
 from .base import Brain, ChatContext, Turn
 from .command import remember_notes
+from .settings import LlmBrainConfig
 
 log = logging.getLogger("appliance.chat.llm")
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import requests
 
-from ...config import WebhookBrainConfig
-from ...sanitize import clean_text
+from ...core.sanitize import clean_text
 from .base import Brain, ChatContext, Turn
 from .command import remember_notes, reply_text
+from .settings import WebhookBrainConfig
 
 log = logging.getLogger("appliance.chat")
 

@@ -1,0 +1,244 @@
+"""Deploy on the project's container engine (podman with its Docker-compatible API), with the
+image built once per session (``appliance_image``):
+
+* compose: ``--profile sandbox up`` with a copied example config and no token rehearses the
+  whole appliance (a real publish, recorded and decoded), while the live service holds
+  (alive, unready, saying what to run) instead of restart-looping; the hardening flags hold;
+* fleet: two agents from one folder go live against the sandbox, ``up`` twice changes
+  nothing, ``status`` shows both, ``down`` stops both with stream/stop;
+* the wheel: installed into a fresh venv outside the checkout, ``appliance up`` publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.data import WALLET
+from tests.support.sandbox import entry_name, register_agent
+from tests.support.tree import (
+    IMAGE_TAG,
+    BuiltImage,
+    appliance_image,
+    docker_client,
+    short_tmpdir,
+    terminate,
+    wait_until,
+)
+
+__all__ = ["appliance_image", "docker_client"]  # fixtures for pytest
+REPO = Path(__file__).resolve().parents[2]
+
+
+def publishers(sb, after: int = 0) -> set[str]:
+    """Agents whose RTMP publish the sandbox's ingest accepted (after request ``after``)."""
+    return {str(r.get("agent")) for r in sb.requests()[after:]
+            if entry_name(r) == "RTMP publish" and r.get("status") == 200}
+
+
+def compose_cmd() -> list[str]:
+    pytest.importorskip("podman_compose", reason="podman-compose (PyPI) drives the compose test")
+    return [sys.executable, "-m", "podman_compose"]
+
+
+def engine_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAKE_")}
+    env.setdefault("DOCKER_HOST", "unix:///run/podman-docker.sock")
+    return env
+
+
+def exec_in(name: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", "exec", name, *command], capture_output=True, text=True, timeout=timeout,
+                          env=engine_env())
+
+
+@pytest.mark.container
+@pytest.mark.timeout(420)
+def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_holds(
+        appliance_image: BuiltImage) -> None:
+    if not shutil.which("podman"):
+        pytest.skip("podman-compose drives podman: not installed")
+    compose = compose_cmd()
+    health = subprocess.run(["podman", "image", "inspect", IMAGE_TAG, "--format", "{{json .HealthCheck}}"],
+                            capture_output=True, text=True, env=engine_env(), timeout=30).stdout
+    assert '"probe"' in health and "8787" not in health, health  # the port the appliance chose, not a fixed one
+    project = short_tmpdir("apcompose-")
+    name = f"apc{os.getpid()}"
+    shutil.copy(REPO / "compose.yaml", project / "compose.yaml")
+    shutil.copytree(REPO / "overlays", project / "overlays")
+    (project / "config").mkdir()
+    shutil.copy(REPO / "config.example.yaml", project / "config" / "appliance.yaml")  # copied, not edited
+    subprocess.run(["chmod", "-R", "a+rX", str(project)], check=True)
+    env = dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG)
+    run = lambda *args, timeout=180: subprocess.run([*compose, "-p", name, "--profile", "sandbox", *args],  # noqa: E731
+                                                     cwd=project, env=env, capture_output=True, text=True,
+                                                     timeout=timeout)
+    rehearsal, live = f"{name}_sandbox_1", f"{name}_appliance_1"
+
+    def logs(container: str) -> str:
+        return subprocess.run(["podman", "logs", container], capture_output=True, text=True, env=env,
+                              timeout=30).stdout[-4000:]
+
+    try:
+        started = run("up", "-d")
+        assert started.returncode == 0, started.stdout + started.stderr
+
+        def recorded() -> str:
+            found = exec_in(rehearsal, "find", "/state/rehearsal/recordings", "-name", "*.flv", "-size", "+30k")
+            return found.stdout.strip().splitlines()[0] if found.stdout.strip() else ""
+        try:
+            flv = wait_until(recorded, 150, "the rehearsal's sandbox to record a publish", interval=2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- rehearsal log ---\n{logs(rehearsal)}") from None
+        probe = exec_in(rehearsal, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "json", flv)
+        assert {"h264", "aac"} <= {s["codec_name"] for s in json.loads(probe.stdout)["streams"]}, probe
+        assert "-> live" in logs(rehearsal)
+        # the live service: no token, no credentials -> held (alive, unready), not a restart loop
+        health = exec_in(live, "appliance", "probe", "health")
+        ready = exec_in(live, "appliance", "probe", "ready")
+        assert health.returncode == 0, health.stdout + health.stderr + logs(live)
+        assert ready.returncode == 1 and "no credentials" in ready.stdout, ready.stdout
+        inspect = json.loads(subprocess.run(["podman", "inspect", live], capture_output=True, text=True,
+                                            env=env, timeout=30).stdout)[0]
+        assert inspect["State"]["Running"] and inspect.get("RestartCount", 0) == 0
+        host = inspect["HostConfig"]
+        assert host["ReadonlyRootfs"] is True
+        assert "CAP_NET_RAW" in host["CapDrop"] and "CAP_CHOWN" in host["CapDrop"]
+        assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
+        assert host["LogConfig"]["Type"] in ("json-file", "k8s-file")
+        # the entrypoint is `appliance`: `docker compose run --rm appliance register` runs a subcommand
+        sub = run("run", "--rm", "appliance", "register", "--help", timeout=120)
+        assert sub.returncode == 0 and "Register the agent on retake.tv" in sub.stdout, sub.stdout + sub.stderr
+        t0 = time.monotonic()
+        stopped = run("stop", "-t", "30", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert time.monotonic() - t0 < 60
+        assert "rehearsal: ended with status 0" in logs(rehearsal)
+    finally:
+        run("down", "-v", "-t", "5", timeout=180)
+        shutil.rmtree(project, ignore_errors=True)
+
+
+def fleet_config(folder: Path, sb, agent) -> Path:
+    path = folder / f"{agent.name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "agent": {"name": agent.name, "description": "fleet test", "image_url": "https://example.com/a.png",
+                  "wallet_address": WALLET, "ticker": "FLT"},
+        "retake": {"base_url": sb.base_url, "sandbox": True, "backoff_s": 0.1, "backoff_max_s": 1},
+        "stream": {"width": 640, "height": 360, "min_speed": 0.5},
+        "deploy": {"image": IMAGE_TAG, "cpus": 1.0, "memory_mb": 768},
+    }))
+    path.chmod(0o644)
+    env = folder / f"{agent.name}.env"
+    env.write_text(f"RETAKE_ACCESS_TOKEN={agent.access_token}\n")
+    env.chmod(0o600)
+    return path
+
+
+@pytest.mark.container
+@pytest.mark.timeout(420)
+def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
+        docker_client, appliance_image: BuiltImage, rtmp_sandbox) -> None:
+    from appliance.fleet.agents import load_fleet
+    from appliance.fleet.docker import DockerFleet, format_table
+    sb = rtmp_sandbox
+    agents = [register_agent(sb, verified=True) for _ in range(2)]
+    folder = short_tmpdir("apfleet-")
+    folder.chmod(0o755)
+    for agent in agents:
+        fleet_config(folder, sb, agent)
+    lines: list[str] = []
+    fleet = DockerFleet(docker_client, fleet=f"test{os.getpid()}", out=lines.append)
+    mark = len(sb.requests())
+    try:
+        assert fleet.up(load_fleet(folder)) == {a.name: "created" for a in agents}
+
+        def both_live() -> bool:
+            return publishers(sb, mark) >= {a.name for a in agents}
+        try:
+            wait_until(both_live, 150, "both agents to publish", interval=2)
+        except AssertionError as exc:
+            tails = "\n".join(f"--- {a.name} ---\n{fleet.logs(a.name, tail=40)}" for a in agents)
+            raise AssertionError(f"{exc}\n{tails}") from None
+        assert fleet.up(load_fleet(folder)) == {a.name: "unchanged" for a in agents}  # idempotent
+
+        def rows_live():
+            rows = fleet.status(load_fleet(folder))
+            return rows if all(r.live == "yes" for r in rows) else None
+        rows = wait_until(rows_live, 60, "status to show both live", interval=3)
+        table = format_table(rows)
+        print("\n" + table, file=sys.stderr)
+        assert {r.agent for r in rows} == {a.name for a in agents} and all(r.state == "live" for r in rows), table
+        for agent in agents:
+            container = docker_client.containers.get(agent.name)
+            assert container.labels["tv.retake.agent"] == agent.name
+            assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+            assert agent.access_token not in container.logs().decode(errors="replace")
+        before_down = len(sb.requests())
+        assert sorted(fleet.down()) == sorted(a.name for a in agents)
+        stops = [r for r in sb.requests()[before_down:] if "stream/stop" in entry_name(r)]
+        assert len(stops) >= 2, [entry_name(r) for r in sb.requests()[before_down:]]
+        assert fleet.containers() == {}
+        assert {v.name for v in docker_client.volumes.list()} >= {f"{a.name}-state" for a in agents}  # state kept
+    finally:
+        fleet.down()
+        for agent in agents:
+            try:
+                docker_client.volumes.get(f"{agent.name}-state").remove(force=True)
+            except Exception:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.timeout(420)
+def test_the_wheel_in_a_fresh_venv_outside_the_checkout_goes_live(rtmp_sandbox, tmp_path) -> None:
+    """`pip install <wheel>` into a new venv, then `appliance up` from another folder (no
+    APPLIANCE_HOME, no checkout on the path): the tree's files come from the package."""
+    sb = rtmp_sandbox
+    agent = register_agent(sb, verified=True)
+    work = short_tmpdir("apwheel-")
+    try:
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"),
+                                str(REPO)], capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stdout + built.stderr
+        wheel = next((work / "dist").glob("retake_appliance-*.whl"))
+        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True, timeout=120)
+        pip = subprocess.run([str(work / "venv/bin/pip"), "install", "-q", str(wheel)], capture_output=True,
+                             text=True, timeout=400)
+        assert pip.returncode == 0, pip.stdout + pip.stderr
+        config = work / "appliance.yaml"
+        config.write_text(yaml.safe_dump({
+            "agent": {"name": agent.name, "description": "wheel test", "image_url": "https://example.com/a.png",
+                      "wallet_address": WALLET, "ticker": "WHL"},
+            "retake": {"base_url": sb.base_url, "sandbox": True, "backoff_s": 0.1, "backoff_max_s": 1},
+            "paths": {"state_dir": str(work / "state")},
+            "stream": {"width": 640, "height": 360, "min_speed": 0.5},
+        }))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLIANCE_", "RETAKE_", "VIRTUAL_ENV", "PYTHON"))}
+        env.update(RETAKE_ACCESS_TOKEN=agent.access_token, PATH=f"{work / 'venv/bin'}:{env.get('PATH', '')}")
+        mark = len(sb.requests())
+        log = work / "up.log"
+        with open(log, "wb") as out:
+            up = subprocess.Popen([str(work / "venv/bin/appliance"), "up", "--config", str(config)], cwd=work,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            try:
+                wait_until(lambda: agent.name in publishers(sb, mark), 120, "a publish from the installed wheel", interval=1)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from None
+            home = subprocess.run([str(work / "venv/bin/python"), "-c",
+                                   "from appliance.up import appliance_home; print(appliance_home())"],
+                                  capture_output=True, text=True, env=env, cwd=work, timeout=60).stdout.strip()
+            assert home.startswith(str(work / "venv")) and home.endswith("appliance/tree"), home
+        finally:
+            assert terminate(up, timeout=60) == 0, log.read_text(errors="replace")[-4000:]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

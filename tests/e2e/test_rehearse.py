@@ -1,0 +1,40 @@
+"""The README's first command ends in `appliance rehearse`: it must go live and clean up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.sandbox import NGINX_MISSING
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(NGINX_MISSING is not None, reason=NGINX_MISSING or "")
+def test_rehearsal_goes_live_chats_records_and_stops(tmp_path):
+    data = yaml.safe_load((REPO / "config.example.yaml").read_text())
+    data["paths"] = {**(data.get("paths") or {}), "state_dir": str(tmp_path / "state")}  # the example leaves it commented
+    cfg = tmp_path / "appliance.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    # the operator's real token, both ways it can be given: neither may reach the sandbox (the
+    # rehearsal registers its own agent there; a real token would win and be refused with 401)
+    real = tmp_path / "real-token"
+    real.write_text("rtk_the_real_token_from_a_mounted_secret\n")
+    env = dict(os.environ, RETAKE_ACCESS_TOKEN="rtk_the_real_token_from_the_shell",
+               RETAKE_ACCESS_TOKEN_FILE=str(real))
+    result = subprocess.run([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg), "--seconds", "30"],
+                            capture_output=True, text=True, timeout=180, cwd=REPO, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "initial thumbnail uploaded" in out
+    assert "chat | MyAgent: I'm live. What should we explore today?" in out
+    assert "rehearsal: recording " in out and ".flv" in out
+    recordings = list((tmp_path / "state" / "rehearsal" / "recordings").glob("*.flv"))
+    assert recordings and max(r.stat().st_size for r in recordings) > 100_000
+    assert "final stats: status=stopped" in out
+    assert "rtk_the_real_token" not in out

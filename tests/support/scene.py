@@ -1,0 +1,100 @@
+"""The scene renderer as a real process on a private Xvfb, for tests and benchmarks.
+
+``RendererRun``: the renderer started with a config whose ``scene.dir`` is a copy of the repo's
+``overlays/`` (tests edit it), a socket in a private folder, and helpers to send states, read
+the screen's pixels quickly (xcffib GetImage) and take PNG screenshots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import xcffib
+import xcffib.xproto as xp
+
+from appliance.scene.model import SceneState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_scene_config(folder: Path, display: str, scene_dir: Path) -> Path:
+    path = folder / "appliance.yaml"
+    path.write_text(f"""\
+agent: {{name: SceneTest, description: d, image_url: "https://example.com/a.png",
+        wallet_address: "11111111111111111111111111111111", ticker: SCN}}
+paths: {{state_dir: {folder / "state"}}}
+stream: {{display: "{display}"}}
+scene: {{dir: {scene_dir}}}
+""")
+    return path
+
+
+class RendererRun:
+    def __init__(self, display: str, base: Path) -> None:
+        self.display, self.base = display, base
+        self.scene_dir = base / "overlays"
+        shutil.copytree(REPO / "overlays", self.scene_dir)
+        self.socket_path = base / "scene.sock"
+        self.log = base / "renderer.log"
+        config = write_scene_config(base, display, self.scene_dir)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "appliance.scene.renderer", "--config", str(config),
+                                          "--socket", str(self.socket_path), "--display", display],
+                                         cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not self.socket_path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"renderer did not start:\n{self.log_text()}")
+            time.sleep(0.05)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self.socket_path))
+        self.x = xcffib.connect(display=display)
+        self.root = self.x.get_setup().roots[0].root
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def send(self, state: SceneState | dict) -> None:
+        data = state.model_dump_json() if isinstance(state, SceneState) else json.dumps(state)
+        self.sock.sendall(data.encode() + b"\n")
+
+    def pixels(self, rect: tuple[int, int, int, int]) -> bytes:
+        x, y, w, h = rect
+        reply = self.x.core.GetImage(xp.ImageFormat.ZPixmap, self.root, x, y, w, h, 0xFFFFFFFF).reply()
+        return bytes(reply.data.buf())
+
+    def wait_change(self, rect: tuple[int, int, int, int], before: bytes, timeout: float = 5.0) -> float:
+        """Seconds until ``rect`` differs from ``before`` (AssertionError after ``timeout``)."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.pixels(rect) != before:
+                return time.monotonic() - start
+            time.sleep(0.002)
+        raise AssertionError(f"no change on screen in {rect} within {timeout} s\n{self.log_text()[-2000:]}")
+
+    def screenshot(self, path: Path) -> Path:
+        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "x11grab", "-draw_mouse", "0",
+                        "-video_size", "1280x720", "-i", self.display, "-frames:v", "1", "-y", str(path)],
+                       check=True, timeout=30)
+        return path
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        import os
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        self.sock.close()
+        self.x.disconnect()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
