@@ -81,6 +81,7 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
 
 
 def run_live(settings: Settings) -> int:
+    from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, pulse_available
     from .media.content import ContentLog
     from .media.display import capture_png
@@ -89,7 +90,6 @@ def run_live(settings: Settings) -> int:
     from .media.simulcast import Simulcast
     from .media.terminal import Terminal
     from .scene.feeds import OverlayFolder
-    from .scene.show import epoch_since, start_show
 
     state_dir = ensure_private_dir(settings.state_dir)
     store = StateStore(state_dir)

@@ -139,7 +139,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     from .fleet.cli import run_fleet
-    return run_fleet(args)
+    return run_fleet(args, load_config)
 
 
 def cmd_live(args: argparse.Namespace) -> int:

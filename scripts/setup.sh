@@ -26,11 +26,11 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   $PY -m venv .venv
 fi
-if ! .venv/bin/python -c 'import appliance, pytest, socketio, aiohttp, pangocairocffi, xcffib' >/dev/null 2>&1 \
+if ! .venv/bin/python -c 'import appliance, pytest, socketio, aiohttp, pangocairocffi, xcffib, importlinter, mypy' >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
   say "installing the appliance and test tools into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,lint]'
   touch .venv/.installed
 else
   say "venv up to date"

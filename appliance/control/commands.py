@@ -133,7 +133,7 @@ class LiveCommands:
         return {"shown": True}
 
     def _show(self) -> Any:
-        """The show (scene + voice, :class:`appliance.scene.show.Show`); 503 without one."""
+        """The show (scene + voice, :class:`appliance.live.show.Show`); 503 without one."""
         if self.speaker is None:
             raise ApplianceError("no scene or voice in this controller", fix="run under `appliance up`")
         return self.speaker

@@ -15,12 +15,17 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-from ..config import Settings, load_config
 from ..core.errors import ConfigError
 from ..retake.credentials import ENV_TOKEN
 from ..retake.origin import is_loopback_host
+
+if TYPE_CHECKING:  # the composed settings; `appliance fleet` hands in the loader (cli.py)
+    from ..config import Settings
+
+Loader = Callable[[Path], "Settings"]
 
 _DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -64,14 +69,15 @@ class Agent:
         return digest.hexdigest()[:16]
 
 
-def load_fleet(folder: Path) -> list[Agent]:
-    """Every ``*.yaml`` of ``folder`` as an :class:`Agent`, sorted by name."""
+def load_fleet(folder: Path, load: Loader) -> list[Agent]:
+    """Every ``*.yaml`` of ``folder`` as an :class:`Agent` (each read by ``load``: the config
+    loader), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder", fix="pass the folder holding one <agent>.yaml per agent")
     agents: dict[str, Agent] = {}
     for config in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        settings = load_config(config)
+        settings = load(config)
         name = settings.agent.name
         if not _DOCKER_NAME.match(name):
             raise ConfigError(f"{config}: agent.name: {name!r} cannot name a container",

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..core.errors import ApplianceError
-from .agents import load_fleet
+from .agents import Loader, load_fleet
 
 ACTIONS = ("up", "down", "status", "logs", "restart", "render")
 ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # podman's Docker-compatible socket
@@ -40,18 +40,18 @@ def docker_client(*, timeout: int = 120):  # -> docker.DockerClient
     return client
 
 
-def run_fleet(args: argparse.Namespace) -> int:
+def run_fleet(args: argparse.Namespace, load: Loader) -> int:
     folder = Path(args.folder)
     if args.action == "render":
         from .kubernetes import render
         if not args.kubernetes:
             raise ApplianceError("render: say what to render", fix="pass --kubernetes")
         out = Path(args.out) if args.out else folder / "kubernetes"
-        files = render(load_fleet(folder), out, image=args.image)
+        files = render(load_fleet(folder, load), out, image=args.image)
         print(f"wrote {len(files)} files to {out}: kubectl apply -k {out}")
         return 0
     from .docker import DockerFleet, format_table
-    agents = load_fleet(folder) if args.action in ("up", "status") else []
+    agents = load_fleet(folder, load) if args.action in ("up", "status") else []
     fleet = DockerFleet(docker_client(), fleet=args.fleet or folder.resolve().name, image=args.image)
     names = args.names or None
     if args.action == "up":

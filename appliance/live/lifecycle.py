@@ -30,10 +30,9 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..chat import ChatLoop, ChatServices, Responder
-from ..config import Settings
 from ..core.errors import (
     ApplianceError,
     CredentialsError,
@@ -59,6 +58,9 @@ from ..retake.verification import register_agent, tweet_instructions
 from .budget import StartBudget
 from .notify import Notifier
 from .waiting import Hold, iso
+
+if TYPE_CHECKING:  # the composed settings, handed in by the composition root
+    from ..config import Settings
 
 log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the heartbeat's token performance read (reference section 8)

@@ -21,13 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ..config import Settings
 from ..core.sanitize import clean_text
 from .settings import WebhookTarget
+
+if TYPE_CHECKING:  # the composed settings, handed in by the composition root
+    from ..config import Settings
 
 log = logging.getLogger("appliance.live.notify")
 QUEUE_MAX = 200

@@ -6,12 +6,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..config import Settings
 from ..core.errors import CredentialsError, InputError, RetakeError
 from .client import RetakeClient
 from .credentials import Credentials, Secret, resolve_credentials, save_credentials
+
+if TYPE_CHECKING:  # the composed settings, handed in by the composition root
+    from ..config import Settings
 
 _TWEET_HOSTS = {"twitter.com", "www.twitter.com", "mobile.twitter.com", "x.com", "www.x.com", "mobile.x.com"}
 _STATUS_PATH = re.compile(r"^/[A-Za-z0-9_]{1,15}/status(?:es)?/\d{1,25}/?$")

@@ -1,5 +1,5 @@
 """The scene renderer: one process (supervisord's ``scene`` program) that draws the on-screen
-layout into the X display. ``python -m appliance.scene.renderer --config FILE --socket PATH``.
+layout into the X display. ``python -m appliance.scene.renderer --scene-dir DIR --size WxH --display :N --socket PATH``.
 
 It loads the scene templates (:mod:`.template`) from the scene folder and watches it
 (watchdog): an edited template is live at once; a broken one is logged with its file and
@@ -250,21 +250,26 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..config import load_config
+    """The renderer process (scripts/start-scene.sh): everything it needs comes as arguments, which
+    `appliance up` computes from the config (APPLIANCE_SCENE_DIR, APPLIANCE_WIDTH, ...)."""
     from ..core.logs import setup_logging
     from .window import XWindow
     parser = argparse.ArgumentParser(prog="python -m appliance.scene.renderer")
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--scene-dir", required=True, type=Path, help="the scene templates (scene.dir)")
+    parser.add_argument("--size", required=True, help="WIDTHxHEIGHT of the display (stream.width, stream.height)")
+    parser.add_argument("--display", required=True, help="the X display (stream.display)")
+    parser.add_argument("--default", default="live", help="the scene shown first (scene.default)")
     parser.add_argument("--socket", required=True, help="the unix socket to listen on")
-    parser.add_argument("--display", help="default: the config's stream.display")
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        settings = load_config(args.config)
-        folder = settings.scene_dir()
-        stream = settings.stream
-        output = XWindow(args.display or stream.display, stream.width, stream.height)
-        renderer = Renderer(folder, stream.width, stream.height, output=output, default=settings.scene.default)
+        width, height = (int(v) for v in args.size.lower().split("x", 1))
+    except ValueError:
+        parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
+    folder = args.scene_dir
+    try:
+        output = XWindow(args.display, width, height)
+        renderer = Renderer(folder, width, height, output=output, default=args.default)
         server = SceneServer(Path(args.socket))
     except ApplianceError as exc:
         print(f"scene renderer: error: {exc}", file=sys.stderr)
@@ -272,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("scene renderer on %s (%dx%d), templates in %s, socket %s", stream.display, stream.width,
-             stream.height, folder, args.socket)
+    log.info("scene renderer on %s (%dx%d), templates in %s, socket %s", args.display, width, height,
+             folder, args.socket)
     try:
         serve(renderer, server, output=output, folder=folder, stop=stop)
     finally:

@@ -146,6 +146,8 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_PULSE_SOCKET": str(pulse_socket),
         # derived: where the scene renderer listens for the controller (appliance/scene/link.py)
         "APPLIANCE_SCENE_SOCKET": str(runtime_dir / "scene.sock"),
+        "APPLIANCE_SCENE_DIR": str(settings.scene_dir()),       # scene.dir (default: the overlays/ folder)
+        "APPLIANCE_SCENE_DEFAULT": settings.scene.default,      # scene.default (live)
         # derived: the on-screen terminal's tmux socket (scripts/start-terminal.sh, media/terminal.py)
         "APPLIANCE_TERMINAL_SOCKET": str(runtime.terminal_socket),
         "APPLIANCE_WORKSPACE": str(settings.layout.workspace),  # its shell's folder: <state>/workspace

@@ -91,8 +91,8 @@ class MusicLoop:
 
     def stop(self) -> None:
         self._stop.set()
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.terminate()
+        for child in self._procs:
+            if child.poll() is None:
+                child.terminate()
         if self._thread is not None:
             self._thread.join(5)

@@ -273,7 +273,7 @@ def test_kubernetes_render_is_committed_renders_and_validates(tmp_path):
     from appliance.fleet.agents import load_fleet
     from appliance.fleet.kubernetes import render
     out = tmp_path / "k8s"
-    files = render(load_fleet(REPO / "deploy" / "fleet"), out)
+    files = render(load_fleet(REPO / "deploy" / "fleet", load_config), out)
     for path in files:  # deploy/ is this render, committed: no drift
         committed = REPO / "deploy" / path.relative_to(out)
         assert committed.read_text() == path.read_text(), f"{committed} differs from the render: re-run it"
@@ -389,7 +389,7 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     (tmp_path / "ann.env").write_text("# the token\nRETAKE_ACCESS_TOKEN='tok-ann'\n")
     client = FakeDocker()
     fleet = DockerFleet(client, fleet="f", out=lambda line: None)
-    assert fleet.up(load_fleet(tmp_path)) == {"ann": "created", "ben": "created"}
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "created", "ben": "created"}
     ann = client.running["ann"]
     assert ann.options["env"] == {"RETAKE_ACCESS_TOKEN": "tok-ann"} and client.running["ben"].options["env"] == {}
     assert ann.options["nano_cpus"] == 500_000_000 and ann.options["mem_limit"] == "700m"
@@ -397,16 +397,16 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     assert ann.options["security_opt"] == ["no-new-privileges"] and ann.options["restart_policy"]["Name"] == "on-failure"
     assert ann.options["volumes"]["ann-state"]["bind"] == "/state" and "network_mode" not in ann.options
     assert ann.labels["tv.retake.agent"] == "ann" and ann.labels["tv.retake.fleet"] == "f"
-    assert fleet.up(load_fleet(tmp_path)) == {"ann": "unchanged", "ben": "unchanged"}
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged", "ben": "unchanged"}
     (tmp_path / "ann.env").write_text("RETAKE_ACCESS_TOKEN=tok-new\n")  # a new token: replaced, with an orderly stop
-    assert fleet.up(load_fleet(tmp_path)) == {"ann": "replaced", "ben": "unchanged"}
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "replaced", "ben": "unchanged"}
     assert ann.events[:2] == [("stop", 30), ("remove",)] and client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
     client.running["ben"].status = "exited"
-    assert fleet.up(load_fleet(tmp_path))["ben"] == "started"
+    assert fleet.up(load_fleet(tmp_path, load_config))["ben"] == "started"
     (tmp_path / "ben.yaml").unlink()
-    assert fleet.up(load_fleet(tmp_path)) == {"ann": "unchanged"}  # a gone YAML is left alone without --prune
-    assert fleet.up(load_fleet(tmp_path), prune=True) == {"ann": "unchanged", "ben": "pruned"}
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged"}  # a gone YAML is left alone without --prune
+    assert fleet.up(load_fleet(tmp_path, load_config), prune=True) == {"ann": "unchanged", "ben": "pruned"}
     assert "ben" not in client.running
     (tmp_path / "ann.yaml").chmod(0o600)
     with pytest.raises(ConfigError, match="not readable by the container's user"):
-        fleet.up(load_fleet(tmp_path))
+        fleet.up(load_fleet(tmp_path, load_config))

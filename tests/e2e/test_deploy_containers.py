@@ -147,6 +147,7 @@ def fleet_config(folder: Path, sb, agent) -> Path:
 @pytest.mark.timeout(420)
 def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
         docker_client, appliance_image: BuiltImage, rtmp_sandbox) -> None:
+    from appliance.config import load_config
     from appliance.fleet.agents import load_fleet
     from appliance.fleet.docker import DockerFleet, format_table
     sb = rtmp_sandbox
@@ -159,7 +160,7 @@ def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
     fleet = DockerFleet(docker_client, fleet=f"test{os.getpid()}", out=lines.append)
     mark = len(sb.requests())
     try:
-        assert fleet.up(load_fleet(folder)) == {a.name: "created" for a in agents}
+        assert fleet.up(load_fleet(folder, load_config)) == {a.name: "created" for a in agents}
 
         def both_live() -> bool:
             return publishers(sb, mark) >= {a.name for a in agents}
@@ -168,10 +169,10 @@ def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
         except AssertionError as exc:
             tails = "\n".join(f"--- {a.name} ---\n{fleet.logs(a.name, tail=40)}" for a in agents)
             raise AssertionError(f"{exc}\n{tails}") from None
-        assert fleet.up(load_fleet(folder)) == {a.name: "unchanged" for a in agents}  # idempotent
+        assert fleet.up(load_fleet(folder, load_config)) == {a.name: "unchanged" for a in agents}  # idempotent
 
         def rows_live():
-            rows = fleet.status(load_fleet(folder))
+            rows = fleet.status(load_fleet(folder, load_config))
             return rows if all(r.live == "yes" for r in rows) else None
         rows = wait_until(rows_live, 60, "status to show both live", interval=3)
         table = format_table(rows)

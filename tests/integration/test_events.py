@@ -236,8 +236,8 @@ def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
     show.caption, and the speech queue's utterance events are on the bus exactly once."""
     from appliance.app import connect_show, reply_outputs
     from appliance.config import parse_config
+    from appliance.live.show import Show
     from appliance.scene.model import SceneModel
-    from appliance.scene.show import Show
     from appliance.voice import SpeechQueue
     from tests.integration.test_chat_parts import AGENT
     from tests.integration.test_voice import FakePlayer, FakeVoice

@@ -270,8 +270,8 @@ def test_music_ducks_while_speaking_and_sink_level_and_mute_are_heard(pulse_serv
     import subprocess
 
     from appliance.config import parse_config
+    from appliance.live.show import Show
     from appliance.media.audio import set_sink_level
-    from appliance.scene.show import Show
     from appliance.voice.music import MusicLoop
     from appliance.voice.settings import MusicConfig
     require("ffmpeg", "pacat", "parec")

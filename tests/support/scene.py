@@ -1,7 +1,7 @@
 """The scene renderer as a real process on a private Xvfb, for tests and benchmarks.
 
-``RendererRun``: the renderer started with a config whose ``scene.dir`` is a copy of the repo's
-``overlays/`` (tests edit it), a socket in a private folder, and helpers to send states, read
+``RendererRun``: the renderer started on a copy of the repo's ``overlays/`` as its scene folder
+(tests edit it), a socket in a private folder, and helpers to send states, read
 the screen's pixels quickly (xcffib GetImage) and take PNG screenshots."""
 
 from __future__ import annotations
@@ -22,18 +22,6 @@ from appliance.scene.model import SceneState
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_scene_config(folder: Path, display: str, scene_dir: Path) -> Path:
-    path = folder / "appliance.yaml"
-    path.write_text(f"""\
-agent: {{name: SceneTest, description: d, image_url: "https://example.com/a.png",
-        wallet_address: "11111111111111111111111111111111", ticker: SCN}}
-paths: {{state_dir: {folder / "state"}}}
-stream: {{display: "{display}"}}
-scene: {{dir: {scene_dir}}}
-""")
-    return path
-
-
 class RendererRun:
     def __init__(self, display: str, base: Path) -> None:
         self.display, self.base = display, base
@@ -41,9 +29,9 @@ class RendererRun:
         shutil.copytree(REPO / "overlays", self.scene_dir)
         self.socket_path = base / "scene.sock"
         self.log = base / "renderer.log"
-        config = write_scene_config(base, display, self.scene_dir)
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "appliance.scene.renderer", "--config", str(config),
+            self.proc = subprocess.Popen([sys.executable, "-m", "appliance.scene.renderer",
+                                          "--scene-dir", str(self.scene_dir), "--size", "1280x720",
                                           "--socket", str(self.socket_path), "--display", display],
                                          cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

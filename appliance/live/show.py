@@ -19,13 +19,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
 from ..core.errors import ApplianceError, InputError, MediaError
-from .link import SceneLink
-from .model import SceneModel, reading_seconds
-from .template import scene_files
+from ..scene.link import SceneLink
+from ..scene.model import SceneModel, reading_seconds
+from ..scene.template import scene_files
+
+if TYPE_CHECKING:  # the composed settings, handed in by the composition root
+    from ..config import Settings
 
 log = logging.getLogger("appliance.show")
 EventSink = Callable[[str, dict[str, Any]], None]
