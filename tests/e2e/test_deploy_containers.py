@@ -236,7 +236,7 @@ def test_the_wheel_in_a_fresh_venv_outside_the_checkout_goes_live(rtmp_sandbox, 
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from None
             home = subprocess.run([str(work / "venv/bin/python"), "-c",
-                                   "from appliance.up import appliance_home; print(appliance_home())"],
+                                   "from appliance.up.tree import appliance_home; print(appliance_home())"],
                                   capture_output=True, text=True, env=env, cwd=work, timeout=60).stdout.strip()
             assert home.startswith(str(work / "venv")) and home.endswith("appliance/tree"), home
         finally:
