@@ -126,7 +126,7 @@ class EspeakVoice:
     name = "espeak-ng"
 
     def __init__(self, cfg: AnyVoiceConfig, *, runner: Runner = subprocess.run,
-                 timeout: float = SYNTH_TIMEOUT_S, library: EspeakLibrary | None | bool = True) -> None:
+                 timeout: float = SYNTH_TIMEOUT_S, library: EspeakLibrary | bool | None = True) -> None:
         self.cfg = cfg
         self._runner = runner
         self._timeout = timeout

@@ -179,7 +179,7 @@ class PulsePlayer:
     def start(self, wav: Path) -> PulsePlaying:
         lib, _ = _library()
         try:
-            reader = wave.open(str(wav), "rb")
+            reader = wave.open(str(wav), "rb")  # noqa: SIM115 (the playing stream closes it)
         except (wave.Error, EOFError, OSError) as exc:
             raise MediaError(f"not a playable wav file: {exc}") from None
         if reader.getsampwidth() != 2:

@@ -28,8 +28,8 @@ def parse(colour: str) -> RGBA:
 
 def shade(colour: RGBA, lightness: float = 0.0, saturation: float = 1.0, alpha: float | None = None) -> RGBA:
     """``colour`` made lighter (+) or darker (-) in HLS, its saturation scaled."""
-    h, l, s = colorsys.rgb_to_hls(*colour[:3])
-    r, g, b = colorsys.hls_to_rgb(h, max(0.0, min(1.0, l + lightness)), max(0.0, min(1.0, s * saturation)))
+    hue, light, sat = colorsys.rgb_to_hls(*colour[:3])
+    r, g, b = colorsys.hls_to_rgb(hue, max(0.0, min(1.0, light + lightness)), max(0.0, min(1.0, sat * saturation)))
     return (r, g, b, colour[3] if alpha is None else alpha)
 
 
@@ -54,6 +54,16 @@ class Pose:
     breath: float = 0.0       # -1..1: shoulders and head rise with it
     tilt: float = 0.0         # degrees, + to the right
     hop: float = 0.0          # design units up (a reaction's bounce)
+
+
+def _round(ctx: Any) -> None:
+    import cairocffi as cairo
+    ctx.set_line_cap(cairo.LINE_CAP_ROUND)
+    ctx.set_line_join(cairo.LINE_JOIN_ROUND)
+
+
+def _expression(pose: Pose) -> str:
+    return pose.expression if pose.expression in EXPRESSIONS else "neutral"
 
 
 class Character:
@@ -87,34 +97,80 @@ class Character:
 
     # -- the whole figure --
 
+    # The figure is drawn in layers the renderer caches apart: the body (with the backdrop) and
+    # the head move up and down by whole pixels as it breathes and hops (a translation of the
+    # cached picture), the head is redrawn only when it turns, blinks or changes its expression,
+    # and the mouth, which changes with every sound, is drawn alone over it.
+
+    @staticmethod
+    def offsets(pose: Pose) -> tuple[float, float]:
+        """How far up (design units) the body and the head are moved: breath and hop."""
+        return 3.0 * pose.breath, 4.2 * pose.breath + pose.hop
+
     def draw(self, ctx: Any, pose: Pose) -> None:
-        """Draw ``pose`` with the canvas' origin at the current point (0..SIZE both ways)."""
-        import cairocffi as cairo
+        """The whole figure in ``pose`` on the canvas (0..SIZE both ways, from the current origin)."""
+        body, head = self.offsets(pose)
         ctx.save()
-        ctx.set_line_cap(cairo.LINE_CAP_ROUND)
-        ctx.set_line_join(cairo.LINE_JOIN_ROUND)
-        lift = 3.0 * pose.breath
-        self._backdrop(ctx)
-        ctx.save()
-        ctx.translate(0, -lift)
-        self._body(ctx)
+        ctx.translate(0, -body)
+        self.draw_body(ctx)
         ctx.restore()
         ctx.save()
-        ctx.translate(0, -lift * 1.4 - pose.hop)
-        ctx.translate(200, 300)
-        ctx.rotate(math.radians(pose.tilt))
-        ctx.translate(-200, -300)
+        ctx.translate(0, -head)
+        self.draw_head(ctx, pose)
+        self.draw_mouth(ctx, pose)
+        ctx.restore()
+        self.draw_extras(ctx, pose)
+
+    def draw_body(self, ctx: Any) -> None:
+        """The backdrop and the body (nothing in it changes with the pose)."""
+        ctx.save()
+        _round(ctx)
+        self._backdrop(ctx)
+        self._body(ctx)
+        ctx.restore()
+
+    def draw_head(self, ctx: Any, pose: Pose) -> None:
+        """The head without its mouth, turned by ``pose.tilt`` (not moved up: see :meth:`offsets`)."""
+        ctx.save()
+        _round(ctx)
+        self._turn(ctx, pose)
         self._hair_back(ctx)
         self._head(ctx)
         self._face(ctx, pose)
         self._hair_front(ctx)
-        expr = pose.expression if pose.expression in EXPRESSIONS else "neutral"
+        expr = _expression(pose)
         for side in (-1, 1):  # over the fringe, as drawn characters do: the brows carry the mood
             self._brow(ctx, 200 + side * 44, 146, side, expr)
         self._headphones(ctx)
         ctx.restore()
-        if pose.expression == "thinking":
+
+    def draw_mouth(self, ctx: Any, pose: Pose) -> None:
+        """Only the mouth of ``pose``, where :meth:`draw_head` leaves room for it."""
+        ctx.save()
+        _round(ctx)
+        self._turn(ctx, pose)
+        self._mouth_at(ctx, pose)
+        ctx.restore()
+
+    def draw_extras(self, ctx: Any, pose: Pose) -> None:
+        """What floats beside the figure: the thought bubbles."""
+        if _expression(pose) == "thinking":
+            ctx.save()
+            _round(ctx)
             self._thought(ctx)
+            ctx.restore()
+
+    @staticmethod
+    def _turn(ctx: Any, pose: Pose) -> None:
+        ctx.translate(200, 300)           # the head turns about the neck
+        ctx.rotate(math.radians(pose.tilt))
+        ctx.translate(-200, -300)
+
+    def _mouth_at(self, ctx: Any, pose: Pose) -> None:
+        ctx.save()  # the mouth is drawn larger than life: it has to read at 480p
+        ctx.translate(200, 238)
+        ctx.scale(1.35, 1.35)
+        self._mouth(ctx, 0, 0, pose.mouth, _expression(pose))
         ctx.restore()
 
     def _backdrop(self, ctx: Any) -> None:
@@ -186,7 +242,7 @@ class Character:
     # -- the face --
 
     def _face(self, ctx: Any, pose: Pose) -> None:
-        expr = pose.expression if pose.expression in EXPRESSIONS else "neutral"
+        expr = _expression(pose)
         # cheeks
         blush = 0.55 if expr == "happy" else 0.28
         for x in (148, 252):
@@ -202,11 +258,6 @@ class Character:
         ctx.move_to(202, 196)
         ctx.curve_to(206, 204, 204, 209, 198, 209)
         self._stroke(ctx, 2.5, self.skin_shadow)
-        ctx.save()  # the mouth is drawn larger than life: it has to read at 480p
-        ctx.translate(200, 238)
-        ctx.scale(1.35, 1.35)
-        self._mouth(ctx, 0, 0, pose.mouth, expr)
-        ctx.restore()
         if expr == "sad":
             ctx.move_to(252, 200)
             ctx.curve_to(262, 216, 262, 226, 252, 226)
