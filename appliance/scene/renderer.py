@@ -171,7 +171,7 @@ class Renderer:
         deadline = self.next_deadline()
         if deadline is not None:
             waits.append(deadline - self.clock())
-        avatars = [r for r in scene.regions if isinstance(r, AvatarRegion)]
+        avatars = [(r, self.painter.inner(r)) for r in scene.regions if isinstance(r, AvatarRegion)]
         if avatars:
             mono = self.mono()
             change = self.painter.avatar.next_change(avatars, self.state, mono)

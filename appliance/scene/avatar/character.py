@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SIZE = 400.0
+BREATH_UNITS = 3.2     # how far the head rises at the top of a breath (the shoulders: 70 % of it)
 EXPRESSIONS = ("neutral", "happy", "thinking", "surprised", "sad")
 RGBA = tuple[float, float, float, float]
 
@@ -51,7 +52,7 @@ class Pose:
     expression: str = "neutral"
     mouth: str = "X"          # a Rhubarb mouth shape
     eyes: float = 1.0         # 1 open, 0 closed (a blink passes through 0.5)
-    breath: float = 0.0       # -1..1: shoulders and head rise with it
+    breath: float = 0.0       # -1..1: shoulders and head rise with it (BREATH_UNITS at 1)
     tilt: float = 0.0         # degrees, + to the right
     hop: float = 0.0          # design units up (a reaction's bounce)
 
@@ -105,7 +106,7 @@ class Character:
     @staticmethod
     def offsets(pose: Pose) -> tuple[float, float]:
         """How far up (design units) the body and the head are moved: breath and hop."""
-        return 3.0 * pose.breath, 4.2 * pose.breath + pose.hop
+        return 0.7 * BREATH_UNITS * pose.breath, BREATH_UNITS * pose.breath + pose.hop
 
     def draw(self, ctx: Any, pose: Pose) -> None:
         """The whole figure in ``pose`` on the canvas (0..SIZE both ways, from the current origin)."""

@@ -18,12 +18,12 @@ from typing import Any
 import cairocffi as cairo
 
 from ..model import AvatarState, SceneState
-from .character import SIZE, Character, Pose, Theme
+from .character import BREATH_UNITS, SIZE, Character, Pose, Theme
 from .motion import Motion
 from .pack import Pack, PackStore
 
 log = logging.getLogger("appliance.scene")
-CACHE_FRAMES = 8          # cached layers (each region-sized: ~400 KB in the live scene at 720p)
+CACHE_BYTES = 12 * 1024 * 1024   # cached layers: a sway cycle's head turns stay cached (~0.4 MB each in live at 720p)
 Rect = tuple[int, int, int, int]
 
 
@@ -60,12 +60,12 @@ class AvatarView:
         scale = min(w / width, h / height)
         return x + (w - width * scale) / 2, y + h - height * scale, scale
 
+    def scale(self, state: SceneState, box: Rect) -> float:
+        pack = self.pack(state.avatar)
+        return self.fit(box, *((pack.width, pack.height) if pack else (SIZE, SIZE)))[2]
+
     def pose(self, region: Any, state: SceneState, now: float, box: Rect) -> Pose:
-        avatar = state.avatar
-        pack = self.pack(avatar)
-        canvas = (pack.width, pack.height) if pack else (SIZE, SIZE)
-        scale = self.fit(box, *canvas)[2]
-        pose = self._motion(region).pose(avatar, region.expression, now, scale)
+        pose = self._motion(region).pose(state.avatar, region.expression, now, self.scale(state, box))
         self._poses[id(region)] = pose
         return pose
 
@@ -78,8 +78,10 @@ class AvatarView:
             return ("pack", pack.name, self.store.version if self.store else 0)
         return ("vector", *avatar.theme.model_dump().values())
 
-    def next_change(self, regions: list[Any], state: SceneState, now: float) -> float | None:
-        times = [self._motion(r).next_change(state.avatar, now) for r in regions]
+    def next_change(self, regions: list[tuple[Any, Rect]], state: SceneState, now: float) -> float | None:
+        """When the first of ``regions`` (each with its rectangle) changes next."""
+        times = [self._motion(r).next_change(state.avatar, r.expression, now, self.scale(state, box))
+                 for r, box in regions]
         return min(times) if times else None
 
     # -- pixels --
@@ -91,7 +93,7 @@ class AvatarView:
             layer = cairo.ImageSurface(cairo.FORMAT_ARGB32, max(1, size[0]), max(1, size[1]))
             paint(cairo.Context(layer))
             self._frames[key] = layer
-            while len(self._frames) > CACHE_FRAMES:
+            while len(self._frames) > max(4, CACHE_BYTES // (4 * size[0] * size[1])):
                 self._frames.popitem(last=False)
             self.drawn += 1
         else:
@@ -134,7 +136,7 @@ class AvatarView:
             ctx.translate(x, y)
             character.draw_extras(canvas(ctx), pose)
         else:
-            up = round((pose.breath * 4.2 + pose.hop) * scale)
+            up = round((pose.breath * BREATH_UNITS + pose.hop) * scale)
             still = Pose(pose.expression, "X", pose.eyes, 0.0, pose.tilt, 0.0)
 
             def sprite(c: Any, mouth: bool) -> None:
