@@ -17,6 +17,9 @@ from typing import Any
 
 SIZE = 400.0
 BREATH_UNITS = 3.2     # how far the head rises at the top of a breath (the shoulders: 70 % of it)
+MOUTH = (200.0, 238.0)                   # the mouth's centre on the canvas (design units)
+MOUTH_BOX = (-34.0, -16.0, 68.0, 48.0)   # every mouth drawing fits in this box around it (x, y, w, h)
+MOUTH_INSIDE = "#4a1221"                 # the open mouth's inside: what a decoder looks for
 EXPRESSIONS = ("neutral", "happy", "thinking", "surprised", "sad")
 RGBA = tuple[float, float, float, float]
 
@@ -80,7 +83,7 @@ class Character:
         self.line = shade(self.hair, -0.28, 0.7)          # outlines: a dark tone of the hair
         self.skin_shadow = shade(self.skin, -0.12, 1.1)
         self.blush = (0.95, 0.42, 0.45, 0.0)
-        self.mouth_inside = (0.29, 0.07, 0.13, 1.0)
+        self.mouth_inside = parse(MOUTH_INSIDE)
         self.tongue = (0.91, 0.42, 0.48, 1.0)
         self.teeth = (0.99, 0.97, 0.94, 1.0)
 
@@ -169,7 +172,7 @@ class Character:
 
     def _mouth_at(self, ctx: Any, pose: Pose) -> None:
         ctx.save()  # the mouth is drawn larger than life: it has to read at 480p
-        ctx.translate(200, 238)
+        ctx.translate(*MOUTH)
         ctx.scale(1.35, 1.35)
         self._mouth(ctx, 0, 0, pose.mouth, _expression(pose))
         ctx.restore()
@@ -363,20 +366,26 @@ class Character:
         self._fill(ctx, self.mouth_inside, keep=True)
         ctx.save()
         ctx.clip_preserve()
+        outline = ctx.copy_path()
+        ctx.new_path()
         if shape in ("B", "G"):   # teeth together / upper teeth on the lip
             ctx.rectangle(x - w, y - up - 2, 2 * w, up + (4 if shape == "B" else 3))
             self._fill(ctx, self.teeth)
         elif shape in ("C", "D", "H"):
-            ctx.rectangle(x - w, y - up - 2, 2 * w, 6)
+            ctx.rectangle(x - w, y - up * 0.75 - 2, 2 * w, 5)   # the upper teeth
             self._fill(ctx, self.teeth)
-            tongue_y = y + down * (0.25 if shape == "H" else 0.75)
             ctx.save()
-            ctx.translate(x, tongue_y)
-            ctx.scale(w * 0.7, down * (0.7 if shape == "H" else 0.45))
+            if shape == "H":   # the tongue raised to the teeth
+                ctx.translate(x, y - up * 0.75 + 5)
+                ctx.scale(w * 0.4, 4)
+            else:              # the tongue low in the mouth
+                ctx.translate(x, y + down * 0.8)
+                ctx.scale(w * 0.5, down * 0.3)
             ctx.arc(0, 0, 1, 0, 2 * math.pi)
             ctx.restore()
             self._fill(ctx, self.tongue)
         ctx.restore()
+        ctx.append_path(outline)
         self._stroke(ctx, 3.0, lip)
         if shape == "F":  # pushed-out lips
             ctx.save()
@@ -399,11 +408,14 @@ class Character:
             self._fill(ctx, self.mouth_inside, keep=True)
             ctx.save()
             ctx.clip_preserve()
+            outline = ctx.copy_path()
+            ctx.new_path()
             ctx.rectangle(x - 24, y - 8, 48, 7)
             self._fill(ctx, self.teeth)
             ctx.arc(x, y + 15, 11, 0, 2 * math.pi)
             self._fill(ctx, self.tongue)
             ctx.restore()
+            ctx.append_path(outline)
             self._stroke(ctx, 3.0, lip)
         elif expr == "surprised":  # a small "o"
             ctx.save()
