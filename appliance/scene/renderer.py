@@ -108,6 +108,11 @@ class Renderer:
     def set_state(self, state: SceneState) -> None:
         if state.scene and state.scene not in self.scenes:
             log.warning("no scene %r: staying on %s", state.scene, self.current().name)
+        speech, before = state.avatar.speech, self.state.avatar.speech
+        if speech is not None and (before is None or before.id != speech.id):
+            # how early the mouth's timings arrive: under 0 ms, the mouth is late by that much
+            log.debug("speech %s: %d mouth cues, the sound %.0f ms ahead", speech.id, len(speech.cues),
+                      (speech.start - self.mono()) * 1000)
         self.state = state
 
     def render(self) -> list[Rect]:
