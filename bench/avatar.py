@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 LiveAppliance(sb, base, name="AvatarBench", extra={"scene": {"dir": str(scenes)}}) as app:
             app.start()
             print(f"live on {app.display}; {len(sentences)} sentences, {args.gap:g} s apart", flush=True)
-            time.sleep(2.0)
+            time.sleep(5.0)  # the stream's first seconds: the encoder settles its audio timestamps
             first = time.time() - app.publish_at
             for sentence in sentences:
                 result = app.call("POST", "/say", {"text": sentence, "wait": True})
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                               flush=True)
             assert app.stop() == 0, app.tail()
             recording = app.recording()
+            if args.keep:
+                recording = Path(shutil.copy(recording, base / "recording.flv"))
             sync = lip_sync(recording, after=first - 0.5, before=last + 0.5)
             ahead = [line for line in app.log.read_text(errors="replace").splitlines() if "mouth cues" in line]
             if ahead:

@@ -33,8 +33,8 @@ from ..core.errors import MediaError
 
 log = logging.getLogger("appliance.voice")
 
-LATENCY_S = 0.1        # the stream's target buffer
-LEAD_S = 0.06          # silence before the speech: audible_at is known this long before it
+LATENCY_S = 0.2        # the stream's target buffer (the lead silence and the first of the speech)
+LEAD_S = 0.2          # silence before the speech: audible_at is known this long before it
 CHUNK_S = 0.02         # one write; a stop takes effect within this
 _PLAYBACK = 1          # pa_stream_direction_t
 _S16LE = 3             # pa_sample_format_t
@@ -110,7 +110,7 @@ class PulsePlaying:
         return usec / 1e6
 
     def _write(self, frames: int, *, silence: int = 0) -> int:
-        data = b"\0" * (silence * self._frame_bytes) + self._wav.readframes(frames)
+        data = b"\0" * (silence * self._frame_bytes) + (self._wav.readframes(frames) if frames else b"")
         if not data:
             return 0
         lib, _ = _library()
@@ -125,8 +125,7 @@ class PulsePlaying:
         """Fill the stream's buffer (playback starts) and read the sink's clock: the latency is
         how long until the last sample written is played, so the wav's first sample plays
         ``written`` seconds before that."""
-        lead = int(self._rate * LEAD_S)
-        self._write(max(1, int(self._rate * LATENCY_S) - lead), silence=lead)
+        self._write(0, silence=int(self._rate * LEAD_S))
         now = self._clock()
         return now + self.latency() - self._written / self._rate
 
@@ -188,8 +187,8 @@ class PulsePlayer:
         spec = _SampleSpec(_S16LE, reader.getframerate(), reader.getnchannels())
         frame = 2 * reader.getnchannels()
         target = int(reader.getframerate() * LATENCY_S) * frame
-        # playback starts once the first write is in (or the whole of a shorter file)
-        prebuf = max(frame, min(target, (reader.getnframes() + int(reader.getframerate() * LEAD_S)) * frame))
+        # playback starts with the first write: the lead silence
+        prebuf = int(reader.getframerate() * LEAD_S) * frame
         attr = _BufferAttr(_NONE, target, prebuf, int(reader.getframerate() * CHUNK_S) * frame, _NONE)
         err = ctypes.c_int(0)
         handle = lib.pa_simple_new(self.server.encode() if self.server else None, self.CLIENT.encode(), _PLAYBACK,
