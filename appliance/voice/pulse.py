@@ -6,13 +6,16 @@ only the sink knows when that is. A playback stream reports its latency (``pa_si
 how long until the last sample written is played by the sink, i.e. reaches the sink's monitor
 that FFmpeg records). So after the first write, the moment the wav's first sample plays is
 
-    audible_at = now + latency - seconds written so far
+    audible_at = now + latency - seconds of the wav written so far
 
-on ``time.monotonic``, which the scene renderer (another process on the same host) shares. The
-target latency is small (``LATENCY_S``) and the stream starts as soon as that much is buffered,
-and plays from the moment it is (measured against FFmpeg's own timestamps of the monitor:
-within 8 ms). So each stream begins with ``LEAD_S`` of silence: ``audible_at`` is then known
-that long before the sound, in time to tell the renderer.
+on ``time.monotonic``, which the scene renderer (another process on the same host) shares. A
+stream plays from the moment its first write is in (prebuffer = that write), so each stream
+begins with ``LEAD_S`` of silence, written alone: ``audible_at`` is then known ~0.15 s before
+the sound, in time for the renderer even on a loaded host (measured: 0.06 s of lead left the
+mouth up to 0.2 s late when two cores ran ten processes). Measured against FFmpeg's own
+timestamps of the sink's monitor, audible_at is 0-25 ms early with these buffer sizes (0-10 ms
+with a 0.1 s buffer, which underran under load); the avatar's ``lead_ms`` is where the whole
+chain is calibrated, in the stream itself (bench/avatar.py).
 
 Stopping is prompt: the writer writes ``CHUNK_S`` at a time and checks its stop flag between
 writes; a stop flushes what the server still holds. Every call has a bound: the wait for the end
@@ -33,8 +36,8 @@ from ..core.errors import MediaError
 
 log = logging.getLogger("appliance.voice")
 
-LATENCY_S = 0.2        # the stream's target buffer (the lead silence and the first of the speech)
-LEAD_S = 0.2          # silence before the speech: audible_at is known this long before it
+LATENCY_S = 0.2        # the stream's target buffer: what a stalled writer may lose before the sound breaks
+LEAD_S = 0.2           # silence before the speech, its first write
 CHUNK_S = 0.02         # one write; a stop takes effect within this
 _PLAYBACK = 1          # pa_stream_direction_t
 _S16LE = 3             # pa_sample_format_t

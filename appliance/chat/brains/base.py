@@ -119,6 +119,7 @@ class ChatContext:
     memory: ViewerMemory | None = None
     deadline: float | None = None  # on ``clock``: answer by then, or the loop lets the turn go
     max_reply_chars: int = 280
+    express: Callable[[str], None] = lambda mood: None   # the avatar's face for this reply (a "mood" event)
 
     def uptime(self) -> str:
         seconds = int(self.clock() - self.started_at)
