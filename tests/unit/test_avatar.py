@@ -5,6 +5,7 @@ redrawing only the avatar's rectangle, only on change."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import struct
@@ -45,8 +46,8 @@ def test_phonemes_map_to_rhubarb_shapes():
 def test_cues_drop_flickers_and_repeats_and_keep_the_first_sound_on_time():
     cues = phoneme_cues([(0.012, "aɪ"), (0.030, "s"), (0.20, "iː"), (0.25, "m"), (0.26, "ə"), (0.4, "")], 0.5)
     assert cues[0].t == 0.012  # the first sound starts the mouth on time (a flicker gives way, not its time)
-    assert all(b.t - a.t >= 0.04 for a, b in zip(cues, cues[1:], strict=False))
-    assert all(a.shape != b.shape for a, b in zip(cues, cues[1:], strict=False))
+    assert all(b.t - a.t >= 0.04 for a, b in itertools.pairwise(cues))
+    assert all(a.shape != b.shape for a, b in itertools.pairwise(cues))
     assert cues[-1].shape == "X"
     assert merge([Cue(0, "X"), Cue(0.1, "X"), Cue(0.2, "D")]) == [Cue(0, "X"), Cue(0.2, "D")]
 
@@ -121,7 +122,7 @@ def test_blinks_come_every_two_to_six_seconds_and_last_a_moment():
         if blinker.eyes(t) < 1 and (not starts or t - starts[-1] > 1):
             starts.append(t)
         t += 0.01
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) > 15 and all(2.0 <= g <= 6.0 + BLINK[-1][0] + 0.02 for g in gaps), gaps
     start = blinker.next_change(200.0)
     assert blinker.eyes(start + 0.07) == 0.0 and blinker.eyes(start + 0.2) == 1.0
