@@ -43,7 +43,7 @@ class AvatarConfig(SettingsModel):
     mood_s: Annotated[float, Field(ge=1, le=60)] = 6.0         # how long a reply's mood shows
     # each mouth shape goes up this much before its sound: half a frame at 30 fps centres the
     # shape on the frames that show it (measured: docs/avatar.md, Lip sync)
-    lead_ms: Annotated[float, Field(ge=-200, le=200)] = 16.7
+    lead_ms: Annotated[float, Field(ge=-200, le=200)] = 75.0
 
     def state(self, agent_name: str) -> AvatarState:
         """The avatar's starting state for the agent called ``agent_name``."""
