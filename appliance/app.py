@@ -15,7 +15,7 @@ from typing import Any
 from .chat import ChatServices
 from .config import Settings
 from .control.api import ControlServer
-from .control.commands import OperatorCommands
+from .control.commands import LiveCommands
 from .control.events import Event, EventBus
 from .core.files import ensure_private_dir
 from .core.store import StateStore
@@ -118,8 +118,8 @@ def run_live(settings: Settings) -> int:
     show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
-    commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
-                                terminal=Terminal.from_environment(), preview=preview)
+    commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
+                            terminal=Terminal.from_environment(), preview=preview)
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -45,17 +44,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-
 from ..core.errors import ApplianceError, InputError, NotFoundError
-from ..core.files import StateLayout, write_json
-from . import console
+from . import console, where
 from .events import EventBus, parse_last_event_id, sse_stream
 from .metrics import CONTENT_TYPE as METRICS_TYPE
-from .metrics import render_values
+from .protocols import Commands
 
 log = logging.getLogger("appliance.control")
 MAX_BODY = 16_384
@@ -63,20 +59,6 @@ MAX_TEXT = 2000
 MAX_EVENT_STREAMS = 8
 REQUEST_TIMEOUT_S = 10.0  # every read and write on a control connection (a client that stalls is dropped)
 _DIGITS = re.compile(r"[0-9]+")
-
-
-class Commands(Protocol):
-    def health(self) -> dict[str, Any]: ...
-    def ready(self) -> tuple[bool, str]: ...
-    def status(self) -> dict[str, Any]: ...
-    def metrics(self) -> str: ...
-    def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> dict[str, Any]: ...
-    def show(self, text: str) -> dict[str, Any]: ...
-    def chat(self, message: str) -> dict[str, Any]: ...
-    def scene(self, name: str) -> dict[str, Any]: ...
-    def voice(self, **options: Any) -> dict[str, Any]: ...
-    def stop(self) -> dict[str, Any]: ...
-    def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
 
 def body_length(headers: Any) -> tuple[int | None, int, str]:
@@ -113,12 +95,9 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
     streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
     closing = closing or threading.Event()
     extras = extras or Extras()
-    # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
-    voice, reply = (getattr(commands, name, None) for name in ("voice", "reply"))
     posts: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
-        path: (key, getattr(commands, name)) for path, key, name in (
-            ("/say", "text", "say"), ("/show", "text", "show"), ("/chat", "message", "chat"),
-            ("/scene", "name", "scene")) if hasattr(commands, name)}
+        "/say": ("text", commands.say), "/show": ("text", commands.show), "/chat": ("message", commands.chat),
+        "/scene": ("name", commands.scene), "/direction": ("text", commands.direction)}
     # options some POST routes take besides their text (name -> type); anything else is ignored
     options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
 
@@ -215,14 +194,17 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return self._send(200, commands.status())
             if path == "/metrics":
                 return self._send(200, commands.metrics(), METRICS_TYPE)
-            if path == "/chat" and hasattr(commands, "read_chat"):
+            if path == "/chat":
                 since = query.get("since")
-                return self._send(200, commands.read_chat(int(since) if since else None,  # type: ignore[attr-defined]
-                                                          int(query.get("limit", 50))))
-            if path == "/viewers" and hasattr(commands, "viewers"):
-                return self._send(200, commands.viewers(int(query.get("limit", 20))))  # type: ignore[attr-defined]
-            if path == "/screenshot" and hasattr(commands, "screenshot"):
-                return self._send(200, commands.screenshot(), "image/jpeg")  # type: ignore[attr-defined]
+                return self._send(200, commands.read_chat(int(since) if since else None, int(query.get("limit", 50))))
+            if path == "/viewers":
+                return self._send(200, commands.viewers(int(query.get("limit", 20))))
+            if path == "/screenshot":
+                return self._send(200, commands.screenshot(), "image/jpeg")
+            if path == "/scene":
+                return self._send(200, commands.scene_state())
+            if path == "/speech":
+                return self._send(200, commands.speech())
             if path in ("/console", "/console/") and extras.sessions is not None:
                 session = self._session()
                 if session is None:  # the bearer alone does not open the page: it needs a session
@@ -273,12 +255,14 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 "Location": "/console", "Referrer-Policy": "no-referrer"})
 
         def _console_state(self) -> dict[str, Any]:
-            scenes, current = commands.scenes() if hasattr(commands, "scenes") else ([], None)  # type: ignore[attr-defined]
+            try:
+                scene = commands.scene_state()
+            except ApplianceError:
+                scene = {"scenes": [], "scene": None}
             return {"status": commands.status(), "preview_fps": extras.preview_fps,
                     "history": extras.history.snapshot() if extras.history else {"samples": [], "errors": []},
                     "notifications": console.notifications_tail(extras.notifications) if extras.notifications else [],
-                    "speech": commands.speech() if hasattr(commands, "speech") else {"speaking": None, "pending": 0},  # type: ignore[attr-defined]
-                    "scenes": scenes, "scene": current}
+                    "speech": commands.speech(), "scenes": scene["scenes"], "scene": scene["scene"]}
 
         # -- POST / DELETE --
 
@@ -333,27 +317,25 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                     raise ValueError("body must be a JSON object")
                 if path == "/stop":
                     return self._send(202, commands.stop())
-                if path == "/reply" and reply is not None:
-                    return self._send(200, reply(*_reply_fields(body)))
-                if path == "/voice" and voice is not None:
-                    return self._send(200, voice(**_typed(body, VOICE_OPTIONS)))
+                if path == "/reply":
+                    return self._send(200, commands.reply(*_reply_fields(body)))
+                if path == "/voice":
+                    return self._send(200, commands.voice(**_typed(body, VOICE_OPTIONS)))
+                if path == "/chat_to":
+                    name, message = (_text(body, key) for key in ("name", "message"))
+                    return self._send(200, commands.chat_to(name, message))
                 if path == "/console/ticket" and extras.sessions is not None:
                     return self._send(200, {"path": f"/console/login?ticket={extras.sessions.ticket()}",
                                             "expires_s": console.TICKET_TTL_S})
-                if path == "/go_live" and hasattr(commands, "go_live"):
+                if path == "/go_live":
                     wait_s = _typed(body, {"wait_s": float}).get("wait_s", 0.0)
-                    return self._send(200, commands.go_live(wait_s))  # type: ignore[attr-defined]
-                if path == "/terminal" and hasattr(commands, "terminal"):
-                    return self._send(200, commands.terminal(**_terminal_fields(body)))  # type: ignore[attr-defined]
+                    return self._send(200, commands.go_live(wait_s))
+                if path == "/terminal":
+                    return self._send(200, commands.terminal(**_terminal_fields(body)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]
-                text = body.get(key)
-                if not isinstance(text, str) or not text.strip():
-                    raise InputError(f"'{key}' must be a non-empty string")
-                if len(text) > MAX_TEXT:
-                    raise InputError(f"'{key}' longer than {MAX_TEXT} characters")
-                result = command(text, **_typed(body, options.get(path, {})))
+                result = command(_text(body, key), **_typed(body, options.get(path, {})))
                 return self._send(202 if result.get("queued") else 200, result)
             except ValueError as exc:
                 return self._send(400, {"error": f"bad JSON: {exc}"})
@@ -383,6 +365,16 @@ def _terminal_fields(body: dict[str, Any]) -> dict[str, Any]:
     if "keys" in fields and not all(isinstance(k, str) for k in fields["keys"]):
         raise InputError("'keys' must be a list of key names")
     return fields
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    """``body[key]``: a non-empty string of at most MAX_TEXT characters (InputError otherwise)."""
+    text = body.get(key)
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"'{key}' must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise InputError(f"'{key}' longer than {MAX_TEXT} characters")
+    return text
 
 
 VOICE_OPTIONS: dict[str, type] = {"flush": bool, "interrupt": bool, "volume": float, "mute": bool}
@@ -428,18 +420,17 @@ class ControlServer:
             commands, self.token, bus, self.closing, request_timeout_s, self.extras))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.info_path = StateLayout(Path(state_dir)).control_json
+        self.state_dir = Path(state_dir)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="control", daemon=True)
 
     def start(self) -> ControlServer:
-        write_json(self.info_path, {"url": f"http://127.0.0.1:{self.port}", "token": self.token,
-                                    "pid": os.getpid()})
+        info = where.publish(self.state_dir, url=f"http://127.0.0.1:{self.port}", token=self.token)
         if self.extras.bridge is not None:
             self.extras.bridge.start()
         if self.extras.history is not None:
             self.extras.history.start()
         self._thread.start()
-        log.info("control API on http://127.0.0.1:%d (token in %s)", self.port, self.info_path)
+        log.info("control API on http://127.0.0.1:%d (token in %s)", self.port, info)
         return self
 
     def close(self) -> None:
@@ -450,11 +441,7 @@ class ControlServer:
             self.extras.history.stop()
         if self.extras.bridge is not None:
             self.extras.bridge.close()
-        try:
-            if json.loads(self.info_path.read_text()).get("pid") == os.getpid():
-                self.info_path.unlink()
-        except (OSError, ValueError):
-            pass
+        where.withdraw(self.state_dir)
 
 
 def _reply_fields(body: dict[str, Any]) -> tuple[str, str, list[str] | None]:
@@ -470,50 +457,3 @@ def _reply_fields(body: dict[str, Any]) -> tuple[str, str, list[str] | None]:
                                or not all(r in ("chat", "voice", "caption") for r in routes) or not routes):
         raise InputError("'routes' must be a list of chat, voice, caption")
     return message_id, text, routes
-
-
-@dataclass
-class ControlClient:
-    """What the CLI's status/stop/say/show/chat use."""
-
-    url: str
-    token: str
-    timeout: float = 30.0
-
-    @classmethod
-    def from_state(cls, state_dir: Path) -> ControlClient:
-        path = StateLayout(Path(state_dir)).control_json
-        try:
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ApplianceError(f"the appliance is not running ({path} not found)",
-                                 fix="start it with `appliance live` or `appliance up`") from None
-        except (OSError, ValueError) as exc:
-            raise ApplianceError(f"{path}: unreadable ({exc})") from None
-        return cls(url=str(info["url"]), token=str(info["token"]))
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        session = requests.Session()
-        session.trust_env = False
-        try:
-            response = session.request(method, self.url + path, json=body, timeout=self.timeout,
-                                       headers={"Authorization": f"Bearer {self.token}"})
-        except requests.RequestException:
-            raise ApplianceError(f"the appliance's control API at {self.url} does not answer",
-                                 fix="is `appliance live` running? see its log") from None
-        try:
-            data = response.json() if "json" in response.headers.get("Content-Type", "") else response.text
-        except ValueError:
-            data = response.text
-        if response.status_code >= 400:
-            error = data.get("error") if isinstance(data, dict) else data
-            raise ApplianceError(f"{method} {path}: {error}")
-        return data
-
-
-def prometheus(metrics: dict[str, tuple[str, float | int | None]], labels: dict[str, str] | None = None) -> str:
-    """Prometheus text of ``{name: (help, value)}`` under the ``retake_appliance_`` prefix, with
-    ``labels`` as ``{name: '{key="value"}'}`` (what the held appliance reports; the live one
-    uses :class:`appliance.control.metrics.Telemetry`)."""
-    parsed = {name: dict(re.findall(r'(\w+)="([^"]*)"', text)) for name, text in (labels or {}).items()}
-    return render_values(metrics, parsed).decode()

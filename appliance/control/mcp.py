@@ -4,8 +4,9 @@ Built with the official ``mcp`` SDK (v2: :class:`mcp.server.mcpserver.MCPServer`
 tools, two transports:
 
 * ``appliance mcp`` — stdio, for a runtime that starts the server as a subprocess. The tools
-  call the running appliance's control API (:class:`HttpOperator`, the URL and token from
-  ``<state>/control.json``), so the MCP process holds no stream and can come and go.
+  call the running appliance's control API (:class:`appliance.control.client.ControlClient`,
+  which finds it through ``<state>/control.json``), so the MCP process holds no stream and can
+  come and go.
 * ``/mcp`` on the control API — the streamable HTTP transport, same bearer token as every
   other route (:mod:`appliance.control.api` serves it). There the tools call the running
   controller's commands in-process.
@@ -20,12 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import requests
-
-from ..core.errors import ApplianceError
+from .client import ControlClient
+from .protocols import Commands
 
 log = logging.getLogger("appliance.mcp")
 
@@ -40,122 +39,11 @@ Chat must never go silent for long, but never spam: one reply per message is ple
 Never put secrets (tokens, keys, wallet seeds) on screen, in chat or in speech."""
 
 
-class Operator(Protocol):
-    """What the tools need; :class:`HttpOperator` (over the control API) and the controller's
-    commands (in-process, :class:`appliance.control.commands.OperatorCommands`) provide it."""
-
-    def status(self) -> dict[str, Any]: ...
-    def go_live(self, wait_s: float = 60.0) -> dict[str, Any]: ...
-    def stop(self) -> dict[str, Any]: ...
-    def say(self, text: str, *, priority: str = "operator") -> dict[str, Any]: ...
-    def voice(self, **options: Any) -> dict[str, Any]: ...
-    def show(self, text: str) -> dict[str, Any]: ...
-    def scene(self, name: str) -> dict[str, Any]: ...
-    def chat(self, message: str) -> dict[str, Any]: ...
-    def read_chat(self, since: int | None = None, limit: int = 50) -> dict[str, Any]: ...
-    def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> dict[str, Any]: ...
-    def viewers(self, limit: int = 20) -> dict[str, Any]: ...
-    def terminal(self, *, text: str | None = None, enter: bool = True, keys: list[str] | None = None,
-                 lines: int = 40) -> dict[str, Any]: ...
-    def screenshot(self) -> bytes: ...
-
-
-class HttpOperator:
-    """:class:`Operator` over the running appliance's control API (what ``appliance mcp`` uses).
-
-    ``locate()`` returns the API's ``(url, token)`` (``<state>/control.json``); it is asked again
-    when the API does not answer, so the MCP process outlives a restarted appliance (new port,
-    new token) and may start before it."""
-
-    def __init__(self, locate: Callable[[], tuple[str, str]], *, timeout: float = 150.0) -> None:
-        self.locate, self.timeout = locate, timeout
-        self._where: tuple[str, str] | None = None
-        self._session = requests.Session()
-        self._session.trust_env = False  # 127.0.0.1 only: never through a proxy
-
-    def __repr__(self) -> str:  # never the token
-        return f"HttpOperator({self._where[0] if self._where else '?'!r})"
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> requests.Response:
-        for attempt in (1, 2):
-            if self._where is None:
-                self._where = self.locate()
-            url, token = self._where
-            try:
-                response = self._session.request(method, url.rstrip("/") + path, json=body, params=params,
-                                                 timeout=self.timeout, headers={"Authorization": f"Bearer {token}"})
-                break
-            except requests.ConnectionError:  # not connected, so not sent: safe to try once more
-                self._where = None  # the appliance may have restarted: look again
-                if attempt == 2:
-                    raise ApplianceError(f"the appliance's control API at {url} does not answer",
-                                         fix="is `appliance up` running? see its log") from None
-            except requests.RequestException as exc:  # sent, maybe done: never sent twice
-                raise ApplianceError(f"{method} {path}: no answer from the appliance ({type(exc).__name__})") from None
-        if response.status_code == 401:
-            self._where = None  # a restarted appliance has a new token: the next call looks again
-        if response.status_code >= 400:
-            try:
-                error = response.json().get("error", response.text)
-            except ValueError:
-                error = response.text
-            raise ApplianceError(f"{method} {path}: {error}")
-        return response
-
-    def _json(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = self._call(method, path, body, params).json()
-        return data if isinstance(data, dict) else {"result": data}
-
-    def status(self) -> dict[str, Any]:
-        return self._json("GET", "/status")
-
-    def go_live(self, wait_s: float = 60.0) -> dict[str, Any]:
-        return self._json("POST", "/go_live", {"wait_s": wait_s})
-
-    def stop(self) -> dict[str, Any]:
-        return self._json("POST", "/stop", {})
-
-    def say(self, text: str, *, priority: str = "operator") -> dict[str, Any]:
-        return self._json("POST", "/say", {"text": text, "priority": priority})
-
-    def voice(self, **options: Any) -> dict[str, Any]:
-        return self._json("POST", "/voice", options)
-
-    def show(self, text: str) -> dict[str, Any]:
-        return self._json("POST", "/show", {"text": text})
-
-    def scene(self, name: str) -> dict[str, Any]:
-        return self._json("POST", "/scene", {"name": name})
-
-    def chat(self, message: str) -> dict[str, Any]:
-        return self._json("POST", "/chat", {"message": message})
-
-    def read_chat(self, since: int | None = None, limit: int = 50) -> dict[str, Any]:
-        params = {"limit": limit, **({"since": since} if since is not None else {})}
-        return self._json("GET", "/chat", params=params)
-
-    def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> dict[str, Any]:
-        return self._json("POST", "/reply", {"message_id": message_id, "text": text,
-                                             **({"routes": routes} if routes else {})})
-
-    def viewers(self, limit: int = 20) -> dict[str, Any]:
-        return self._json("GET", "/viewers", params={"limit": limit})
-
-    def terminal(self, *, text: str | None = None, enter: bool = True, keys: list[str] | None = None,
-                 lines: int = 40) -> dict[str, Any]:
-        return self._json("POST", "/terminal", {"text": text, "enter": enter, "keys": keys, "lines": lines})
-
-    def screenshot(self) -> bytes:
-        return self._call("GET", "/screenshot").content
-
-
 def _text(result: Any) -> str:
     return json.dumps(result, ensure_ascii=False, default=str)
 
 
-def build_server(op: Operator) -> Any:
+def build_server(op: Commands) -> Any:
     """The MCP server (an :class:`mcp.server.mcpserver.MCPServer`) whose tools drive ``op``."""
     from mcp.server.mcpserver import MCPServer
     from mcp.types import ToolAnnotations
@@ -274,6 +162,6 @@ def build_server(op: Operator) -> Any:
     return server
 
 
-def run_stdio(locate: Callable[[], tuple[str, str]]) -> None:
-    """``appliance mcp``: serve the tools over stdio against the control API ``locate()`` finds."""
-    build_server(HttpOperator(locate)).run("stdio")
+def run_stdio(client: ControlClient) -> None:
+    """``appliance mcp``: serve the tools over stdio against the running appliance's control API."""
+    build_server(client).run("stdio")

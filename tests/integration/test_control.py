@@ -9,10 +9,12 @@ import time
 
 import requests
 
-from appliance.control.api import ControlClient, ControlServer
+from appliance.control.api import ControlServer
+from appliance.control.client import ControlClient
 from appliance.control.commands import LiveCommands
 from appliance.live.lifecycle import State
 from appliance.media.content import ContentLog
+from tests.support.control import FakeCommands
 from tests.support.live import Running, make_agent, settings_for
 from tests.support.tree import wait_until as wait_for
 
@@ -23,7 +25,7 @@ def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
     settings = settings_for(sb, tmp_path, agent, xvfb_display)
     content = ContentLog(tmp_path / "stream.log", 150)
     with Running(settings) as run:
-        commands = LiveCommands(run.lc, speaker=None, content=content, encoder=run.encoder)
+        commands = LiveCommands(run.lc, encoder=run.encoder, content=content)
         server = ControlServer(commands, state_dir=settings.state_dir, port=0).start()
         try:
             info_path = settings.state_dir / "control.json"
@@ -63,40 +65,6 @@ def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
     assert json.loads((settings.state_dir / "state.json").read_text())["last_stream"]["status"] == "stopped"
 
 
-class QuietCommands:
-    """The smallest Commands: what the HTTP layer needs to answer."""
-
-    def health(self):
-        return {"alive": True}
-
-    def ready(self):
-        return True, "ok"
-
-    def status(self):
-        return {"state": "live"}
-
-    def metrics(self):
-        return ""
-
-    def say(self, text):
-        return {"spoken": True}
-
-    def show(self, text):
-        return {"shown": True}
-
-    def chat(self, message):
-        return {"sent": True}
-
-    def stop(self):
-        return {"stopping": True}
-
-    def scene(self, name):
-        return {"scene": name}
-
-    def voice(self, body):
-        return {"voice": body}
-
-
 def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
     """Send ``head`` as it is; everything the server answers before it closes (or ``wait`` passes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
@@ -113,7 +81,7 @@ def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
 
 
 def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
-    server = ControlServer(QuietCommands(), state_dir=tmp_path, port=0, request_timeout_s=0.5).start()
+    server = ControlServer(FakeCommands(), state_dir=tmp_path, port=0, request_timeout_s=0.5).start()
     auth = f"Authorization: Bearer {server.token}\r\n".encode()
     try:
         def post(length: str, body: bytes = b"") -> bytes:
