@@ -14,10 +14,12 @@ from typing import Any
 
 from .chat import ChatServices
 from .config import Settings
-from .control.api import ControlServer
+from .control.api import MAX_TEXT, ControlServer
 from .control.commands import LiveCommands
 from .control.events import Event, EventBus
+from .control.mcp import mcp_instructions
 from .core.files import ensure_private_dir
+from .core.outgoing import OutgoingFilter, Secrets
 from .core.store import StateStore
 from .live.lifecycle import Lifecycle
 from .live.notify import Notifier, StreamWatch
@@ -42,6 +44,17 @@ def media_identity(settings: Settings) -> tuple[object, object]:
     pulse = server_socket()
     return (_socket_identity(f"/tmp/.X11-unix/X{display_number(settings.stream.display)}"),
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
+
+
+def simulcast_keys(settings: Settings) -> list[str]:
+    """The simulcast outputs' stream keys (each alone in its key file)."""
+    keys = []
+    for output in settings.simulcast.outputs:
+        try:
+            keys.append(output.key_file.read_text(encoding="utf-8").strip())
+        except OSError:
+            continue
+    return keys
 
 
 def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
@@ -106,8 +119,11 @@ def run_live(settings: Settings) -> int:
     stop = threading.Event()
     notifier = Notifier(settings)
     bus.subscribe(StreamWatch(notifier, settings))
-    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
-                        secrets=lambda: [server.token, *config_secrets(settings)],
+    # the one outgoing filter's secrets: every value the appliance holds (the control bearer joins
+    # once the server has one, the access token once the lifecycle has read the credentials)
+    secrets = Secrets(sources=[lambda: config_secrets(settings), lambda: simulcast_keys(settings),
+                               lambda: [lifecycle.creds.access_token.reveal()] if lifecycle.creds else []])
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show), secrets=secrets,
                         viewers=lambda: lifecycle.metrics.viewers)
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
@@ -119,11 +135,15 @@ def run_live(settings: Settings) -> int:
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
     commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
-                            terminal=Terminal.from_environment(), preview=preview)
+                            terminal=Terminal.from_environment(), preview=preview,
+                            outgoing=OutgoingFilter(secrets, max_chars=MAX_TEXT))
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
-                           notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
+                           mcp_terminal=settings.control.mcp_terminal, mcp_instructions=mcp_instructions(settings),
+                           notifications=notifier.file, preview_fps=settings.control.preview_fps)
+    secrets.add(server.token)
+    server.start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -202,10 +202,11 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     from .control.client import ControlClient
-    from .control.mcp import run_stdio
+    from .control.mcp import mcp_instructions, run_stdio
     from .control.where import find
-    state_dir = _settings(args).state_dir
-    run_stdio(ControlClient(lambda: find(state_dir), timeout=150.0))  # may start before the appliance
+    settings = _settings(args)
+    run_stdio(ControlClient(lambda: find(settings.state_dir), timeout=150.0),  # may start before the appliance
+              with_terminal=settings.control.mcp_terminal, instructions=mcp_instructions(settings))
     return 0
 
 

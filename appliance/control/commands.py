@@ -1,6 +1,10 @@
 """The live appliance's :class:`~appliance.control.protocols.Commands`, backed by a running
 lifecycle and the parts it drives (each a typed collaborator, each optional: a command whose
-part is missing answers with the reason, HTTP 503)."""
+part is missing answers with the reason, HTTP 503).
+
+Every word a command sends out (speech, text on screen, the topic, terminal input, chat)
+passes the appliance's one :class:`~appliance.core.outgoing.OutgoingFilter` first: a text that
+carries a secret, or a piece of one, is refused (HTTP 422) and reaches nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core.errors import ApplianceError, InputError
+from ..core.outgoing import OutgoingFilter, Secrets
 from ..live.lifecycle import LIVENESS_WINDOW_S, State
 from .events import Event, EventBus
 from .metrics import Telemetry
@@ -35,11 +40,18 @@ class LiveCommands:
 
     def __init__(self, lifecycle: LifecycleView, *, encoder: EncoderView, content: ContentWindow | None = None,
                  stage: Stage | None = None, voice: Voice | None = None, bus: EventBus | None = None,
-                 terminal: TerminalPane | None = None, preview: PreviewSource | None = None) -> None:
+                 terminal: TerminalPane | None = None, preview: PreviewSource | None = None,
+                 outgoing: OutgoingFilter | None = None) -> None:
+        """``outgoing``: the appliance's one filter (app.py builds it with every secret); by
+        default one that knows the agent's access token."""
         self.lc, self.encoder, self.content = lifecycle, encoder, content
         self.stage, self.voice_queue, self.bus = stage, voice, bus
         self.terminal_pane, self.preview = terminal, preview
+        self.outgoing = outgoing or OutgoingFilter(Secrets(sources=[self._access_token]))
         self.telemetry = Telemetry()  # /metrics; app.py subscribes telemetry.on_event to the event bus
+
+    def _access_token(self) -> list[str]:
+        return [self.lc.creds.access_token.reveal()] if self.lc.creds else []
 
     # -- what a command needs, or the reason it cannot run --
 
@@ -157,7 +169,7 @@ class LiveCommands:
 
     def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> Json:
         """Queue speech and return at once (``queued``: 202), or with ``wait`` when it ended."""
-        utt = self._voice().say(text, priority)
+        utt = self._voice().say(self.outgoing.guard(text, what="speech"), priority)
         if utt.status == "dropped":
             raise ApplianceError(f"the voice queue is full; the line was dropped ({utt.error})",
                                  fix="try again in a moment, or POST /voice {\"flush\": true}")
@@ -187,6 +199,7 @@ class LiveCommands:
         return {"speaking": current.text if current is not None else None, "pending": self.voice_queue.pending()}
 
     def show(self, text: str) -> Json:
+        self.outgoing.guard(text, what="text to show")
         self._write(text)
         if self.stage is not None:
             self.stage.scene.show(text)
@@ -217,12 +230,12 @@ class LiveCommands:
             raise ApplianceError("no on-screen terminal in this controller", fix="run under `appliance up`")
         done: Json = {}
         if text:
-            done.update(self.terminal_pane.send(text, enter=enter))
+            done.update(self.terminal_pane.send(self.outgoing.guard(text, what="terminal input"), enter=enter))
         if keys:
             done.update(self.terminal_pane.keys(keys))
         if text or keys:
             time.sleep(0.3)  # let the shell echo and start answering before reading
-        return {**done, "screen": self.terminal_pane.read(lines)}
+        return {**done, "screen": self.outgoing.scrub(self.terminal_pane.read(lines))}
 
     def direction(self, text: str) -> Json:
         """The human's direction for the show ("which direction?"): the topic on screen, a line
@@ -233,6 +246,7 @@ class LiveCommands:
             raise InputError("'text' must be a non-empty direction")
         if len(line) > MAX_DIRECTION_CHARS:
             raise InputError(f"'text' longer than {MAX_DIRECTION_CHARS} characters")
+        self.outgoing.guard(line, what="direction")
         if self.stage is not None:
             self.stage.scene.set_topic(line)
         self._write(f"(direction) {line}")
@@ -249,12 +263,12 @@ class LiveCommands:
         return self.lc.chat
 
     def chat(self, message: str) -> Json:
-        if not self._chat().send(message):
+        if not self._chat().send(self.outgoing.guard(message, what="chat message")):
             raise ApplianceError("the platform did not take the message; see the log")
         return {"sent": True}
 
     def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> Json:
-        result: Json = self._chat().reply_to(message_id, text, routes)
+        result: Json = self._chat().reply_to(message_id, self.outgoing.guard(text, what="reply"), routes)
         return result
 
     def read_chat(self, since: int | None = None, limit: int = 50) -> Json:
@@ -282,6 +296,7 @@ class LiveCommands:
         if creds is None:
             raise ApplianceError("no credentials yet",
                                  fix=f"wait until the agent is registered (now {self.lc.metrics.state.value})")
+        self.outgoing.guard(message, what="chat message")
         target, message_id = chat_in_stream(self.lc.client.with_token(creds.access_token), name, message,
                                             secrets=[creds.access_token.reveal()])
         return {"sent": True, "to": target.username or name, "streamer_id": target.streamer_id,

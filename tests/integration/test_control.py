@@ -88,18 +88,52 @@ def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
             return raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                                + f"Content-Length: {length}\r\n\r\n".encode() + body)
 
-        assert post("-1").startswith(b"HTTP/1.0 400")  # read(-1) waited for the client to close
-        assert post("abc").startswith(b"HTTP/1.0 400")  # int() raised: no answer at all
-        assert post("+5", b"hello").startswith(b"HTTP/1.0 400")
-        assert post(str(10 ** 15)).startswith(b"HTTP/1.0 413")
-        assert post("17", b'{"text": "hello"}').startswith(b"HTTP/1.0 200")
+        def status(answer: bytes) -> int:
+            assert answer.startswith(b"HTTP/1."), answer[:100]
+            return int(answer.split(b" ", 2)[1])
+
+        assert status(post("-1")) == 400  # read(-1) waited for the client to close
+        assert status(post("abc")) == 400  # int() raised: no answer at all
+        assert status(post("+5", b"hello")) == 400
+        assert status(post(str(10 ** 15))) == 413
+        assert status(post("17", b'{"text": "hello"}')) == 200
         chunked = raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                               + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-        assert chunked.startswith(b"HTTP/1.0 411")
+        assert status(chunked) == 411
         started = time.monotonic()
         assert post("100", b'{"text": ') == b""  # a body that never comes: dropped after the timeout
         assert raw_request(server.port, b"POST /show HTTP/1.1\r\n") == b""  # headers that never end
         assert time.monotonic() - started < 4
         assert requests.get(f"http://127.0.0.1:{server.port}/health", timeout=5).status_code == 200
+    finally:
+        server.close()
+
+
+def trickle(port: int, head: bytes, every_s: float) -> bytes:
+    """Send ``head`` one byte at a time, ``every_s`` apart; what the server answered (b"": it closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for byte in head:
+                sock.sendall(bytes([byte]))
+                time.sleep(every_s)
+        except OSError:  # closed on us mid-way: the deadline worked
+            pass
+        try:
+            return sock.recv(65536)
+        except OSError:
+            return b""
+
+
+def test_a_request_trickled_past_the_deadline_gets_no_answer(tmp_path):
+    """The flood's request (62 header bytes, one every 1.5 s: 93 s) in miniature: the deadline
+    covers the whole request, not each read, so trickling never completes one."""
+    server = ControlServer(FakeCommands(), state_dir=tmp_path, port=0, request_timeout_s=1.0).start()
+    try:
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: 0123456789ab\r\n\r\n"
+        assert len(head) == 62
+        started = time.monotonic()
+        assert trickle(server.port, head, 0.05) == b""  # 3.1 s of trickling, 1 s allowed
+        assert time.monotonic() - started < 5
+        assert trickle(server.port, head, 0.0).startswith(b"HTTP/1.1 200")  # the same request, at once
     finally:
         server.close()
