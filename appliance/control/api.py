@@ -517,12 +517,16 @@ class ControlServer:
                 return not (self._stopped.is_set() or stream.closed.is_set()
                             or (session is not None and self.sessions is not None
                                 and not self.sessions.alive(session)))
+            stalled = False
             async for chunk in sse_stream(self.bus, last, wait=self._wait_for_events, open_=open_, kinds=kinds):
                 await response.write(chunk)
                 if not await self._flushed(request, time.monotonic() + self.write_timeout_s):
                     self.noise(logging.INFO, "control: dropped an event stream whose reader stopped reading")
+                    stalled = True
                     break
-        except (ConnectionError, asyncio.CancelledError):
+            if not stalled:  # closing, revoked, made room: end the stream properly
+                await asyncio.wait_for(response.write_eof(), self.write_timeout_s)
+        except (ConnectionError, asyncio.CancelledError, TimeoutError):
             pass
         finally:
             self.streams.remove(stream)

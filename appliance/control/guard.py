@@ -26,7 +26,6 @@ import logging
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -81,7 +80,8 @@ class OneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        what = f"{type(exc).__name__}: {str(exc)[:200]}" if exc is not None else record.getMessage()[:200]
+        what = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
+        what = " ".join(what.split())[:200]  # one line, whatever the parser put in its message
         self.noise(logging.INFO, "control: refused a malformed request (%s)", what)
         return False  # said above, once
 
@@ -112,10 +112,49 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
-@dataclass
-class _Conn:
-    generation: int = 0
-    busy: bool = False
+class _Tracked(asyncio.Protocol):
+    """One connection: aiohttp's request handler inside, its deadline and whether a request on
+    it is being answered outside (every protocol call is passed on)."""
+
+    def __init__(self, owner: Connections, handler: RequestHandler) -> None:
+        self.owner, self.handler = owner, handler
+        self.transport: asyncio.BaseTransport | None = None
+        self.generation = 0
+        self.busy = False
+        self.doomed = False  # closed before asyncio handed it over: it closes on arrival
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        if self.doomed:
+            transport.close()
+            return
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.forget(self)
+        if not self.doomed:
+            self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def close(self) -> None:
+        self.owner.forget(self)
+        if self.transport is None:  # accepted, not yet handed over
+            self.doomed = True
+            return
+        self.handler.force_close()
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class Connections:
@@ -127,64 +166,60 @@ class Connections:
                  request_timeout_s: float, noise: Noise) -> None:
         self.server, self.loop, self.cap = server, loop, cap
         self.request_timeout_s, self.noise = request_timeout_s, noise
-        self._conns: dict[RequestHandler, _Conn] = {}  # insertion order: oldest first
+        self._open: dict[_Tracked, None] = {}  # insertion order: oldest first
+        self._by_handler: dict[RequestHandler, _Tracked] = {}
         self.refused = self.evicted = self.expired = 0
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if len(self.server.connections) >= self.cap and not self._evict_one():
+        if len(self._open) >= self.cap and not self._evict_one():
             self.refused += 1
             self.noise(logging.WARNING, "control: refused a connection (all %d open ones are being answered)",
                        self.cap)
             return _Refuse()
-        handler = self.server()
-        self._arm(handler)
-        return handler
+        conn = _Tracked(self, self.server())
+        self._open[conn] = None
+        self._by_handler[conn.handler] = conn
+        self._arm(conn)
+        return conn
 
     def open(self) -> int:
-        return len(self.server.connections)
+        return len(self._open)
+
+    def forget(self, conn: _Tracked) -> None:
+        self._open.pop(conn, None)
+        self._by_handler.pop(conn.handler, None)
 
     def _evict_one(self) -> bool:
-        for handler, conn in list(self._conns.items()):
-            if handler.transport is None:
-                self._conns.pop(handler, None)
-                continue
+        for conn in self._open:
             if not conn.busy:
-                self._conns.pop(handler, None)
-                handler.force_close()
+                conn.close()
                 self.evicted += 1
                 self.noise(logging.INFO, "control: closed the oldest idle connection (at the cap of %d)", self.cap)
                 return True
         return False
 
-    def _arm(self, handler: RequestHandler) -> None:
-        conn = self._conns.setdefault(handler, _Conn())
+    def _arm(self, conn: _Tracked) -> None:
         conn.generation += 1
         conn.busy = False
-        self.loop.call_later(self.request_timeout_s, self._expire, handler, conn.generation)
+        self.loop.call_later(self.request_timeout_s, self._expire, conn, conn.generation)
 
-    def _expire(self, handler: RequestHandler, generation: int) -> None:
-        conn = self._conns.get(handler)
-        if conn is None or conn.generation != generation:
-            return  # answered since, or gone: a newer timer (or none) is in charge
-        if handler.transport is None:
-            self._conns.pop(handler, None)
-            return
-        if conn.busy:
-            return
-        self._conns.pop(handler, None)
-        handler.force_close()
+    def _expire(self, conn: _Tracked, generation: int) -> None:
+        if conn not in self._open or conn.generation != generation or conn.busy:
+            return  # gone, answered since (a newer timer is in charge), or being answered
+        conn.close()
         self.expired += 1
-        self.noise(logging.INFO, "control: dropped a connection with no complete request within %.0f s",
+        self.noise(logging.INFO, "control: dropped a connection with no complete request within %g s",
                    self.request_timeout_s)
 
     def begin(self, handler: Any) -> None:
         """A request was completely received on ``handler``: its deadline rests while answered."""
-        conn = self._conns.get(handler)
+        conn = self._by_handler.get(handler)
         if conn is not None:
             conn.busy = True
             conn.generation += 1
 
     def end(self, handler: Any) -> None:
         """The answer is done: the next request on the connection has the whole deadline again."""
-        if handler in self._conns or getattr(handler, "transport", None) is not None:
-            self._arm(handler)
+        conn = self._by_handler.get(handler)
+        if conn is not None:
+            self._arm(conn)

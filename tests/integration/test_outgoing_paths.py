@@ -126,11 +126,11 @@ def test_the_console_and_mcp_take_the_same_path(setup: Any) -> None:
     from mcp.client.streamable_http import streamable_http_client
 
     async def mcp() -> None:
-        async with httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30)) as http:
-            async with Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
-                for tool, args in (("say", {"text": TOKEN[::-1]}), ("show", {"text": TOKEN}),
-                                   ("terminal", {"text": f"echo {TOKEN[4:24]}"})):
-                    result = await client.call_tool(tool, args)
-                    assert result.is_error and "contains a secret" in result.content[0].text, (tool, result)
+        async with httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30)) as http, \
+                Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+            for tool, args in (("say", {"text": TOKEN[::-1]}), ("show", {"text": TOKEN}),
+                               ("terminal", {"text": f"echo {TOKEN[4:24]}"})):
+                result = await client.call_tool(tool, args)
+                assert result.is_error and "contains a secret" in result.content[0].text, (tool, result)
     asyncio.run(mcp())
     assert parts.everything() == "", parts.everything()

@@ -42,7 +42,8 @@ def test_guard_refuses_without_naming_the_secret_and_passes_ordinary_text() -> N
     with pytest.raises(Refused) as refused:
         f.guard(f"say {TOKEN[10:30]}", what="speech")
     assert TOKEN[10:30] not in str(refused.value) and "speech" in str(refused.value)
-    assert f.guard("Thanks for the tip, alice! Let's build a parser.") == "Thanks for the tip, alice! Let's build a parser."
+    ordinary = "Thanks for the tip, alice! Let's build a parser."
+    assert f.guard(ordinary) == ordinary
     assert f.refused == 1
 
 
@@ -52,7 +53,7 @@ def test_secrets_are_read_from_their_sources_at_check_time() -> None:
     assert not f.contains_secret(TOKEN)
     later.append(TOKEN)  # the credentials arrive once the lifecycle has read them
     assert f.contains_secret(TOKEN[20:40])
-    assert "Secrets(1 values)" == repr(Secrets(TOKEN, "short"))  # short values are no secrets; no value shown
+    assert repr(Secrets(TOKEN, "short")) == "Secrets(1 values)"  # short values are no secrets; no value shown
 
 
 def test_chat_policy_on_top_pings_links_length() -> None:
