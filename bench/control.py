@@ -40,18 +40,24 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVER = textwrap.dedent("""
-    import sys, threading
+    import logging, sys
     from pathlib import Path
     from appliance.control.api import ControlServer
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # what the appliance logs, to count it
 
-    class Commands:  # the smallest commands: what /health and /ready need
+    class Commands:  # the smallest commands: /health and /ready answer, everything else refuses
         def health(self): return {"alive": True, "state": "held"}
         def ready(self): return False, "bench"
         def status(self): return {"state": "held"}
+        def __getattr__(self, name):
+            def refuse(*args, **kwargs):
+                raise RuntimeError("not in the bench")
+            return refuse
 
     server = ControlServer(Commands(), state_dir=Path(sys.argv[1]), port=0).start()
     print(server.port, flush=True)
@@ -108,58 +114,76 @@ def pct(values: list[float], q: float) -> float:
 
 class Slowloris:
     """``count`` connections that each send a partial request and then a byte a second,
-    reconnecting whenever the server closes them (on an asyncio loop in a thread)."""
+    reconnecting whenever the server closes them: an asyncio loop in a process of its own, so
+    its work never delays the /health client's clock (counters in shared memory)."""
 
     def __init__(self, port: int, count: int) -> None:
+        import multiprocessing
         self.port, self.count = port, count
-        self.loop = asyncio.new_event_loop()
-        self.stop = threading.Event()
-        self.open = 0
-        self.closed_by_server = 0
-        self.connect_failures = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self._stop = multiprocessing.Event()
+        self._open = multiprocessing.Value("i", 0)
+        self._closed = multiprocessing.Value("i", 0)
+        self._failed = multiprocessing.Value("i", 0)
+        self.process = multiprocessing.Process(target=self._run, daemon=True)
+
+    @property
+    def open(self) -> int:
+        return int(self._open.value)
+
+    @property
+    def closed_by_server(self) -> int:
+        return int(self._closed.value)
+
+    @property
+    def connect_failures(self) -> int:
+        return int(self._failed.value)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._main())
+        asyncio.run(self._main())
 
     async def _main(self) -> None:
         await asyncio.gather(*(self._client(i) for i in range(self.count)))
 
+    def _add(self, counter: Any, n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
     async def _client(self, i: int) -> None:
         await asyncio.sleep(i * 0.002)  # ramp up over ~2 s
-        while not self.stop.is_set():
+        while not self._stop.is_set():
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 5)
             except (OSError, TimeoutError):
-                self.connect_failures += 1
+                self._add(self._failed, 1)
                 await asyncio.sleep(0.5)
                 continue
-            self.open += 1
+            self._add(self._open, 1)
             try:
                 writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-                while not self.stop.is_set():
+                while not self._stop.is_set():
                     try:
                         got = await asyncio.wait_for(reader.read(1), 1.0)
                     except TimeoutError:
                         writer.write(b"X")  # one more byte of a header that never ends
                         continue
                     if not got:
-                        self.closed_by_server += 1
+                        self._add(self._closed, 1)
                         break
             except OSError:
-                self.closed_by_server += 1
+                self._add(self._closed, 1)
             finally:
-                self.open -= 1
+                self._add(self._open, -1)
                 writer.close()
 
     def start(self) -> Slowloris:
-        self.thread.start()
+        self.process.start()
         return self
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
+        self._stop.set()
+        self.process.join(15)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 def trickled(port: int, seconds: float) -> str:
@@ -202,14 +226,20 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.server_nofile, server_hard), server_hard))
 
     state = Path(tempfile.mkdtemp(prefix="bench-control-"))
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state)], cwd=args.repo, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, preexec_fn=server_limits,
-                            env=dict(os.environ, PYTHONPATH=str(args.repo)))
+    server_log = state / "server.log"
+    with open(server_log, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state)], cwd=args.repo, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=log_file, text=True, preexec_fn=server_limits,
+                                env=dict(os.environ, PYTHONPATH=str(args.repo)))
     rows: list[tuple[str, str]] = []
     verdict = 0
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        first = proc.stdout.readline()
+        if not first.strip().isdigit():
+            print(server_log.read_text(errors="replace")[-2000:], file=sys.stderr)
+            return 2
+        port = int(first)
         print(f"server pid {proc.pid} on port {port} ({args.repo}), its descriptor limit {args.server_nofile}; "
               f"this process {want}", flush=True)
 
@@ -255,6 +285,8 @@ def main() -> int:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+    lines = server_log.read_text(errors="replace").splitlines()
+    rows.append(("server log", f"{len(lines)} lines, {sum('Traceback' in line for line in lines)} tracebacks"))
     print()
     for name, text in rows:
         print(f"{name:<14} {text}")

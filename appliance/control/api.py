@@ -80,7 +80,8 @@ REQUEST_TIMEOUT_S = 10.0   # connect (or the previous answer) -> a complete requ
 WRITE_TIMEOUT_S = 10.0     # one write to a client; an event stream's reader that stops reading is dropped
 STREAM_MIN_AGE_S = 30.0    # a full house of event streams: the oldest one past this age makes room
 STREAM_SNDBUF = 16_384     # an event stream's socket buffer: a reader that stops reading shows soon
-BACKLOG = 1024
+BACKLOG = 1024             # the kernel's queue of connections not yet accepted
+ACCEPT_BATCH = 64          # connections accepted per turn of the loop (asyncio takes the backlog for this)
 COMMAND_THREADS = 8
 PROBE_THREADS = 2
 SERVER_HEADER = "retake-appliance"
@@ -182,7 +183,11 @@ class ControlServer:
                 raise RuntimeError("aiohttp's runner has no server after setup")
             self.connections = Connections(self._runner.server, self.loop, cap=self.max_connections,
                                            request_timeout_s=self.request_timeout_s, noise=self.noise)
-            self._listener = await self.loop.create_server(self.connections, sock=self.sock, backlog=BACKLOG)
+            # asyncio accepts up to `backlog` connections in one turn, each a descriptor before any
+            # evicted one is closed: a small batch keeps a flood within the descriptor limit, and
+            # listen() again keeps the kernel's queue deep (Linux updates it in place)
+            self._listener = await self.loop.create_server(self.connections, sock=self.sock, backlog=ACCEPT_BATCH)
+            self.sock.listen(BACKLOG)
             if self.bus is not None:
                 self._unsubscribe = self.bus.subscribe(self._published)
         except BaseException as exc:

@@ -2,20 +2,21 @@
 process can be.
 
 The probe runs every few seconds per agent (Kubernetes' liveness and startup probes), so it
-imports only the standard library (no pydantic, requests or the config): it reads where the
-appliance runs (:func:`appliance.control.where.find`) and asks ``/health`` or ``/ready``
-(neither needs the token) with ``http.client``. ``appliance probe --state DIR`` takes this
+imports only the standard library, and little of it (no pydantic, requests, the config, not
+even ``http.client``): it reads where the appliance runs (:func:`appliance.control.where.find`)
+and asks ``/health`` or ``/ready`` (neither needs the token) in one HTTP/1.0 exchange on a
+socket. ``appliance probe --state DIR`` takes this
 path straight from :func:`appliance.cli.main`; without ``--state`` the config is loaded to
 find the state folder.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import re
+import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .where import find
 
@@ -29,21 +30,27 @@ def probe(kind: str, state_dir: Path, *, timeout: float = PROBE_TIMEOUT_S) -> tu
     except Exception as exc:  # not running, unreadable: a failed probe that says why
         return False, {"error": str(exc)}
     path = "/ready" if kind == "ready" else "/health"
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    address = re.fullmatch(r"http://([0-9.]+|localhost):([0-9]{1,5})/?", url)
+    if address is None:
+        return False, {"error": f"{url}: not an http://host:port of this machine"}
+    host, port = address[1], int(address[2])
     try:
-        connection.request("GET", path, headers={"Host": f"127.0.0.1:{parts.port}"})
-        response = connection.getresponse()
-        raw = response.read(65536)
-        status = response.status
-    except (OSError, http.client.HTTPException) as exc:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            raw = b""
+            while len(raw) < 65536 and (chunk := sock.recv(65536)):
+                raw += chunk
+    except OSError as exc:
         return False, {"error": f"{url}{path} does not answer ({type(exc).__name__})"}
-    finally:
-        connection.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line = re.match(rb"HTTP/1\.[01] ([0-9]{3})", head)
+    if status_line is None:
+        return False, {"error": f"{url}{path}: not an HTTP answer ({head[:60]!r})"}
+    status = int(status_line[1])
     try:
-        body = json.loads(raw)
+        body = json.loads(payload)
     except ValueError:
-        body = {"body": raw[:200].decode("utf-8", "replace")}
+        body = {"body": payload[:200].decode("utf-8", "replace")}
     return status == 200, body if isinstance(body, dict) else {"body": body}
 
 

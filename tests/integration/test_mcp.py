@@ -26,7 +26,8 @@ def with_client(server: ControlServer, run: Callable[[Any], Awaitable[None]]) ->
     async def main() -> None:
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {server.token}"},
                                       timeout=httpx2.Timeout(30)) as http, \
-                Client(streamable_http_client(server.url + "/mcp", http_client=http), read_timeout_seconds=30) as client:
+                Client(streamable_http_client(server.url + "/mcp", http_client=http),
+                       read_timeout_seconds=30) as client:
             await run(client)
     asyncio.run(main())
 
