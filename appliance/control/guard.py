@@ -139,7 +139,8 @@ class _Tracked(asyncio.Protocol):
         self.handler.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.handler.eof_received()
+        self.handler.eof_received()
+        return None  # close the transport (aiohttp's handler keeps nothing half-open)
 
     def pause_writing(self) -> None:
         self.handler.pause_writing()

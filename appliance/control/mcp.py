@@ -132,8 +132,8 @@ def build_server(op: Commands, *, with_terminal: bool = True, instructions: str 
     from mcp.types import ToolAnnotations
 
     mcp = MCPServer(SERVER_NAME, instructions=instructions or mcp_instructions(), log_level="WARNING")
-    read_only = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
-    acts = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=True)
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+    acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
     class _Tools:  # every tool's failures carry their reason
         @staticmethod
@@ -167,7 +167,7 @@ def build_server(op: Commands, *, with_terminal: bool = True, instructions: str 
         `status.waiting` says until when."""
         return op.go_live(max(0.0, min(float(wait_s), 120.0)))
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True))
     def stop() -> dict[str, Any]:
         """End the broadcast: the encoder stops, stream/stop is called, the appliance exits and
         stays stopped (viewers see the stream end; starting again takes a human or the
