@@ -99,7 +99,6 @@ class _Stream:
     """One open event stream (``/events``)."""
 
     started: float
-    request: web.Request
     session: console.Session | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -505,7 +504,7 @@ class ControlServer:
             raise NotFoundError("no event feed in this control API")
         last = parse_last_event_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
         kinds = [k for part in request.query.getall("kinds", []) for k in part.split(",") if k] or None
-        stream = _Stream(time.monotonic(), request, session)
+        stream = _Stream(time.monotonic(), session)
         self.streams.append(stream)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
