@@ -21,6 +21,7 @@ from .core.files import ensure_private_dir
 from .core.store import StateStore
 from .live.lifecycle import Lifecycle
 from .live.notify import Notifier, StreamWatch
+from .live.parts import Parts, chat_factory
 from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance.live")
@@ -80,6 +81,20 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
     return bus.subscribe(deliver)
 
 
+def content_lines(write: Callable[[str], object], settings: Settings) -> Callable[[Event], None]:
+    """The content window's lines from the event bus: what viewers say (chat, tips, trades,
+    follows), what the agent sends to chat, and the moment it is live."""
+    def deliver(event: Event) -> None:
+        data = event.data
+        if event.kind in ("chat", "tip", "trade", "follow"):
+            write(f"{(data.get('user') or {}).get('name', '')}: {data.get('text', '')}")
+        elif event.kind == "reply" and "chat" in (data.get("routes") or ["chat"]):
+            write(f"{settings.agent.name} > {data.get('text', '')}")
+        elif event.kind == "state" and data.get("state") == "live" and str(data.get("detail")).startswith("stream #"):
+            write(f"LIVE at {settings.stream_url()} — say hi in chat")
+    return deliver
+
+
 def run_live(settings: Settings) -> int:
     from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, pulse_available
@@ -109,12 +124,12 @@ def run_live(settings: Settings) -> int:
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
                         secrets=lambda: [server.token, *config_secrets(settings)],
                         viewers=lambda: lifecycle.metrics.viewers)
-    lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
-                          capture=lambda: capture_png(settings.stream.display),
-                          notifier=notifier, state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True),
-                          media_identity=lambda: media_identity(settings), chat_services=chat,
-                          on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
+    parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
+                  capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
+                  chat=chat_factory(settings, store, services=chat), publish=bus.publish,
+                  media_identity=lambda: media_identity(settings))
+    lifecycle = Lifecycle(settings, parts, stop_event=stop, progress=lambda line: print(line, flush=True))
+    bus.subscribe(content_lines(content.write, settings))
     show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
                                              "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
