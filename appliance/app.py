@@ -1,6 +1,7 @@
 """The composition root of `appliance live`: wires the real parts together (client, encoder,
-display capture, voice, content window log, state, notifications, the lifecycle and the
-control API)."""
+display capture, the show, the content window, state, notifications and what watches the bus
+for them, the builder's direction, the scenes that follow the stream, the heartbeat, the
+lifecycle and the control API)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ from .control.commands import OperatorCommands
 from .control.events import Event, EventBus
 from .core.files import ensure_private_dir
 from .core.store import StateStore
+from .live.direction import Directions
+from .live.heartbeat import Heartbeat
 from .live.lifecycle import Lifecycle
-from .live.notify import Notifier, StreamWatch
+from .live.notify import Notifier
 from .live.parts import Parts, chat_factory
+from .live.scenes import SceneFollow, Stage
+from .live.watch import StreamWatch
 from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance.live")
@@ -119,19 +124,26 @@ def run_live(settings: Settings) -> int:
     connect_show(bus, show)
     encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()
-    notifier = Notifier(settings)
-    bus.subscribe(StreamWatch(notifier, settings))
+    # the builder's direction: the topic on screen, the brain's context; from the CLI, the console,
+    # MCP (POST /direction) and a notification webhook's answer
+    directions = Directions(settings.live.direction, store=store, topic=show.scene.set_topic, publish=bus.publish)
+    notifier = Notifier(settings, on_direction=directions.from_webhook)
+    bus.subscribe(StreamWatch(notifier, settings, store=store))  # warnings, unusual activity, milestones
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
                         secrets=lambda: [server.token, *config_secrets(settings)],
                         viewers=lambda: lifecycle.metrics.viewers)
     parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
                   capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
                   chat=chat_factory(settings, store, services=chat), publish=bus.publish,
-                  media_identity=lambda: media_identity(settings))
+                  media_identity=lambda: media_identity(settings), directions=directions,
+                  scenes=SceneFollow(settings.scene, Stage(switch=show.set_scene, scenes=show.scenes,
+                                                           text=show.scene.show)),
+                  heartbeat=Heartbeat(settings.live.heartbeat, notifier=notifier, store=store))
     lifecycle = Lifecycle(settings, parts, stop_event=stop, progress=lambda line: print(line, flush=True))
     bus.subscribe(content_lines(content.write, settings))
-    show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
-                                             "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
+    metrics = lifecycle.metrics
+    show.follow(lambda: {"viewers": metrics.viewers, "market_cap": metrics.market_cap,
+                         "live_since": epoch_since(metrics.live_since, lifecycle.clock) if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
     commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
                                 terminal=Terminal.from_environment(), preview=preview)

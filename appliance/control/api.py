@@ -118,9 +118,9 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
     posts: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
         path: (key, getattr(commands, name)) for path, key, name in (
             ("/say", "text", "say"), ("/show", "text", "show"), ("/chat", "message", "chat"),
-            ("/scene", "name", "scene")) if hasattr(commands, name)}
+            ("/scene", "name", "scene"), ("/direction", "text", "direction")) if hasattr(commands, name)}
     # options some POST routes take besides their text (name -> type); anything else is ignored
-    options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}}
+    options: dict[str, dict[str, type]] = {"/say": {"wait": bool, "priority": str}, "/direction": {"source": str}}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "retake-appliance"

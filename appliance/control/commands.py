@@ -150,6 +150,13 @@ class LiveCommands:
             raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
         return self.lc.chat.reply_to(message_id, text, routes)
 
+    def direction(self, text: str, *, source: str = "api") -> dict[str, Any]:
+        """The builder's answer to "which direction?": the topic on screen and in the brain's
+        context (:class:`appliance.live.direction.Directions`)."""
+        if self.lc.directions is None:
+            raise ApplianceError("no direction channel in this controller", fix="run under `appliance up`")
+        return self.lc.directions.apply(text, source)
+
     def stop(self) -> dict[str, Any]:
         self.lc.request_stop()
         return {"stopping": True}

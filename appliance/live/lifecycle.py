@@ -6,12 +6,14 @@
     supervise.py  staying live (the LIVE loop, recovery, the restart budget, holds)
     parts.py      the collaborators (typed), the chat factory, one run's shared state
 
-Whatever escapes (any exception) still ends in :meth:`Lifecycle._shutdown`: the encoder first,
-then one short ``stream/stop``, the final state saved.
+Whatever escapes (any exception) still ends in :meth:`Lifecycle._shutdown`: the end card on
+screen for ``scene.ending_s`` while the encoder still streams it (when the scenes follow the
+stream), then the encoder, then one short ``stream/stop``, the final state saved.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -33,6 +35,7 @@ from .supervise import STOP_CALL_TIMEOUT_S, Supervisor
 
 if TYPE_CHECKING:  # the composed settings, handed in by the composition root
     from ..config import Settings
+    from .direction import Directions
 
 __all__ = ["LIVENESS_WINDOW_S", "Lifecycle", "Metrics", "State"]
 log = logging.getLogger("appliance.lifecycle")
@@ -57,6 +60,10 @@ class Lifecycle:
             self.run_state.go_live_requested.set()
         self.supervisor = Supervisor(self.run_state)
         self.steps = GoLive(self.run_state, self.supervisor)
+        if parts.scenes is not None:
+            self.machine.on_enter.append(parts.scenes.follow(self.machine))
+        if parts.heartbeat is not None:
+            self.supervisor.on_hold_tick = functools.partial(parts.heartbeat.tick, self.run_state)
 
     # --- what the control API reads ----------------------------------------------------------
 
@@ -101,6 +108,11 @@ class Lifecycle:
         """When the current go-live's clock started (the process start, or the go_live request)."""
         return self.machine.t0
 
+    @property
+    def directions(self) -> Directions | None:
+        """The builder's direction channel (``Commands.direction``), when wired."""
+        return self.parts.directions
+
     def request_stop(self) -> None:
         self.stop_event.set()
 
@@ -142,8 +154,21 @@ class Lifecycle:
         return ApplianceError(f"the controller crashed: {type(exc).__name__}: {clean_text(exc, 200)}",
                               fix="stopped cleanly (encoder, stream/stop); see the log and report it")
 
+    def _end_card(self) -> None:
+        """The end card with this stream's figures, on screen while the encoder still sends it
+        (``scene.ending_s``), when the stream is up and the scenes follow it."""
+        scenes, metrics = self.parts.scenes, self.metrics
+        if scenes is None or metrics.live_since is None or self.parts.encoder.health().state != "running":
+            return
+        chat = self.run_state.chat
+        seconds = scenes.ending(duration_s=self.clock() - metrics.live_since, peak_viewers=metrics.peak_viewers,
+                                messages=chat.stats.handled if chat else 0,
+                                replies=chat.stats.answered if chat else 0)
+        if seconds > 0:
+            time.sleep(seconds)  # the stop event is set: this wait is the end card's, bounded by the setting
+
     def _shutdown(self) -> int:
-        """The encoder first (nothing streams after this), then one stream/stop
+        """The end card, then the encoder (nothing streams after this), then one stream/stop
         with a short deadline, then the final state; every step runs even if one before it failed."""
         run, store = self.run_state, self.parts.store
         if isinstance(run.fatal, RetakeUnauthorized):
@@ -153,6 +178,10 @@ class Lifecycle:
             return run.fatal.exit_code if run.fatal else 0
         self.machine.enter(State.STOPPING, run.fatal.message if run.fatal else "stop requested")
         self.stop_event.set()
+        try:
+            self._end_card()
+        except Exception:
+            log.exception("end card not shown")
         final: dict[str, object] = {}
         was_started = run.stream_started
         try:

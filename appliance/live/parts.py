@@ -24,6 +24,9 @@ from .machine import Machine, Publish
 
 if TYPE_CHECKING:  # the composed settings, handed in by the composition root
     from ..config import Settings
+    from .direction import Directions
+    from .heartbeat import Heartbeat
+    from .scenes import SceneFollow
 
 LIVENESS_WINDOW_S = 60.0  # /health fails when the LIVE loop has not turned for this long
 CREDENTIALS_RECHECK_S = 15.0  # how often a controller waiting for credentials looks again
@@ -95,6 +98,9 @@ class Parts:
     chat: ChatFactory
     publish: Publish = no_publish  # the event bus: state, token
     media_identity: Callable[[], object] = lambda: None  # changes when the display or sound server restarts
+    scenes: SceneFollow | None = None  # the on-screen scene follows the stream (scene.follow)
+    directions: Directions | None = None  # the builder's answer to "which direction?"
+    heartbeat: Heartbeat | None = None  # while not live: read, decide, tell the builder (skill section 8)
 
 
 @dataclass(frozen=True)

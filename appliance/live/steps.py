@@ -25,6 +25,7 @@ from .supervise import Supervisor
 from .waiting import Hold
 
 log = logging.getLogger("appliance.lifecycle")
+OPENING_ATTEMPTS = 3  # the opening line, tried this often (the chat journal's cap for one line)
 
 
 class GoLive:
@@ -53,6 +54,8 @@ class GoLive:
             client=run.client, creds=run.creds, stop_event=self.machine.stop_event,
             on_fatal=self.supervisor.on_chat_fatal, on_conflict=self.supervisor.on_chat_conflict,
             clock=run.timing.clock))
+        if self.parts.directions is not None:
+            self.parts.directions.attach(run.chat)
 
     # --- step 1 and 1b ----------------------------------------------------------------------
 
@@ -140,11 +143,25 @@ class GoLive:
         self._notify_live()
 
     def _open_chat(self) -> None:
-        """Step 7, then the chat's loops (step 8)."""
+        """Step 7, then the chat's loops (step 8). The opening line is tried again after a
+        refusal or the rate cap (backing off); if it never goes out, the builder is told."""
         chat = self.run.chat
         if chat is None:
             raise AssertionError("the chat is made in prepare()")
-        chat.send(self.settings.chat.opening_message)
+        text, delay = self.settings.chat.opening_message, self.settings.notify.opening_retry_s
+        result = chat.post(text)
+        for _ in range(OPENING_ATTEMPTS - 1):
+            if result.ok or result.refused:  # sent, or the outgoing filter would refuse it every time
+                break
+            self.run.progress(f"opening line not sent ({result.reason}); again in {delay:g}s")
+            self.machine.wait(delay)
+            delay *= 2
+            result = chat.retry(result)
+        if not result.ok:
+            self.metrics.last_error = f"opening line: {result.reason}"
+            self.parts.notifier.notify("opening_failed", f"The opening line did not go out: {result.reason}. "
+                                       "Chat is open; say hello yourself with `appliance chat TEXT`.",
+                                       reason=result.reason)
         chat.start()
 
     def _notify_live(self) -> None:

@@ -25,6 +25,7 @@ from .waiting import Hold, iso
 
 log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the token's performance read while live (reference section 8)
+FIRST_THUMB_AFTER_SCENE_S = 1.0  # a refresh this soon after the live scene is up (the renderer drew it)
 STOP_CALL_TIMEOUT_S = 4.0  # stream/stop: one attempt, this deadline (supervisord's grace is 25 s)
 
 
@@ -243,6 +244,7 @@ class Supervisor:
     def stay_live(self) -> None:
         """The LIVE loop, until the stop event (:class:`Stopped`) or a fatal error."""
         cfg, clock, encoder = self.settings.stream, self.run.timing.clock, self.parts.encoder
+        scenes = self.parts.scenes
         live = self._live_client()
         next_thumb = clock() + cfg.thumbnail_interval_s
         next_status = clock() + cfg.status_poll_s
@@ -259,6 +261,8 @@ class Supervisor:
                 next_status = clock() + cfg.status_poll_s
                 continue
             now = clock()
+            if scenes is not None and scenes.tick():  # the live scene just replaced the starting card
+                next_thumb = min(next_thumb, now + FIRST_THUMB_AFTER_SCENE_S)
             if now >= next_media_check:
                 # x11grab keeps sending the last frame of a dead X server: only a restart helps
                 next_media_check = now + 1.0
