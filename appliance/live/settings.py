@@ -77,7 +77,7 @@ class HeartbeatConfig(SettingsModel):
     """While not live (standing by, a cool-down): every ``every_s`` read status, the chat and the
     token's stats, decide — stream, answer chat, or idle — and tell the builder (skill section 8)."""
 
-    every_s: Annotated[float, Field(ge=5, le=7 * 86400)] = 4 * 3600.0
+    every_s: Annotated[float, Field(ge=2, le=7 * 86400)] = 4 * 3600.0
     stream_comments: Annotated[int, Field(ge=1, le=10_000)] = 3  # this many new comments: decide to stream
     stream_move_pct: Annotated[float, Field(gt=0, le=10_000)] = 20.0  # or the market cap moved this much since
     go_live: bool = False  # a "stream" decision while standing by goes live by itself (else the builder is asked)
