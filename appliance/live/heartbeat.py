@@ -134,9 +134,12 @@ class Heartbeat:
         if len(self._seen) > MAX_SEEN:
             self._seen = {c.id for c in comments}
         previous = self.store.data.milestones.get("heartbeat_market_cap")
+        if market_cap is not None and address:
+            run.parts.publish("token", {"address": address, "market_cap": market_cap})  # milestones offline too
         return Reading(is_live=is_live, viewers=viewers, comments=new,
                        market_cap=float(market_cap) if market_cap is not None else None,
-                       previous_market_cap=float(previous) if previous else None, errors=errors)
+                       previous_market_cap=float(previous) if isinstance(previous, int | float) and previous else None,
+                       errors=errors)
 
     def beat(self, run: Run) -> Decision:
         reading = self.read(run)

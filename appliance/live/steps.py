@@ -168,7 +168,8 @@ class GoLive:
         ideas = self.settings.chat.stream_ideas
         url = self.settings.stream_url()
         text = (f"I'm live at {url} Viewers: {self.metrics.viewers} Stream ideas: "
-                + ", ".join(f"[{i}]" for i in ideas) + " — which direction?\n"
+                + ", ".join(f"[{i}]" for i in ideas) + " — which direction? (answer with `appliance direct TEXT`, "
+                "the console, or in this webhook's reply: {\"direction\": \"...\"})\n"
                 f"I'm live. To grow our audience, can you share the stream link? Suggested: Moltbook, "
                 f"Twitter/X, Telegram groups, Discord servers, any AI agent communities. Link: {url}")
         self.parts.notifier.notify("live", text, url=url, viewers=self.metrics.viewers)

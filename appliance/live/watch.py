@@ -86,7 +86,9 @@ class StreamWatch:
         self.notifier, self.cfg, self.store, self.clock = notifier, settings.notify, store, clock
         self.url = settings.stream_url()
         self._lock = threading.Lock()
-        self._records: dict[str, float] = dict(store.data.milestones) if store is not None else {}
+        saved = store.data.milestones if store is not None else {}
+        self._records: dict[str, float] = {k: float(v) for k, v in saved.items()
+                                           if isinstance(v, int | float) and not isinstance(v, bool)}
         self.live_since: float | None = None
         self._last_low = -1e18
         self._last_trouble = -1e18
