@@ -128,3 +128,24 @@ def test_off_or_without_the_templates_the_screen_is_left_alone(cfg, scenes, expe
 def test_final_line_counts():
     assert final_line(duration_s=3 * 3600 + 61, peak_viewers=1, messages=0, replies=2) == \
         "Live 3h 01m · peak 1 viewer · 0 messages · 2 replies"
+
+
+def test_the_content_window_takes_its_lines_from_the_bus():
+    """The lifecycle no longer relays chat lines: app.py subscribes the content window."""
+    from appliance.app import content_lines
+    from appliance.config import parse_config
+    from appliance.control.events import EventBus
+    from tests.support.data import WALLET
+    settings = parse_config({"agent": {"name": "Lines", "description": "d", "image_url": "https://example.com/a.png",
+                                       "wallet_address": WALLET, "ticker": "LIN"}})
+    lines: list[str] = []
+    bus = EventBus()
+    bus.subscribe(content_lines(lines.append, settings))
+    bus.publish("state", {"state": "live", "detail": "stream #3"})
+    bus.publish("chat", {"id": "1", "text": "hello", "user": {"name": "ana"}})
+    bus.publish("tip", {"id": "2", "text": "tipped 1 SOL", "user": {"name": "bo"}, "amount": 1})
+    bus.publish("reply", {"text": "welcome ana", "routes": ["chat", "voice"]})
+    bus.publish("reply", {"text": "only spoken", "routes": ["voice"]})
+    bus.publish("state", {"state": "live", "detail": "recovered (restart #1)"})
+    assert lines == ["LIVE at https://retake.tv/Lines — say hi in chat", "ana: hello", "bo: tipped 1 SOL",
+                     "Lines > welcome ana"]
