@@ -48,6 +48,7 @@ HELP = {
     "viewers": "List the viewers the agent remembers (first/last seen, messages, tips, trades, notes).",
     "scene": "Switch the on-screen scene to NAME (live, starting, brb, ending, or a template of yours).",
     "voice": "Control the voice: --flush the queue, --interrupt the current line, --volume PERCENT, --mute/--unmute.",
+    "direct": "Give the agent a direction (the answer to \"which direction?\"): the topic on screen and in the brain.",
     "go-live": "Start the stream of an appliance standing by (control.autostart: false); wait until it is live.",
     "terminal": "Type a command into the on-screen terminal (viewers see it), press --keys, and print the pane.",
     "console": "Print a one-time login URL for the browser console (valid 2 minutes, usable once).",
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=50, help="how many, most recently seen first (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add("scene", lambda a: _control(a, "POST", "/scene", {"name": a.name})).add_argument("name")
+    add("direct", lambda a: _control(a, "POST", "/direction", {"text": a.text, "source": "cli"})).add_argument("text")
     p = add("voice", lambda a: _control(a, "POST", "/voice", {
         "flush": a.flush, "interrupt": a.interrupt, "volume": a.volume, "mute": a.mute}))
     p.add_argument("--flush", action="store_true", help="drop every line waiting to be spoken")

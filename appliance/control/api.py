@@ -262,9 +262,10 @@ class ControlServer:
         get("/screenshot", self._bearer_or_session(self._screenshot))
         post("/say", self._changes(self._say))
         for path, key, command in (("/show", "text", self.commands.show), ("/chat", "message", self.commands.chat),
-                                   ("/scene", "name", self.commands.scene),
-                                   ("/direction", "text", self.commands.direction)):
+                                   ("/scene", "name", self.commands.scene)):
             post(path, self._changes(self._text_command(key, command)))
+        post("/direction", self._changes(lambda r: self._call(
+            self.commands.direction, _text(r[BODY], "text"), **_typed(r[BODY], {"source": str}))))
         post("/stop", self._changes(self._stop))
         post("/reply", self._changes(lambda r: self._call(self.commands.reply, *_reply_fields(r[BODY]))))
         post("/voice", self._changes(lambda r: self._call(self.commands.voice, **_typed(r[BODY], VOICE_OPTIONS))))

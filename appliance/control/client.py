@@ -165,8 +165,8 @@ class ControlClient:
                  lines: int = 40) -> Json:
         return self._json("POST", "/terminal", {"text": text, "enter": enter, "keys": keys, "lines": lines})
 
-    def direction(self, text: str) -> Json:
-        return self._json("POST", "/direction", {"text": text})
+    def direction(self, text: str, *, source: str = "api") -> Json:
+        return self._json("POST", "/direction", {"text": text, "source": source})
 
     def chat(self, message: str) -> Json:
         return self._json("POST", "/chat", {"message": message})

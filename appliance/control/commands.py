@@ -237,24 +237,19 @@ class LiveCommands:
             time.sleep(0.3)  # let the shell echo and start answering before reading
         return {**done, "screen": self.outgoing.scrub(self.terminal_pane.read(lines))}
 
-    def direction(self, text: str) -> Json:
-        """The human's direction for the show ("which direction?"): the topic on screen, a line
-        in the content window and a ``direction`` event on the bus (the brain's context follows
-        it there). A minimal form the lifecycle's own direction channel replaces."""
+    def direction(self, text: str, *, source: str = "api") -> Json:
+        """The human's direction for the show (the answer to "which direction?"): checked by the
+        outgoing filter, then the lifecycle's direction channel sets the topic on screen and in
+        the brain's context and publishes a ``direction`` event (:mod:`appliance.live.direction`)."""
         line = " ".join(text.split())
         if not line:
             raise InputError("'text' must be a non-empty direction")
         if len(line) > MAX_DIRECTION_CHARS:
             raise InputError(f"'text' longer than {MAX_DIRECTION_CHARS} characters")
         self.outgoing.guard(line, what="direction")
-        if self.stage is not None:
-            self.stage.scene.set_topic(line)
-        self._write(f"(direction) {line}")
-        if self.bus is not None:
-            self.bus.publish("direction", {"text": line, "source": "operator"})
-        return {"direction": line, "topic": self.stage is not None}
-
-    # -- chat --
+        if self.lc.directions is None:
+            raise ApplianceError("no direction channel in this controller", fix="run under `appliance up`")
+        return self.lc.directions.apply(line, source)
 
     def _chat(self) -> ChatLoop:
         if self.lc.chat is None:

@@ -221,7 +221,7 @@ def build_server(op: Commands, *, with_terminal: bool = True, instructions: str 
         """Set the show's direction when your human tells you which way to take it (the answer
         to "which direction?"): it becomes the topic on screen and the context your chat
         replies follow. One line, at most 300 characters. Free; viewers see the topic at once."""
-        return op.direction(text)
+        return op.direction(text, source="mcp")
 
     @server.tool(annotations=acts)
     def chat_send(message: str) -> dict[str, Any]:

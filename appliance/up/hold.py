@@ -135,7 +135,7 @@ class HoldCommands:
                  lines: int = 40) -> Json:
         raise self._refuse()
 
-    def direction(self, text: str) -> Json:
+    def direction(self, text: str, *, source: str = "api") -> Json:
         raise self._refuse()
 
     def chat(self, message: str) -> Json:

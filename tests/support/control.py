@@ -102,7 +102,7 @@ class FakeCommands:
             self.typed.append(text)
         return {"screen": "$ " + (self.typed[-1] if self.typed else "")}
 
-    def direction(self, text: str) -> Json:
+    def direction(self, text: str, *, source: str = "api") -> Json:
         self._call("direction", text)
         self.directions.append(text)
         return {"direction": text, "topic": True}
