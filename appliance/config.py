@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from .chat.settings import ChatConfig
 from .control.settings import ControlConfig
@@ -23,7 +24,7 @@ from .core.errors import ConfigError
 from .core.files import StateLayout
 from .core.settings import DEFAULT_STATE_DIR, IN_CONTAINER, SettingsModel
 from .fleet.settings import DeployConfig
-from .live.settings import NotifyConfig, RecoveryConfig
+from .live.settings import LiveConfig, NotifyConfig, RecoveryConfig
 from .media.settings import OverlayConfig, SimulcastConfig, StreamConfig, TerminalConfig
 from .retake.settings import AgentConfig, RetakeConfig
 from .scene.settings import SceneConfig
@@ -81,6 +82,7 @@ class Settings(SettingsModel):
     control: ControlConfig = Field(default_factory=ControlConfig)
     terminal: TerminalConfig = Field(default_factory=TerminalConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
 
@@ -128,7 +130,7 @@ class Settings(SettingsModel):
         return f"https://retake.tv/{self.agent.name}"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -156,7 +158,8 @@ def parse_config(data: Any, source: str = "config") -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}", fix="edit the file; config.example.yaml documents every key") from None
+        raise ConfigError(f"{source}: {problems}",
+                          fix="edit the file; config.example.yaml documents every key") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Settings:

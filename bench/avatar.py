@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     cost: dict[str, list[float]] = {}
     try:
         with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb, \
-                LiveAppliance(sb, base, name="AvatarBench", extra={"scene": {"dir": str(scenes)}}) as app:
+                LiveAppliance(sb, base, name="AvatarBench",
+                              extra={"scene": {"dir": str(scenes), "starting_s": 0}}) as app:
             app.start()
             print(f"live on {app.display}; {len(sentences)} sentences, {args.gap:g} s apart", flush=True)
             time.sleep(5.0)  # the stream's first seconds: the encoder settles its audio timestamps

@@ -38,6 +38,9 @@ class PersistentState:
     last_stream: dict[str, Any] = field(default_factory=dict)
     last_error: str = ""
     hold_notified: str = ""  # the hold (waiting state) the operator was told about, told once
+    direction: dict[str, Any] = field(default_factory=dict)  # the builder's last direction: text, source, time
+    milestones: dict[str, float] = field(default_factory=dict)  # records told once: viewers, market cap step
+    last_heartbeat: float = 0.0  # wall-clock time of the last heartbeat while not live
 
 
 _NUMBER = (int, float)
@@ -46,6 +49,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "stream_count": (int,), "stream_starts": (list,), "seen_comment_ids": (list,),
     "newest_comment_ts": (*_NUMBER, type(None)), "chat_baselined": (bool,), "messages_in": (int,),
     "messages_out": (int,), "last_stream": (dict,), "last_error": (str,), "hold_notified": (str,),
+    "direction": (dict,), "milestones": (dict,), "last_heartbeat": _NUMBER,
 }
 _ITEM_TYPES: dict[str, tuple[type, ...]] = {"stream_starts": _NUMBER, "seen_comment_ids": (str,)}
 LEGACY = {"restart_times": "stream_starts"}  # older names of the same facts
@@ -70,7 +74,7 @@ def parse_state(raw: Any) -> PersistentState:
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ValueError(f"{key} is a JSON {type(value).__name__}")
         items = _ITEM_TYPES.get(key)
-        if items and any(isinstance(v, bool) or not isinstance(v, items) for v in value):
+        if items and isinstance(value, list) and any(isinstance(v, bool) or not isinstance(v, items) for v in value):
             raise ValueError(f"{key} holds an item of the wrong type")
         known[key] = value
     return PersistentState(**known)

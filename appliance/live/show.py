@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,7 @@ class Show:
 
 
 def start_show(settings: Settings, *, pulse: bool, publish: EventSink | None = None,
-               environ: dict[str, str] | os._Environ = os.environ) -> Show:
+               environ: Mapping[str, str] = os.environ) -> Show:
     """The show for `appliance live`: the renderer link when the tree runs one
     (``APPLIANCE_SCENE_SOCKET``), the voice when PulseAudio is there, music when configured.
     The voice's events go to ``publish`` (the event bus, whose subscribers include the show);

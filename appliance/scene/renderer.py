@@ -58,7 +58,7 @@ class Renderer:
         self.state = SceneState(scene=default)
         self._images: dict[str, Any] = {}
         self._shown: Scene | None = None
-        self._keys: list[tuple] = []
+        self._keys: list[tuple[object, ...]] = []
         self.frames = 0
         self.regions_drawn = 0
         self.load_all()
@@ -288,8 +288,8 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
                             if stem == renderer.current().name:
                                 renderer._shown = None
                 elif (output is not None and fd == output.fileno() and output.pump()
-                      and renderer.current().content is not None):
-                    output.place_content(renderer.painter.rect(renderer.current().content.box))
+                      and (content := renderer.current().content) is not None):
+                    output.place_content(renderer.painter.rect(content.box))  # a window appeared: place it again
             renderer.render()
     finally:
         signal.set_wakeup_fd(-1)

@@ -33,9 +33,10 @@ def test_the_mouth_opens_with_the_voice_and_rests_in_the_pauses(rtmp_sandbox) ->
     require("ffmpeg", "espeak-ng", "Xvfb", "pulseaudio")
     base = short_tmpdir("apavatar-")
     try:
-        with LiveAppliance(rtmp_sandbox, base, name="FaceAgent") as app:
+        # the live scene from the start (no starting card: scene.starting_s 0)
+        with LiveAppliance(rtmp_sandbox, base, name="FaceAgent", extra={"scene": {"starting_s": 0}}) as app:
             app.start()
-            time.sleep(2.0)  # the opening chat line's own changes are over
+            time.sleep(5.0)  # the stream's first seconds: the encoder settles its audio timestamps
             start = time.time() - app.publish_at
             for sentence in SENTENCES:
                 result = app.call("POST", "/say", {"text": sentence, "wait": True})

@@ -24,7 +24,6 @@ from appliance.up.place import (
     check_state_on_volume,
     choose_control_port,
     choose_display,
-    control_url,
     place,
     volume_of,
 )
@@ -66,7 +65,7 @@ def test_a_pinned_display_or_port_that_is_taken_names_its_key(tmp_path):
     lock = Path(f"/tmp/.X{number}-lock")
     lock.write_text(f"{os.getpid():>10}\n")
     try:
-        with pytest.raises(ConfigError, match=r"stream\.display: :%d is taken" % number):
+        with pytest.raises(ConfigError, match=rf"stream\.display: :{number} is taken"):
             choose_display(f":{number}")
     finally:
         lock.unlink()
@@ -75,7 +74,7 @@ def test_a_pinned_display_or_port_that_is_taken_names_its_key(tmp_path):
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with pytest.raises(ConfigError, match=r"control\.port: %d on 127\.0\.0\.1 is taken" % port):
+        with pytest.raises(ConfigError, match=rf"control\.port: {port} on 127\.0\.0\.1 is taken"):
             choose_control_port(port)
 
 
@@ -128,7 +127,7 @@ def test_up_holds_on_a_bad_config_and_starts_once_it_is_fixed():
         finally:
             del os.environ["APPLIANCE_HOLD_ON_ERROR"]
         try:
-            wait_until(lambda: StateLayout(state).tree_json.exists(), 30, "the held appliance's tree.json")
+            wait_until(lambda: StateLayout(state).control_json.exists(), 30, "the held appliance's control.json")
             assert probe("health", state)[0] == 0, log.read_text()
             code, body = probe("ready", state)
             assert code == 1 and "agent.ticker: at most 10 characters" in body["reason"], body
@@ -137,11 +136,11 @@ def test_up_holds_on_a_bad_config_and_starts_once_it_is_fixed():
             config.write_text(good)
             # the whole tree, up to the (stand-in) controller, once the file is fixed
             wait_until(lambda: b"stand-in controller up" in log.read_bytes(), 60, "the tree to start after the fix")
-            info = json.loads(StateLayout(state).tree_json.read_text())
+            info = json.loads(StateLayout(state).control_json.read_text())
             assert info["display"].startswith(":") and not info["held"], info
         finally:
             assert terminate(up) == 0, log.read_text()
-        assert not StateLayout(state).tree_json.exists()
+        assert not StateLayout(state).control_json.exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -165,12 +164,12 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
                                   sink=f"two{i}")
             ups.append(start_up_process(config, base / f"run{i}", STANDIN_CONTROLLER, base / f"up{i}.log"))
         infos = []
-        for i, up in enumerate(ups):
-            tree = StateLayout(base / f"s{i}").tree_json
-            wait_until(tree.exists, 30, f"appliance {i}'s tree.json")
+        for i in range(len(ups)):
+            tree = StateLayout(base / f"s{i}").control_json
+            wait_until(tree.exists, 30, f"appliance {i}'s control.json")
             infos.append(json.loads(tree.read_text()))
         assert infos[0]["display"] != infos[1]["display"], infos
-        assert infos[0]["control_url"] != infos[1]["control_url"], infos
+        assert infos[0]["url"] != infos[1]["url"], infos
         for i in range(2):  # both trees run (today's defaults would kill the second's openbox)
             wait_until(lambda i=i: b"openbox entered RUNNING" in (base / f"up{i}.log").read_bytes()
                        and b"content entered RUNNING" in (base / f"up{i}.log").read_bytes(), 60,
@@ -181,7 +180,8 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
         started = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "appliance.up", "--config", str(pinned), "--", "true"],
                              capture_output=True, text=True, timeout=60,
-                             env=dict(os.environ, APPLIANCE_HOLD_ON_ERROR="0", APPLIANCE_RUNTIME_DIR=str(base / "run2")))
+                             env=dict(os.environ, APPLIANCE_HOLD_ON_ERROR="0",
+                                      APPLIANCE_RUNTIME_DIR=str(base / "run2")))
         assert out.returncode == 2, out
         assert f"stream.display: {infos[0]['display']} is taken" in out.stderr, out.stderr
         assert not (base / "run2" / "supervisor.sock").exists() and time.monotonic() - started < 30
@@ -189,16 +189,6 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
         for up in ups:
             terminate(up)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def test_control_url_is_found_from_tree_json_then_control_json(tmp_path):
-    layout = StateLayout(tmp_path)
-    with pytest.raises(Exception, match="no appliance runs"):
-        control_url(tmp_path)
-    layout.control_json.write_text(json.dumps({"url": "http://127.0.0.1:1111", "token": "x"}))
-    assert control_url(tmp_path) == "http://127.0.0.1:1111"
-    layout.tree_json.write_text(json.dumps({"control_url": "http://127.0.0.1:2222"}))
-    assert control_url(tmp_path) == "http://127.0.0.1:2222"
 
 
 # -- appliance init ---------------------------------------------------------------------------
@@ -306,7 +296,8 @@ def test_kubernetes_render_is_committed_renders_and_validates(tmp_path):
         assert volumes["token"]["secret"]["optional"] is True
         assert volumes["config"]["configMap"]["name"].startswith(f"retake-appliance-config-{agent}-")
         assert sts["spec"]["selector"]["matchLabels"]["retake.tv/agent"] == agent
-    assert sets["retake-appliance-bob"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1536Mi"
+    bob = sets["retake-appliance-bob"]["spec"]["template"]["spec"]["containers"][0]
+    assert bob["resources"]["limits"]["memory"] == "1536Mi"
     configs = {d["metadata"]["name"].rsplit("-", 1)[0]: yaml.safe_load(d["data"]["appliance.yaml"])
                for d in docs if d["kind"] == "ConfigMap"}
     assert configs["retake-appliance-config-alice"]["agent"]["name"] == "alice"
@@ -394,17 +385,20 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     assert ann.options["env"] == {"RETAKE_ACCESS_TOKEN": "tok-ann"} and client.running["ben"].options["env"] == {}
     assert ann.options["nano_cpus"] == 500_000_000 and ann.options["mem_limit"] == "700m"
     assert ann.options["read_only"] and ann.options["cap_drop"] == ["ALL"]
-    assert ann.options["security_opt"] == ["no-new-privileges"] and ann.options["restart_policy"]["Name"] == "on-failure"
+    assert ann.options["security_opt"] == ["no-new-privileges"]
+    assert ann.options["restart_policy"]["Name"] == "on-failure"
     assert ann.options["volumes"]["ann-state"]["bind"] == "/state" and "network_mode" not in ann.options
     assert ann.labels["tv.retake.agent"] == "ann" and ann.labels["tv.retake.fleet"] == "f"
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged", "ben": "unchanged"}
     (tmp_path / "ann.env").write_text("RETAKE_ACCESS_TOKEN=tok-new\n")  # a new token: replaced, with an orderly stop
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "replaced", "ben": "unchanged"}
-    assert ann.events[:2] == [("stop", 30), ("remove",)] and client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
+    assert ann.events[:2] == [("stop", 30), ("remove",)]
+    assert client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
     client.running["ben"].status = "exited"
     assert fleet.up(load_fleet(tmp_path, load_config))["ben"] == "started"
     (tmp_path / "ben.yaml").unlink()
-    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged"}  # a gone YAML is left alone without --prune
+    # a gone YAML is left alone without --prune
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged"}
     assert fleet.up(load_fleet(tmp_path, load_config), prune=True) == {"ann": "unchanged", "ben": "pruned"}
     assert "ben" not in client.running
     (tmp_path / "ann.yaml").chmod(0o600)

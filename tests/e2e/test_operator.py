@@ -65,6 +65,11 @@ def structured(result: Any) -> dict[str, Any]:
     return result.structured_content
 
 
+def plain(text: Any) -> Any:
+    """Viewer text as MCP hands it out, without its fence (``<viewer-text-NONCE>...``)."""
+    return re.sub(r"</?viewer-text-[0-9a-f]+>", "", text) if isinstance(text, str) else text
+
+
 async def read_until(client: Any, cursor: int | None, name: str, timeout: float = 10.0) -> tuple[dict, int]:
     """read_chat until an item from viewer ``name`` shows up: (item, cursor)."""
     deadline = time.monotonic() + timeout
@@ -72,7 +77,8 @@ async def read_until(client: Any, cursor: int | None, name: str, timeout: float 
         got = structured(await client.call_tool("read_chat", {"cursor": cursor} if cursor is not None else {}))
         cursor = got["cursor"]
         for item in got["items"]:
-            if item.get("name") == name:
+            if plain(item.get("name")) == name:
+                assert item["name"] != name, "viewer names reach the agent fenced as data"
                 return item, cursor
         assert time.monotonic() < deadline, f"no comment from {name} in read_chat"
         await asyncio.sleep(0.2)
@@ -124,7 +130,7 @@ def test_mcp_over_stdio_goes_live_reads_replies_and_says(app: LiveAppliance) -> 
             blob = shot.contents[0]
             assert blob.mime_type == "image/jpeg" and len(blob.blob) > 1000
             viewers = structured(await client.call_tool("viewers", {}))
-            assert any(v["name"] == "stdioviewer" for v in viewers["viewers"])
+            assert any(plain(v["name"]) == "stdioviewer" for v in viewers["viewers"])
             screen = structured(await client.call_tool("terminal", {"text": "echo mcp-$((40+2))"}))
             def pane() -> str | None:
                 text = app.cli("terminal", "--lines", "60")
@@ -177,7 +183,8 @@ def test_console_in_a_browser(app: LiveAppliance, browser: Any, tmp_path: Path) 
     assert requests.get(f"{base}/console", timeout=5).status_code == 401
     browser.get(url)
     wait_until(lambda: text_of(browser, "agent") == "OperatorAgent", 10, "the console page")
-    cookie = browser.get_cookie("appliance_session")
+    name = f"appliance_session_{base.rsplit(':', 1)[1]}"  # the cookie is this appliance's own
+    cookie = browser.get_cookie(name)
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert requests.get(url, timeout=5, allow_redirects=False).status_code == 403  # one use only
     if text_of(browser, "state") != "live":
@@ -207,7 +214,7 @@ def test_console_in_a_browser(app: LiveAppliance, browser: Any, tmp_path: Path) 
     browser.find_element(By.CSS_SELECTOR, 'button[data-scene="live"]').click()
 
     # refused: no cookie; a foreign Host (DNS rebinding) even with the cookie; no CSRF token
-    jar = {"appliance_session": cookie["value"]}
+    jar = {name: cookie["value"]}
     assert requests.get(f"{base}/console/state", timeout=5).status_code == 401
     assert requests.get(f"{base}/console/state", cookies=jar, timeout=5).status_code == 200
     assert requests.get(f"{base}/console/state", cookies=jar, timeout=5,
@@ -231,17 +238,17 @@ def test_mcp_over_http_reads_replies_says_and_stops(app: LiveAppliance) -> None:
                                                            "Host": "evil.example"}).status_code == 421
 
     async def run() -> None:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {control.token}"},
-                                      timeout=httpx2.Timeout(150)) as http:
-            async with Client(streamable_http_client(url, http_client=http), read_timeout_seconds=150) as client:
-                assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
-                starts = stream_starts(app)
-                live = structured(await client.call_tool("go_live", {"wait_s": 90}))
-                assert live["state"] == "live"
-                assert stream_starts(app) == max(starts, 1)  # already live: nothing started again
-                await converse(app, client, "httpviewer")
-                stopping = structured(await client.call_tool("stop", {}))
-                assert stopping == {"stopping": True}
+        async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {control.token}"},
+                                       timeout=httpx2.Timeout(150)) as http,
+                    Client(streamable_http_client(url, http_client=http), read_timeout_seconds=150) as client):
+            assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
+            starts = stream_starts(app)
+            live = structured(await client.call_tool("go_live", {"wait_s": 90}))
+            assert live["state"] == "live"
+            assert stream_starts(app) == max(starts, 1)  # already live: nothing started again
+            await converse(app, client, "httpviewer")
+            stopping = structured(await client.call_tool("stop", {}))
+            assert stopping == {"stopping": True}
     asyncio.run(run())
     assert app.proc is not None
     assert app.proc.wait(60) == 0, app.tail()

@@ -35,7 +35,7 @@ class AvatarView:
         self.motion: dict[int, Motion] = {}
         self._rng = rng or random.Random()
         self._characters: dict[Theme, Character] = {}
-        self._frames: OrderedDict[tuple, Any] = OrderedDict()
+        self._frames: OrderedDict[tuple[object, ...], Any] = OrderedDict()
         self._poses: dict[int, Pose] = {}
         self.drawn = 0            # layers drawn (cache misses)
 
@@ -69,11 +69,11 @@ class AvatarView:
         self._poses[id(region)] = pose
         return pose
 
-    def key(self, region: Any, state: SceneState, now: float, box: Rect) -> tuple:
+    def key(self, region: Any, state: SceneState, now: float, box: Rect) -> tuple[object, ...]:
         pack = self.pack(state.avatar)
         return (self._look(pack, state.avatar), self.pose(region, state, now, box))
 
-    def _look(self, pack: Pack | None, avatar: AvatarState) -> tuple:
+    def _look(self, pack: Pack | None, avatar: AvatarState) -> tuple[object, ...]:
         if pack is not None:
             return ("pack", pack.name, self.store.version if self.store else 0)
         return ("vector", *avatar.theme.model_dump().values())
@@ -86,7 +86,7 @@ class AvatarView:
 
     # -- pixels --
 
-    def _layer(self, key: tuple, size: tuple[int, int], paint: Any) -> Any:
+    def _layer(self, key: tuple[object, ...], size: tuple[int, int], paint: Any) -> Any:
         """A cached transparent picture of ``size`` (``paint(ctx)`` draws it on a miss)."""
         layer = self._frames.get(key)
         if layer is None:
