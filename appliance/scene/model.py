@@ -187,6 +187,27 @@ class SceneModel:
             timer.daemon = True
             timer.start()
 
+    def caption_at(self, text: str, at: float) -> None:
+        """Show ``text`` in the caption bar from ``at`` (``time.monotonic``: when its sound is
+        heard, less the avatar's lead, so the caption and the mouth start together); a caption
+        or a clear before then cancels it."""
+        delay = at - self._mono()
+        if delay <= 0:
+            self.caption(text)
+            return
+        with self._lock:
+            self._caption_token += 1
+            token = self._caption_token
+        timer = threading.Timer(min(delay, 5.0), self._caption_if, args=(token, text))
+        timer.daemon = True
+        timer.start()
+
+    def _caption_if(self, token: int, text: str) -> None:
+        with self._lock:
+            if token != self._caption_token:
+                return
+        self.caption(text)
+
     def _clear_if(self, token: int) -> None:
         with self._lock:
             if token != self._caption_token:
@@ -269,8 +290,11 @@ class SceneModel:
         carries more than the scene needs)."""
         get = data.get
         if kind == "sentence_started":
-            self.caption(str(get("sentence") or get("text") or ""))
-            audible_at, cues = get("audible_at"), get("cues")
+            text, audible_at, cues = str(get("sentence") or get("text") or ""), get("audible_at"), get("cues")
+            if isinstance(audible_at, (int, float)):
+                self.caption_at(text, audible_at - self._state.avatar.lead_s)
+            else:
+                self.caption(text)
             if isinstance(audible_at, (int, float)) and isinstance(cues, list):
                 self.speaking(f"{get('id')}:{get('index')}", audible_at, cues)
         elif kind == "sentence_finished":

@@ -9,6 +9,7 @@ import itertools
 import math
 import random
 import struct
+import time
 import wave
 from pathlib import Path
 
@@ -155,10 +156,12 @@ def test_idle_motion_moves_by_whole_pixels_and_sleeps_until_it_changes():
 def test_voice_events_drive_the_mouth_and_moods_and_reactions_the_face():
     mono = [50.0]
     model = SceneModel(mono=lambda: mono[0], mood_s=5)
-    model.handle("sentence_started", {"id": "u1", "index": 0, "sentence": "I see.", "audible_at": 51.0,
+    model.handle("sentence_started", {"id": "u1", "index": 0, "sentence": "I see.", "audible_at": 50.3,
                                       "cues": [[0.01, "D"], [0.3, "X"]]})
     speech = model.snapshot().avatar.speech
-    assert speech is not None and speech.start == 51.0 and speech.cues[0] == (0.01, "D")
+    assert speech is not None and speech.start == 50.3 and speech.cues[0] == (0.01, "D")
+    assert model.snapshot().caption == ""              # the caption waits for its sound, as the mouth does
+    time.sleep(0.4)
     assert model.snapshot().caption == "I see."
     model.handle("sentence_finished", {"id": "u1", "index": 7})     # another sentence's end: no effect
     assert model.snapshot().avatar.speech is not None
