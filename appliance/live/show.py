@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the composed settings, handed in by the composition root
     from ..voice.music import MusicLoop
 
 log = logging.getLogger("appliance.show")
-EventSink = Callable[[str, dict[str, Any]], object]  # e.g. EventBus.publish
+EventSink = Callable[[str, dict[str, Any]], object]
 
 
 class Show:
