@@ -6,10 +6,13 @@ and the CPU cost are bench/avatar.py's."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 
+import cairocffi as cairo
 import pytest
+import requests
 
 from tests.support.media import require
 from tests.support.sandbox import requires_nginx
@@ -43,6 +46,7 @@ def test_the_mouth_opens_with_the_voice_and_rests_in_the_pauses(rtmp_sandbox) ->
                 assert result["status"] == "spoken", result
                 time.sleep(0.7)
             end = time.time() - app.publish_at
+            thumbnail = requests.get(f"{rtmp_sandbox.origin}/_sandbox/thumbnails/{app.user}", timeout=10).content
             assert app.stop() == 0, app.tail()
         sync = lip_sync(app.recording(), after=start - 0.5, before=end + 0.5)
     finally:
@@ -54,3 +58,14 @@ def test_the_mouth_opens_with_the_voice_and_rests_in_the_pauses(rtmp_sandbox) ->
     assert figures["median_abs_ms"] <= MEDIAN_S * 1000, figures
     assert figures["p95_abs_ms"] <= P95_S * 1000, figures
     assert sync.pause_frames > 3 * len(SENTENCES) and sync.pause_open == 0, figures
+    # the thumbnail retake.tv lists (a capture of the display) shows the face
+    assert skin_pixels(thumbnail) > 3000
+
+
+def skin_pixels(png: bytes) -> int:
+    """Pixels of the default character's skin (#f4c7a1) in a PNG."""
+    image = cairo.ImageSurface.create_from_png(io.BytesIO(png))
+    data, stride = bytes(image.get_data()), image.get_stride()
+    skin = (0xA1, 0xC7, 0xF4)  # B, G, R as cairo stores it
+    return sum(1 for y in range(image.get_height()) for x in range(0, image.get_width() * 4, 4)
+               if all(abs(data[y * stride + x + k] - skin[k]) <= 6 for k in range(3)))
