@@ -355,9 +355,16 @@ class LipSync:
         import statistics
         ordered = sorted(abs(o) for o in self.offsets)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else float("nan")
+        median = statistics.median(self.offsets) if self.offsets else float("nan")
+        spread = sorted(abs(o - median) for o in self.offsets)
         return {"sentences": len(self.offsets), "median_abs_ms": round(statistics.median(ordered) * 1000, 1)
                 if ordered else float("nan"), "p95_abs_ms": round(p95 * 1000, 1),
-                "median_ms": round(statistics.median(self.offsets) * 1000, 1) if self.offsets else float("nan"),
+                "median_ms": round(median * 1000, 1),
+                # how far each sentence is from the stream's own median: what the voice's clock
+                # and the renderer decide (the median itself includes the encoder's A/V offset)
+                "spread_median_ms": round(statistics.median(spread) * 1000, 1) if spread else float("nan"),
+                "spread_p95_ms": round(spread[min(len(spread) - 1, round(0.95 * (len(spread) - 1)))] * 1000, 1)
+                if spread else float("nan"),
                 "pause_frames": self.pause_frames, "pause_open_frames": self.pause_open}
 
 
