@@ -320,3 +320,28 @@ def test_the_renderer_redraws_only_the_avatar_and_only_when_its_pose_changes():
             assert output.presented[-1] == [rect]
     lead = model.snapshot().avatar.lead_s
     assert any(abs(t - (0.1 - lead)) < 1e-6 for t in cues) and any(abs(t - (0.2 - lead)) < 1e-6 for t in cues)
+
+
+def test_a_pack_is_drawn_with_the_mouth_of_each_cue(tmp_path: Path):
+    import shutil
+    scenes = tmp_path / "overlays"
+    shutil.copytree(REPO / "overlays", scenes)
+    folder = scenes / "avatars" / "duo"
+    folder.mkdir(parents=True)
+    png(folder / "closed.png", (0, 0, 1))
+    png(folder / "open.png", (1, 0, 0))
+    (folder / "avatar.yaml").write_text("mouths: {closed: closed.png, open: open.png}\n")
+
+    def colour_at_centre(shape: str) -> tuple[int, int, int]:
+        renderer = Renderer(scenes, 1280, 720, mono=lambda: 10.0)
+        state = SceneModel(avatar=AvatarState(pack="duo")).snapshot()
+        state.avatar.speech = Speech(id="s", start=0.0, cues=[(0.0, shape)])
+        renderer.set_state(state)
+        renderer.render()
+        region = next(r for r in renderer.current().regions if r.type == "avatar")
+        x, y, w, h = renderer.painter.inner(region)
+        data, stride = bytes(renderer.painter.surface.get_data()), renderer.painter.surface.get_stride()
+        at = (y + h - 20) * stride + (x + w // 2) * 4
+        return data[at + 2], data[at + 1], data[at]
+    assert colour_at_centre("A") == (0, 0, 255)      # closed: the pack's closed sprite
+    assert colour_at_centre("D") == (255, 0, 0)      # wide open: its open sprite
