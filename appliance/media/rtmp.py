@@ -418,9 +418,10 @@ Connect = Callable[..., socket.socket]
 class Publisher:
     """Publishes the FLV read from a descriptor to ``target``, in a thread of its own.
 
-    ``state``: idle -> connecting -> publishing -> closed (the FLV ended, or :meth:`stop`) or
-    failed (``error`` says why, key-free). ``media_sent`` turns true with the first audio or
-    video message sent: what "the encoder has output" means when the output is a publisher.
+    It connects once FFmpeg's first bytes arrive. ``state``: idle -> connecting -> publishing ->
+    closed (the FLV ended, or :meth:`stop`) or failed (``error`` says why, key-free).
+    ``media_sent`` turns true with the first audio or video message sent: what "the encoder has
+    output" means when the output is a publisher.
     """
 
     def __init__(self, target: RtmpTarget, *, ssl_context: ssl.SSLContext | None = None,
@@ -477,13 +478,15 @@ class Publisher:
     # -- the thread --
 
     def run(self, read_fd: int) -> None:
-        self.state = "connecting"
         try:
-            self._open()
-            self.state = "publishing"
-            log.info("%s: publishing to %s", self.name, self.target.tc_url)
-            if self._pump(read_fd):
-                self._unpublish()
+            first = self._first_bytes(read_fd)
+            if first:
+                self.state = "connecting"
+                self._open()
+                self.state = "publishing"
+                log.info("%s: publishing to %s", self.name, self.target.tc_url)
+                if self._pump(read_fd, first):
+                    self._unpublish()
             self.state = "closed"
         except (OSError, RtmpError, ValueError) as exc:
             if self._stop.is_set():
@@ -661,12 +664,25 @@ class Publisher:
 
     # -- publishing --
 
-    def _pump(self, read_fd: int) -> bool:
-        """Send every FLV tag from ``read_fd``; True at its end (FFmpeg finished), False when stopped."""
+    def _first_bytes(self, read_fd: int) -> bytes:
+        """Wait for FFmpeg's first output before connecting, as FFmpeg itself opens its output
+        only once its inputs are open and probed (a relay's input takes seconds): b"" when the
+        pipe ends first or on :meth:`stop`."""
+        while not self._stop.is_set():
+            if select.select([read_fd], [], [], 1.0)[0]:
+                return os.read(read_fd, READ_SIZE)
+        return b""
+
+    def _pump(self, read_fd: int, first: bytes) -> bool:
+        """Send every FLV tag from ``first`` and then ``read_fd``; True at its end (FFmpeg
+        finished), False when stopped."""
         sock = self._connected()
         flv = FlvReader()
         set_data_frame = amf_encode("@setDataFrame")
+        data = first
         while not self._stop.is_set():
+            if data:
+                self._send_tags(flv.feed(data), set_data_frame)
             pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
             ready: list[int] = [] if pending else select.select([read_fd, sock.fileno()], [], [], 1.0)[0]
             if pending or sock.fileno() in ready:
@@ -676,19 +692,21 @@ class Publisher:
                     raise RtmpError("the ingest closed the connection")
                 for command in self._incoming(data):
                     self._check_status(command)
+            data = b""
             if read_fd in ready:
                 data = os.read(read_fd, READ_SIZE)
                 if not data:
                     return True
-                for tag in flv.feed(data):
-                    payload = tag.payload
-                    if tag.type_id == DATA_AMF0 and payload.startswith(amf_encode("onMetaData")):
-                        payload = set_data_frame + payload
-                    self._send(MEDIA_CHUNK_STREAMS[tag.type_id], tag.type_id, self._stream_id, payload,
-                               tag.timestamp)
-                    if tag.type_id != DATA_AMF0:
-                        self.media_sent = True
         return False
+
+    def _send_tags(self, tags: list[FlvTag], set_data_frame: bytes) -> None:
+        for tag in tags:
+            payload = tag.payload
+            if tag.type_id == DATA_AMF0 and payload.startswith(amf_encode("onMetaData")):
+                payload = set_data_frame + payload
+            self._send(MEDIA_CHUNK_STREAMS[tag.type_id], tag.type_id, self._stream_id, payload, tag.timestamp)
+            if tag.type_id != DATA_AMF0:
+                self.media_sent = True
 
     def _check_status(self, command: list[Any]) -> None:
         if command[0] == "close":
