@@ -119,7 +119,10 @@ class RtmpTarget:
         return f"{self.scheme}://{host}{port}/{self.app}"
 
     def redact(self, text: str) -> str:
-        return text.replace(self.stream, MASK) if self.stream else text
+        for secret in (self.stream, self.stream.partition("?")[0]):  # with its query, and without
+            if secret:
+                text = text.replace(secret, MASK)
+        return text
 
 
 # --- AMF0 (the command encoding) --------------------------------------------------------------
@@ -508,8 +511,9 @@ class Publisher:
             text = exc.message
         elif isinstance(exc, ssl.SSLCertVerificationError):
             text = f"the TLS certificate of {self.target.host} is not trusted ({exc.verify_message})"
-        elif isinstance(exc, (TimeoutError, socket.timeout)):
-            text = "timed out"
+        elif isinstance(exc, TimeoutError):
+            text = ("no answer in time while connecting" if self.state == "connecting"
+                    else f"the ingest took nothing for {self._io_timeout:.0f}s")
         elif isinstance(exc, ssl.SSLError):
             text = f"TLS failed ({exc.reason or exc})"
         elif isinstance(exc, OSError):
