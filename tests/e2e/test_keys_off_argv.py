@@ -54,11 +54,11 @@ def test_no_stream_key_in_any_process_while_live_with_simulcast(rtmp_sandbox, tm
             tree = descendants(app.proc.pid)
             ffmpegs = [pid for pid in tree if process_name(pid) == "ffmpeg"]
             assert len(ffmpegs) == 2, ffmpegs  # the encoder and the simulcast relay, both looked at below
+            leaks = processes_holding([rtmp_key, SIMULCAST_KEY])
+            assert leaks == [], leaks
             for pid in ffmpegs:
                 args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 assert any(a.startswith(b"pipe:") or b"]pipe:" in a for a in args), args
-            leaks = processes_holding([rtmp_key, SIMULCAST_KEY])
-            assert leaks == [], leaks
             assert app.stop() == 0
         main = app.recording()
         copy = max(second.recordings(), key=lambda r: r["size"])
