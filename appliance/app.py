@@ -121,7 +121,8 @@ def run_live(settings: Settings) -> int:
     commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
                                 terminal=Terminal.from_environment(), preview=preview)
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port,
+                           listen=settings.control.listen, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
                            notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()

@@ -404,9 +404,9 @@ def _typed(body: dict[str, Any], allowed: dict[str, type]) -> dict[str, Any]:
 
 
 class ControlServer:
-    """Serves :class:`Commands` on 127.0.0.1 in a background thread."""
+    """Serves :class:`Commands` on 127.0.0.1 (or ``listen``, see ControlConfig) in a background thread."""
 
-    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0,
+    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0, listen: str = "127.0.0.1",
                  bus: EventBus | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S,
                  session_hours: float | None = None, mcp: bool = False, notifications: Path | None = None,
                  preview_fps: float = 1.0) -> None:
@@ -424,7 +424,7 @@ class ControlServer:
             from .mcp import build_server
             app = build_server(commands).streamable_http_app(json_response=True, stateless_http=True)  # type: ignore[arg-type]
             self.extras.bridge = AsgiBridge(app, name="mcp")
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(
+        self.httpd = ThreadingHTTPServer((listen, port), _handler(
             commands, self.token, bus, self.closing, request_timeout_s, self.extras))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
