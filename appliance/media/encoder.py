@@ -374,6 +374,11 @@ class Encoder:
             except (OSError, ValueError, AttributeError):
                 pass
             code = self._wait(proc, timeout)
+            if code is None and self._publisher is not None:
+                # blocked on a full pipe (the ingest stopped reading), FFmpeg cannot read q:
+                # ending the publish makes its write fail (EPIPE), and it ends as it would have
+                self._publisher.stop()
+                code = self._wait(proc, timeout)
             if code is None:
                 log.warning("ffmpeg (pid %s) ignored q: SIGTERM", proc.pid)
                 self._signal(proc, signal.SIGCONT)  # a stopped process would sit on SIGTERM

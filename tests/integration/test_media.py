@@ -251,6 +251,22 @@ def test_health_logic_with_fake_clock() -> None:
     assert enc.health().state == "stopped"
 
 
+def test_stop_ends_the_publish_when_ffmpeg_is_blocked_on_it() -> None:
+    """FFmpeg blocked writing to a full pipe (the ingest stopped reading) cannot read ``q``:
+    stopping the publisher fails its write and it ends, with no SIGTERM or SIGKILL needed."""
+    proc = FakeProc()
+    publishers: list[FakePublisher] = []
+
+    def publisher(target) -> FakePublisher:
+        publishers.append(FakePublisher(target))
+        publishers[-1].stop = lambda timeout=5.0: setattr(proc, "returncode", 1)  # EPIPE: FFmpeg ends
+        return publishers[-1]
+    enc = Encoder(StreamConfig(audio_source="silent"), popen=lambda cmd, **k: proc, publisher=publisher,
+                  stop_timeout_s=0.01)
+    enc.start("rtmp://h/live/" + SECRET)
+    assert enc.stop() == 1 and proc.signals == []
+
+
 def test_slow_speed_is_a_stall() -> None:
     now = [0.0]
     enc = Encoder(StreamConfig(audio_source="silent", min_speed=0.95), popen=None,  # type: ignore[arg-type]
