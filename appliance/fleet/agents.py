@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.errors import ConfigError
@@ -89,7 +90,8 @@ def load_fleet(folder: Path, load: Loader, *, errors: list[ConfigError] | None =
             continue
         agents[agent.name] = agent
     if not configs:
-        raise ConfigError(f"{folder}: no *.yaml agent configs", fix="add one appliance.yaml per agent (see `appliance init`)")
+        raise ConfigError(f"{folder}: no *.yaml agent configs",
+                          fix="add one appliance.yaml per agent (see `appliance init`)")
     return sorted(agents.values(), key=lambda a: a.name)
 
 
