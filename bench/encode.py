@@ -36,6 +36,13 @@ tee's MPEG-TS copy to a local UDP port, and the copy-only relay pushing it to th
 under another name; the relay's CPU is the ``rend`` column). Measured (``--simulcast
 --seconds 30 --rounds 4``): 0.246 without, 0.249 with (ratio 1.013, noise), relay 0.7 % of a core.
 
+``--publisher`` compares the appliance's command pushing to the ingest itself (``direct``, the
+key in its argv) with FLV on a pipe published by :class:`appliance.media.rtmp.Publisher` in this
+process (``publisher``, the encoder's way; the thread's CPU counted with FFmpeg's and alone in
+the ``rend`` column). Measured (``--publisher --seconds 30 --rounds 4``, 2026-12-07): 0.290
+direct, 0.289 publisher (ratio 0.995), the publisher thread 1.0 % of a core, speed 0.994 vs
+1.002, 2.5 vs 1 frames dropped after warm-up.
+
 Measured on the shared 2-core machine (2026-11-27), steady state (after 5 s), medians:
 ``--seconds 60 --rounds 3``: reference 0.228, appliance 0.235 CPU-s per stream-s (ratio 1.03);
 ``--seconds 20 --rounds 6``: reference 0.232, appliance 0.229 (ratio 0.99). The same command
