@@ -24,10 +24,11 @@ other agent gets the engine's default network.
 
 The operator's surfaces (the console, MCP at /mcp, the CLI's control calls) reach each agent on
 a control port of its own on this host's loopback, kept for the container's life (the label
-``tv.retake.control``) and listed by `fleet status`: with the host's network the appliance
-listens there itself; on the engine's network it listens on 8787 inside the container
-(``--control-listen 0.0.0.0``: a published port reaches the container's interface, not its
-loopback) and the engine publishes that on ``127.0.0.1:<port>`` only.
+``tv.retake.control``) and listed by `fleet status`. The appliance listens on that same port
+(``appliance up --control-port``): with the host's network on 127.0.0.1 itself; on the engine's
+network on the container's interfaces (``--control-listen 0.0.0.0``: a published port reaches
+them, never the container's loopback), published on ``127.0.0.1:<port>`` only. One number
+inside and out keeps the console's URL and its per-port session cookie apart per agent.
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ from .agents import Agent
 LABEL_FLEET = "tv.retake.fleet"
 LABEL_AGENT = "tv.retake.agent"
 LABEL_HASH = "tv.retake.fingerprint"
-LABEL_CONTROL = "tv.retake.control"     # the control port on this host's loopback
-CONTAINER_CONTROL_PORT = 8787           # inside a container on the engine's network
+LABEL_CONTROL = "tv.retake.control"     # the control port on this host's loopback (and inside)
 STOP_TIMEOUT_S = 30     # compose's stop_grace_period: stream/stop, then FFmpeg closes the stream
 STATUS_TIMEOUT_S = 15
 # everything the tree writes outside /state (see Dockerfile): a private tmpfs per container
@@ -135,12 +135,11 @@ class DockerFleet:
         """Everything `docker run` gets for ``agent`` (the token excepted: :meth:`environment`)."""
         deploy = agent.settings.deploy
         host_network = agent.uses_local_sandbox
-        inside = control_port if host_network else CONTAINER_CONTROL_PORT
         listen = "127.0.0.1" if host_network else "0.0.0.0"  # noqa: S104 - see the module's docstring
         options: dict[str, Any] = {
             "name": agent.name,
             # the image's entrypoint is `appliance`
-            "command": ["up", "--config", "/config/appliance.yaml", "--control-port", str(inside),
+            "command": ["up", "--config", "/config/appliance.yaml", "--control-port", str(control_port),
                         "--control-listen", listen],
             "volumes": {volume_name(agent.name): {"bind": "/state", "mode": "rw"},
                         str(agent.config): {"bind": "/config/appliance.yaml", "mode": "ro"}},
@@ -158,7 +157,7 @@ class DockerFleet:
         if host_network:
             options["network_mode"] = "host"
         else:
-            options["ports"] = {f"{CONTAINER_CONTROL_PORT}/tcp": ("127.0.0.1", control_port)}
+            options["ports"] = {f"{control_port}/tcp": ("127.0.0.1", control_port)}
         return options
 
     def environment(self, agent: Agent) -> dict[str, str]:

@@ -412,9 +412,10 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
 
 def test_fleet_gives_each_agent_a_control_port_on_loopback_kept_across_ups(tmp_path):
     """Issue 18 item 4 (fleet): one control port per agent on this host's loopback, listed by
-    `fleet status`, the same after `up` again or a replace; on the engine's network the
-    appliance listens on 8787 inside and the engine publishes it on 127.0.0.1 only; with the
-    host's network (a local sandbox) it listens on the port itself, on loopback."""
+    `fleet status`, the same after `up` again or a replace, and the same number inside (the
+    console's session cookie is named after it): on the engine's network the appliance listens
+    on the container's interfaces and the engine publishes the port on 127.0.0.1 only; with the
+    host's network (a local sandbox) it listens on loopback itself."""
     pytest.importorskip("docker")
     from appliance.fleet.agents import load_fleet
     from appliance.fleet.docker import DockerFleet
@@ -428,8 +429,8 @@ def test_fleet_gives_each_agent_a_control_port_on_loopback_kept_across_ups(tmp_p
     ann, ben = client.running["ann"], client.running["ben"]
     ports = {n: int(c.labels["tv.retake.control"]) for n, c in client.running.items()}
     assert len(set(ports.values())) == 2 and all(p > 0 for p in ports.values())
-    assert ann.options["ports"] == {"8787/tcp": ("127.0.0.1", ports["ann"])}
-    assert ann.options["command"][-4:] == ["--control-port", "8787", "--control-listen", "0.0.0.0"]
+    assert ann.options["ports"] == {f"{ports['ann']}/tcp": ("127.0.0.1", ports["ann"])}
+    assert ann.options["command"][-4:] == ["--control-port", str(ports["ann"]), "--control-listen", "0.0.0.0"]
     assert ben.options["network_mode"] == "host" and "ports" not in ben.options
     assert ben.options["command"][-4:] == ["--control-port", str(ports["ben"]), "--control-listen", "127.0.0.1"]
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged", "ben": "unchanged"}

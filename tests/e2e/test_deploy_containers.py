@@ -160,7 +160,8 @@ def operator_surfaces_work(fleet, container, name: str, port: int) -> None:
     assert url.startswith(f"http://127.0.0.1:{port}/")
     browser = requests.Session()
     browser.trust_env = False
-    assert browser.get(url, timeout=10).status_code == 200 and browser.cookies.get("appliance_session")
+    assert browser.get(url, timeout=10).status_code == 200
+    assert any(c.name.startswith("appliance_session") for c in browser.cookies)  # named per appliance
     assert browser.get(f"http://127.0.0.1:{port}/status", timeout=10).json()["state"] == "live"
     token = json.loads(container.exec_run(["cat", "/state/control.json"]).output)["token"]
 
@@ -246,8 +247,8 @@ def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
             operator_surfaces_work(fleet, container, agent.name, ports[agent.name])
         held = requests.get(f"http://127.0.0.1:{ports['heldagent']}/health", timeout=10)
         assert held.status_code == 200, held.text  # published from the engine's network, on loopback only
-        assert docker_client.containers.get("heldagent").attrs["HostConfig"]["PortBindings"]["8787/tcp"][0]["HostIp"] \
-            == "127.0.0.1"
+        bindings = docker_client.containers.get("heldagent").attrs["HostConfig"]["PortBindings"]
+        assert bindings[f"{ports['heldagent']}/tcp"][0]["HostIp"] == "127.0.0.1"
         for name in ports:
             mounts = docker_client.containers.get(name).attrs["Mounts"]
             anonymous |= {m["Name"] for m in mounts if m.get("Type") == "volume" and m.get("Name") != f"{name}-state"}
