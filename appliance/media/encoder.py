@@ -138,9 +138,12 @@ def audio_input(stream: StreamConfig, audio: AudioMode, pulse_source: str | None
 def keyframe_expr(stream: StreamConfig) -> str:
     """Keyframes by time as well as by count: -g alone counts frames, and x11grab's first
     frames can arrive late (a 60-frame GOP measured 2.13 s at a start). A keyframe is forced
-    once a frame is (keyframe_s - one frame) after the last forced one, so no two keyframes are
-    more than keyframe_s apart; relative times, so it holds with -copyts' wall-clock stamps."""
-    threshold = stream.keyframe_s - 1.0 / stream.framerate
+    once a frame is (keyframe_s - 1.5 frames) after the last forced one: frames carry their grab
+    times (see VIDEO_TIME_BASE), so the frame after that point is due at keyframe_s - half a frame
+    and may be up to a frame late before two keyframes are more than keyframe_s apart (measured
+    1.967-2.022 s with one frame as the margin). Relative times, so it holds with -copyts'
+    wall-clock stamps."""
+    threshold = stream.keyframe_s - 1.5 / stream.framerate
     return f"expr:if(isnan(prev_forced_t),1,gte(t-prev_forced_t,{threshold:.4f}))"
 
 
@@ -186,7 +189,9 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
     # 720p30, a quarter of the total. Same size, so the flags only pick the chroma
     # down-sampling filter: bilinear costs ~5% less than the default bicubic (measured).
     cmd += ["-sws_flags", SWS_FLAGS]
-    cmd += ["-vf", burst_filter(stream), "-enc_time_base:v", VIDEO_TIME_BASE]
+    # -fps_mode vfr: FLV's default, but not the tee muxer's (simulcast), whose constant frame
+    # rate on a millisecond time base would fill every millisecond with duplicates
+    cmd += ["-vf", burst_filter(stream), "-enc_time_base:v", VIDEO_TIME_BASE, "-fps_mode:v", "vfr"]
     cmd += ["-c:v", "libx264", "-preset", stream.preset, "-tune", "zerolatency",
             "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
             "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",

@@ -10,10 +10,11 @@ a 1/30 s grid of random phase): bench/avsync.py --before measured per-start offs
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
-from appliance.media.encoder import Encoder
+from appliance.media.encoder import VIDEO_TIME_BASE, Encoder, burst_filter
 from appliance.media.settings import StreamConfig
 from tests.support.avsync import StartResult, play_cues, read_pairs, spread
 from tests.support.media import require
@@ -51,3 +52,20 @@ def test_audio_and_video_keep_one_offset_at_every_start(xvfb_display: str, pulse
     print("\n" + report)
     assert spread(own) <= SPREAD_S, report
     assert all(abs(o) <= OFFSET_S for o in own), report
+
+
+def test_a_catch_up_burst_is_dropped_and_a_late_grab_kept(tmp_path: Path) -> None:
+    """The encoder's video filter on frames with chosen timestamps (30 fps): grabs 1 ms apart
+    (x11grab catching up) within a quarter frame of the last one kept are dropped; a grab 20 ms
+    late and the on-time one 13 ms after it are both kept, each at its own time."""
+    require("ffmpeg")
+    # frames 10-14: a burst 1 ms apart from 0.301 s (frame 9 is at 0.300 s); frame 20: 20 ms late
+    pts = "if(between(N,10,14),0.301+(N-10)*0.001,if(eq(N,20),20/30+0.02,N/30))"
+    text = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=30:duration=2",
+         "-vf", f"settb=1/1000,setpts='{pts}/TB',{burst_filter(StreamConfig())}", "-enc_time_base:v", VIDEO_TIME_BASE,
+         "-c:v", "rawvideo", "-f", "framecrc", "-"], capture_output=True, text=True, check=True, timeout=60).stdout
+    kept = [int(line.split(",")[2]) for line in text.splitlines() if not line.startswith("#")]
+    assert len(kept) == 60 - 5, kept
+    assert 300 in kept and not any(300 < t < 320 for t in kept)       # the burst: all within 8 ms of frame 9
+    assert {686, 687} & set(kept) and {699, 700} & set(kept)           # late grab and the next, at their times

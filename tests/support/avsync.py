@@ -243,7 +243,7 @@ def before_sync_command(cmd: list[str]) -> list[str]:
     """The encoder's command as it was before the offset was fixed (a 1/fps encoder time base,
     ``aresample=async=1``), for same-minute comparisons in the benchmarks."""
     before = list(cmd)
-    for option in ("-vf", "-enc_time_base:v"):
+    for option in ("-vf", "-enc_time_base:v", "-fps_mode:v"):
         if option in before:
             at = before.index(option)
             del before[at:at + 2]
