@@ -195,7 +195,8 @@ def flash_onsets(recording: Path, rect: tuple[int, int, int, int] = FLASH_RECT) 
     text = subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-i", str(recording), "-map", "0:v", "-vf",
          f"settb=1/1000000,{inner},signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG:file=-",
-         "-f", "null", "-"], capture_output=True, text=True, check=True, timeout=120).stdout
+         "-f", "null", "-"], capture_output=True, text=True, check=True,
+        timeout=60 + _duration(recording)).stdout
     onsets, white, last = [], False, -math.inf
     for t, luma in _frame_times(text, "lavfi.signalstats.YAVG"):
         if luma > WHITE_ABOVE and not white:
@@ -204,25 +205,38 @@ def flash_onsets(recording: Path, rect: tuple[int, int, int, int] = FLASH_RECT) 
     return onsets
 
 
+def _duration(recording: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                          str(recording)], capture_output=True, text=True, check=True, timeout=60).stdout
+    return float(out.strip() or 0)
+
+
 def beep_onsets(recording: Path) -> list[float]:
-    """Stream times of the first millisecond of each beep (peak above ``BEEP_ABOVE_DB``); a beep
-    ends after 20 ms below -50 dBFS."""
+    """Stream times of each beep's first millisecond above ``BEEP_ABOVE_DB``: found roughly by
+    ``silencedetect`` (its printed times lose precision in long recordings), then each read in 1 ms
+    windows around that time."""
+    duration = _duration(recording)
     text = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(recording), "-map", "0:a", "-af",
+        ["ffmpeg", "-nostdin", "-nostats", "-i", str(recording), "-map", "0:a", "-af",
+         f"silencedetect=n={BEEP_ABOVE_DB}dB:d=0.02", "-f", "null", "-"],
+        capture_output=True, text=True, check=True, timeout=60 + duration).stderr
+    rough = [float(m) for m in re.findall(r"silence_end: (-?[0-9.e+]+)", text)]
+    # a recording that ends in silence ends that silence at its last sample: no beep there
+    return [_onset_near(recording, t) for t in rough if t < duration - 0.1]
+
+
+def _onset_near(recording: Path, rough: float) -> float:
+    start = max(0.0, rough - 0.1)
+    text = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-copyts", "-ss", f"{start:.3f}", "-t", "0.2", "-i", str(recording),
+         "-map", "0:a", "-af",
          f"asetnsamples=n={AUDIO_WINDOW},asettb=1/1000000,astats=metadata=1:reset=1,"
          "ametadata=mode=print:key=lavfi.astats.Overall.Peak_level:file=-",
-         "-f", "null", "-"], capture_output=True, text=True, check=True, timeout=120).stdout
-    onsets, inside, quiet = [], False, 0
+         "-f", "null", "-"], capture_output=True, text=True, check=True, timeout=60).stdout
     for t, level in _frame_times(text, "lavfi.astats.Overall.Peak_level"):
-        if level > BEEP_ABOVE_DB and not inside:
-            onsets.append(t)
-            inside, quiet = True, 0
-        elif inside and level < -50:
-            quiet += 1
-            inside = quiet < 20
-        elif inside:
-            quiet = 0
-    return onsets
+        if t >= rough - 0.05 and level > BEEP_ABOVE_DB:
+            return t
+    raise AssertionError(f"no beep near {rough:.3f} s in {recording.name}")
 
 
 def read_pairs(recording: Path, cues: list[Cue]) -> StartResult:
