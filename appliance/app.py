@@ -18,6 +18,7 @@ from .control.api import ControlServer
 from .control.commands import OperatorCommands
 from .control.events import Event, EventBus
 from .core.files import ensure_private_dir
+from .core.secrets import SecretStore
 from .core.store import StateStore
 from .live.lifecycle import Lifecycle
 from .live.notify import Notifier, StreamWatch
@@ -42,15 +43,6 @@ def media_identity(settings: Settings) -> tuple[object, object]:
     pulse = server_socket()
     return (_socket_identity(f"/tmp/.X11-unix/X{display_number(settings.stream.display)}"),
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
-
-
-def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
-    """Values of the environment variables the config names for keys: never in a prompt or a post."""
-    environ = os.environ if environ is None else environ
-    names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
-    if settings.chat.webhook is not None:
-        names += list(settings.chat.webhook.headers_env.values())
-    return [environ[n] for n in names if environ.get(n)]
 
 
 SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publishes these itself
@@ -92,6 +84,9 @@ def run_live(settings: Settings) -> int:
     from .scene.feeds import OverlayFolder
 
     state_dir = ensure_private_dir(settings.state_dir)
+    # every secret the config names, read once (the tree's store under `appliance up`); nothing
+    # here is ever put in a child's environment (core/proc's allow-list)
+    secrets = SecretStore.load(settings.secret_refs())
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
     pulse = settings.stream.audio_source == "pulse" and pulse_available()
@@ -102,12 +97,13 @@ def run_live(settings: Settings) -> int:
     # sentence_* events come back to the bus through forward
     show = start_show(settings, pulse=pulse, forward=bus.publish)
     connect_show(bus, show)
-    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
+    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast, secrets=secrets)
+                      if settings.simulcast.outputs else None)
     stop = threading.Event()
     notifier = Notifier(settings)
     bus.subscribe(StreamWatch(notifier, settings))
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
-                        secrets=lambda: [server.token, *config_secrets(settings)],
+                        secrets=lambda: [server.token, *secrets.values_list()], environ=secrets,
                         viewers=lambda: lifecycle.metrics.viewers)
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),

@@ -4,8 +4,8 @@ Each capability's model lives beside it (``<package>/settings.py``); here they a
 :class:`Settings`. Unknown keys are errors, every
 field has a default except the agent profile, and a bad file is reported as
 ``<file>: agent.ticker: at most 10 characters`` (see :func:`load_config`).
-Secrets never live here: the access token comes from ``RETAKE_ACCESS_TOKEN`` or the
-credentials file (see :mod:`appliance.retake.credentials`).
+Secrets never live here: the config names them (:meth:`Settings.secret_refs`) and
+:mod:`appliance.core.secrets` finds them (files, or the environment on a bare host).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from .chat.settings import ChatConfig
 from .control.settings import ControlConfig
 from .core.errors import ConfigError
 from .core.files import StateLayout
+from .core.secrets import SecretRef
 from .core.settings import DEFAULT_STATE_DIR, IN_CONTAINER, SettingsModel
 from .fleet.settings import DeployConfig
 from .live.settings import NotifyConfig, RecoveryConfig
 from .media.settings import OverlayConfig, SimulcastConfig, StreamConfig, TerminalConfig
+from .retake.credentials import TOKEN
 from .retake.settings import AgentConfig, RetakeConfig
 from .scene.settings import SceneConfig
 from .voice.settings import EspeakVoiceConfig, VoiceConfig
@@ -126,6 +128,16 @@ class Settings(SettingsModel):
 
     def stream_url(self) -> str:
         return f"https://retake.tv/{self.agent.name}"
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret this config names (:mod:`appliance.core.secrets`): the access token, the
+        LLM key, the webhook brain's header values, the simulcast stream keys."""
+        refs = [TOKEN, SecretRef(self.chat.llm.api_key_env, what="chat.llm.api_key_env")]
+        if self.chat.webhook is not None:
+            refs += [SecretRef(name, what=f"chat.webhook.headers_env.{header}")
+                     for header, name in self.chat.webhook.headers_env.items()]
+        refs += [output.secret() for output in self.simulcast.outputs]
+        return refs
 
 
 def _describe(error: dict[str, Any]) -> str:

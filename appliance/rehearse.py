@@ -22,9 +22,10 @@ import yaml
 from .config import Settings, load_config, parse_config
 from .core.files import StateLayout, ensure_private_dir, write_private
 from .core.sanitize import clean_text
+from .core.secrets import collect
 from .media.display import free_display
 from .retake.client import RetakeClient
-from .retake.credentials import without_token_environment
+from .retake.credentials import ENV_TOKEN, without_token_environment
 from .retake.verification import register_agent
 
 SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
@@ -105,7 +106,9 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
             env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ)
             chat = _watch_chat(sb.origin, creds.userDbId, out, stop)
             started = time.monotonic()
-            tree = ProcessTree(env).start()
+            # the rehearsal's secrets (an LLM key, ...) as files, never the real access token
+            secrets = collect([ref for ref in settings.secret_refs() if ref.name != ENV_TOKEN], environ=environ)
+            tree = ProcessTree(env, secrets={name: hit.value for name, hit in secrets.items()}).start()
             try:
                 while not stop.is_set() and tree.alive():
                     if seconds and time.monotonic() - started >= seconds:

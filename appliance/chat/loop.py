@@ -26,7 +26,6 @@ messages we sent — not only by name and text.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -43,6 +42,7 @@ from ..core.errors import (
     RetakeUnauthorized,
 )
 from ..core.files import StateLayout
+from ..core.secrets import SecretStore
 from ..core.store import StateStore
 from ..retake.client import RetakeClient
 from ..retake.normalize import Comment
@@ -71,7 +71,7 @@ class ChatServices:
     viewers: Callable[[], int | None] = lambda: None    # the platform's viewer count
     socket_url: str | None = None                        # default: the API's origin
     db_path: Path | None = None                          # default: StateLayout.memory_db
-    environ: Mapping[str, str] | None = None             # where API keys are read (default os.environ)
+    environ: Mapping[str, str] | None = None             # where API keys are read: the secret store (app.py)
     brain: Brain | None = None                           # default: the one chat.responder names
 
 
@@ -118,7 +118,7 @@ class ChatLoop:
                                max_reply_chars=cfg.max_reply_chars)
         self.brain: Brain = responder or services.brain or make_brain(
             cfg, persona=default_persona(agent_name, agent_description), memory=self.memory,
-            scrub=self.guard.scrub, environ=services.environ if services.environ is not None else os.environ)
+            scrub=self.guard.scrub, environ=services.environ if services.environ is not None else SecretStore())
         self.limiter = RateLimiter(cfg.max_messages_per_minute, cfg.burst, clock=clock)
         self.outbox = Outbox(client, user_db_id=user_db_id, journal=self.journal, guard=self.guard,
                              limiter=self.limiter, stop_event=stop_event, outputs=services.outputs,

@@ -176,9 +176,10 @@ class RuntimeLayout:
     root: Path
 
     @property
-    def access_token(self) -> Path:
-        """RETAKE_ACCESS_TOKEN handed to the controller as a file (mode 600), never in an environment."""
-        return self.root / "access-token"
+    def secrets(self) -> Path:
+        """The secrets `appliance up` hands to the tree (``APPLIANCE_SECRETS_DIR``): one file per
+        name, mode 0400, owned by the controller's user (:mod:`appliance.core.secrets`)."""
+        return self.root / "secrets"
 
     @property
     def xauthority(self) -> Path:

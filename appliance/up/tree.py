@@ -44,8 +44,9 @@ from ..core.files import (
     write_private,
     xauthority_entry,
 )
-from ..core.proc import parent_death_preexec
-from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE
+from ..core.proc import allowed_variable, child_environment, parent_death_preexec
+from ..core.secrets import ENV_STORE, Secret, collect, scrub_environment, write_store
+from ..retake.credentials import ENV_TOKEN
 
 log = logging.getLogger("appliance.up")
 
@@ -154,7 +155,9 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_TERMINAL_SHELL": settings.terminal.shell,    # terminal.shell (/bin/bash)
         "APPLIANCE_TERMINAL_LOG_PERCENT": str(settings.terminal.log_percent),  # terminal.log_percent (45)
     }
-    env = dict(environ)  # inherited (PATH, HOME, RETAKE_ACCESS_TOKEN, APPLIANCE_DEBUG, ...)
+    # inherited: only what any child may have (core/proc's allow-list: PATH, locale, CA bundle,
+    # APPLIANCE_*); never a secret, nor the name of a secret's file
+    env = child_environment(environ)
     env.update(tree)
     # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
     env["DISPLAY"] = stream.display
@@ -176,12 +179,14 @@ class ProcessTree:
     context manager it stops the tree, and waits for every program to end, on exit.
     ``output``: where supervisord's (and so every program's) log lines go; None inherits.
     ``die_with_parent``: supervisord gets SIGTERM if the thread that started it dies (use
-    only from a main thread).
+    only from a main thread). ``secrets`` (name -> value) are handed to the tree as files
+    (:meth:`_hand_over_secrets`), never in its environment.
     """
 
     def __init__(self, env: Mapping[str, str], *, output: IO[Any] | int | None = None,
-                 die_with_parent: bool = False) -> None:
+                 die_with_parent: bool = False, secrets: Mapping[str, Secret] | None = None) -> None:
         self.env = dict(env)
+        self.secrets = dict(secrets or {})
         self.home = Path(self.env["APPLIANCE_HOME"])
         self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
         self.runtime = RuntimeLayout(self.runtime_dir)
@@ -201,7 +206,7 @@ class ProcessTree:
             raise MediaError("the process tree is already started")
         self.socket.unlink(missing_ok=True)
         self.runtime.controller_exit.unlink(missing_ok=True)
-        self._hand_over_token()
+        self._hand_over_secrets()
         self._make_x_cookie()
         self.process = subprocess.Popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
@@ -212,8 +217,8 @@ class ProcessTree:
         return self
 
     @property
-    def token_file(self) -> Path:
-        return self.runtime.access_token
+    def secrets_dir(self) -> Path:
+        return self.runtime.secrets
 
     def _make_x_cookie(self) -> None:
         """A fresh MIT-MAGIC-COOKIE-1 for the tree's display in XAUTHORITY (mode 600, in the
@@ -224,15 +229,21 @@ class ProcessTree:
             entry = xauthority_entry(display_number(self.env["APPLIANCE_DISPLAY"]), secrets.token_bytes(16))
             write_private(Path(self.env["XAUTHORITY"]), entry)
 
-    def _hand_over_token(self) -> None:
-        """RETAKE_ACCESS_TOKEN never rides in the tree's environment, where supervisord, every
-        helper and every FFmpeg or espeak-ng the controller starts would inherit it (and show it
-        in /proc/<pid>/environ): it goes to a mode-600 file in the private runtime dir instead,
-        named by RETAKE_ACCESS_TOKEN_FILE, which only the controller reads."""
+    def _hand_over_secrets(self) -> None:
+        """No secret rides in the tree's environment, where supervisord, every helper and every
+        FFmpeg or espeak-ng the controller starts would inherit it (and show it in
+        /proc/<pid>/environ): each goes to a mode-0400 file of the store in the private runtime
+        dir, named by APPLIANCE_SECRETS_DIR, which the controller reads once
+        (:mod:`appliance.core.secrets`). A token given in the tree's environment (older callers,
+        tests) is moved there too."""
         token = self.env.pop(ENV_TOKEN, "").strip()
         if token:
-            write_private(self.token_file, token + "\n")
-            self.env[ENV_TOKEN_FILE] = str(self.token_file)
+            self.secrets.setdefault(ENV_TOKEN, Secret(token))
+        for name in list(self.env):
+            if not allowed_variable(name, self.env[name]):
+                del self.env[name]  # what no child may have (core/proc's allow-list)
+        write_store(self.secrets_dir, self.secrets)
+        self.env[ENV_STORE] = str(self.secrets_dir)
 
     @property
     def pid(self) -> int:
@@ -280,7 +291,7 @@ class ProcessTree:
                 for pid in [self.pid, *known]:
                     _kill(pid)
                 self.process.wait(5)
-        self.token_file.unlink(missing_ok=True)
+        shutil.rmtree(self.secrets_dir, ignore_errors=True)
         return self.exit_status()
 
     def __enter__(self) -> ProcessTree:
@@ -372,6 +383,21 @@ class _Forwarder:
             signal.signal(signum, handler)
 
 
+def read_secrets(settings: Settings, environ: os._Environ[str] | None = None) -> dict[str, Secret]:
+    """Every secret the config names, read once (:func:`appliance.core.secrets.collect`), and
+    taken out of our own environment (a bare host's exported OPENAI_API_KEY) before any child
+    starts: the tree gets them as files only."""
+    environ = os.environ if environ is None else environ
+    refs = settings.secret_refs()
+    found = collect(refs, environ=environ)
+    gone = scrub_environment([ref.name for ref in refs], environ)
+    for _, hit in sorted(found.items()):
+        log.info("secret %s: from %s", hit.ref.describe(), hit.source)
+    if gone:
+        log.info("taken out of this process's environment: %s (the tree reads them from files)", ", ".join(gone))
+    return {name: hit.value for name, hit in found.items()}
+
+
 def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | None = None) -> int:
     """Run the whole process tree until the controller ends it or we are signalled.
 
@@ -389,13 +415,13 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
                         config=settings_path, runtime_dir=runtime_dir)
         log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,
                  settings.control.port, settings.layout.tree_json)
-        tree = ProcessTree(env, die_with_parent=True)
+        tree = ProcessTree(env, die_with_parent=True, secrets=read_secrets(settings))
         try:
             with _Forwarder(tree):
                 tree.start()
                 tree.wait()
         finally:
-            tree.stop()  # ended already: only removes the handed-over token file
+            tree.stop()  # ended already: only removes the handed-over secrets
             remove_tree_info(settings.layout)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)

@@ -215,17 +215,19 @@ def test_the_display_admits_only_holders_of_the_trees_cookie(process_tree: TreeR
 
 
 def test_no_process_carries_the_token_in_its_environment(process_tree: TreeRun) -> None:
-    """The token reaches the controller as a mode-600 file in the private runtime dir; neither
-    supervisord nor any program (nor what they start) has it in /proc/<pid>/environ."""
+    """The token reaches the controller as a mode-0400 file of the secret store in the private
+    runtime dir; neither supervisord nor any program (nor what they start) has it in
+    /proc/<pid>/environ."""
     pids = process_tree.tree.wait_running()
     everyone = {process_tree.tree.pid, *descendants(process_tree.tree.pid)}
     assert set(pids.values()) <= everyone
     carriers = [pid for pid in everyone if FAKE_TOKEN.encode() in process_environ(pid)]
     assert not carriers, f"the token is in the environment of {carriers}"
-    handed = Path(dict(item.split(b"=", 1) for item in process_environ(pids["controller"]).split(b"\0")
-                       if b"=" in item)[b"RETAKE_ACCESS_TOKEN_FILE"].decode())
-    assert handed.parent == process_tree.tree.runtime_dir
-    assert handed.stat().st_mode & 0o777 == 0o600 and handed.read_text().strip() == FAKE_TOKEN
+    store = Path(dict(item.split(b"=", 1) for item in process_environ(pids["controller"]).split(b"\0")
+                      if b"=" in item)[b"APPLIANCE_SECRETS_DIR"].decode())
+    handed = store / "RETAKE_ACCESS_TOKEN"
+    assert store.parent == process_tree.tree.runtime_dir and store.stat().st_mode & 0o777 == 0o700
+    assert handed.stat().st_mode & 0o777 == 0o400 and handed.read_text().strip() == FAKE_TOKEN
     assert FAKE_TOKEN not in process_tree.log.read_text(errors="replace")
 
 

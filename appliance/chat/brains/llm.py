@@ -20,7 +20,6 @@ outgoing filter (a prompt injection that gets the model to print a secret posts 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from typing import Any
 import requests
 
 from ...core.sanitize import clean_text
+from ...core.secrets import SecretStore
 from .base import Brain, ChatContext, Turn
 from .command import remember_notes
 from .settings import LlmBrainConfig
@@ -85,7 +85,7 @@ class LlmBrain:
         self.fallback = fallback
         self.persona = cfg.system_prompt or persona
         self.scrub = scrub
-        self.environ = environ if environ is not None else os.environ
+        self.environ = environ if environ is not None else SecretStore()  # keys by name, read once
         self.session = session or requests.Session()
         self.session.trust_env = False  # no proxy or netrc credentials picked up on the way
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llm")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 
 import requests
 
 from ...core.sanitize import clean_text
+from ...core.secrets import SecretStore
 from .base import Brain, ChatContext, Turn
 from .command import remember_notes, reply_text
 from .settings import WebhookBrainConfig
@@ -31,7 +31,7 @@ class WebhookBrain:
                  environ: Mapping[str, str] | None = None,
                  session: requests.Session | None = None) -> None:
         self.cfg, self.fallback, self.scrub = cfg, fallback, scrub
-        self.environ = environ if environ is not None else os.environ
+        self.environ = environ if environ is not None else SecretStore()  # keys by name, read once
         self.session = session or requests.Session()
         self.session.trust_env = False
 
