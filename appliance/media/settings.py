@@ -66,6 +66,9 @@ class TerminalConfig(SettingsModel):
 
     shell: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/bin/bash"
     log_percent: Annotated[int, Field(ge=10, le=90)] = 45          # the log pane's share of the height
+    # the shell's working folder (its HOME), the shell user's own; kept between starts when set
+    # (never inside paths.state_dir); default: a fresh folder beside the tree's runtime folder
+    workspace: Path | None = None
 
 
 class SimulcastOutput(SettingsModel):

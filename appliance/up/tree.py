@@ -47,12 +47,13 @@ from ..core.files import (
 from ..core.proc import allowed_variable, child_environment, parent_death_preexec
 from ..core.secrets import ENV_STORE, Secret, collect, scrub_environment, write_store
 from ..retake.credentials import ENV_TOKEN
+from .privileges import TreeUsers, prepare_runtime
 
 log = logging.getLogger("appliance.up")
 
 IMAGE_HOME = Path("/opt/appliance")
-PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content", "controller")
-HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content")
+PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "shell", "terminal", "content", "controller")
+HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "shell", "terminal", "content")
 _SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 
 
@@ -96,9 +97,22 @@ def make_runtime_dir(environ: Mapping[str, str] = os.environ) -> tuple[Path, boo
     return Path(tempfile.mkdtemp(prefix="appliance-")), True
 
 
+def workspace_of(settings: Settings, runtime: RuntimeLayout) -> Path:
+    """The on-screen shell's working folder: ``terminal.workspace``, else one beside the runtime
+    folder. ConfigError when it is inside the state folder (the shell user must not reach it)."""
+    chosen = settings.terminal.workspace
+    if chosen is None:
+        return runtime.shell_workspace
+    chosen = chosen.expanduser().resolve()
+    if settings.layout.contains(chosen) or chosen == Path("/"):
+        raise ConfigError(f"terminal.workspace: {chosen} is inside paths.state_dir (or the root): the shell "
+                          "user must not reach the state", fix="choose a folder of its own, or remove the key")
+    return chosen
+
+
 def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Path,
                      controller: list[str] | None = None,
-                     environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+                     environ: Mapping[str, str] = os.environ, users: TreeUsers | None = None) -> dict[str, str]:
     """The environment of supervisord and every program: the inherited one plus APPLIANCE_*.
 
     Every APPLIANCE_* variable the tree reads is set here, and only here (supervisord's
@@ -108,6 +122,7 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     """
     stream, overlay = settings.stream, settings.overlay
     runtime = RuntimeLayout(runtime_dir)
+    users = users or TreeUsers.from_environment(environ)
     pulse_socket = runtime.pulse_socket
     if len(str(pulse_socket)) > _SOCKET_MAX:
         raise ConfigError(f"{pulse_socket}: too long for a unix socket path",
@@ -151,7 +166,9 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_SCENE_DEFAULT": settings.scene.default,      # scene.default (live)
         # derived: the on-screen terminal's tmux socket (scripts/start-terminal.sh, media/terminal.py)
         "APPLIANCE_TERMINAL_SOCKET": str(runtime.terminal_socket),
-        "APPLIANCE_WORKSPACE": str(settings.layout.workspace),  # its shell's folder: <state>/workspace
+        # the shell's session (scripts/start-shell.sh, as the shell user) and its folder: never in the state
+        "APPLIANCE_SHELL_SOCKET": str(runtime.shell_socket),
+        "APPLIANCE_WORKSPACE": str(workspace_of(settings, runtime)),  # terminal.workspace
         "APPLIANCE_TERMINAL_SHELL": settings.terminal.shell,    # terminal.shell (/bin/bash)
         "APPLIANCE_TERMINAL_LOG_PERCENT": str(settings.terminal.log_percent),  # terminal.log_percent (45)
     }
@@ -159,6 +176,9 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     # APPLIANCE_*); never a secret, nor the name of a secret's file
     env = child_environment(environ)
     env.update(tree)
+    # who runs what: APPLIANCE_RUN_AS (every program), APPLIANCE_SHELL_RUN_AS, APPLIANCE_SHELL_OFF
+    # (why the shell is off), HOME of the controller's user
+    env.update(users.environment())
     # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
     env["DISPLAY"] = stream.display
     # Xvfb admits only holders of the cookie in this file (no -ac): openbox, xterm, FFmpeg's
@@ -187,6 +207,7 @@ class ProcessTree:
                  die_with_parent: bool = False, secrets: Mapping[str, Secret] | None = None) -> None:
         self.env = dict(env)
         self.secrets = dict(secrets or {})
+        self.users = TreeUsers.from_tree(self.env)
         self.home = Path(self.env["APPLIANCE_HOME"])
         self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
         self.runtime = RuntimeLayout(self.runtime_dir)
@@ -208,10 +229,14 @@ class ProcessTree:
         self.runtime.controller_exit.unlink(missing_ok=True)
         self._hand_over_secrets()
         self._make_x_cookie()
+        # root (the image, `sudo appliance up`): the runtime folder to the controller's user, the
+        # shell's folder to the shell user; supervisord stays root only to start each program as
+        # its user (conf.d: user=). umask 077: whatever the tree creates is private.
+        prepare_runtime(self.runtime_dir, self.runtime.shell_dir, Path(self.env["APPLIANCE_WORKSPACE"]), self.users)
         self.process = subprocess.Popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
-            start_new_session=True,
+            start_new_session=True, umask=0o077,
             preexec_fn=parent_death_preexec() if self.die_with_parent else None)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
@@ -292,6 +317,7 @@ class ProcessTree:
                     _kill(pid)
                 self.process.wait(5)
         shutil.rmtree(self.secrets_dir, ignore_errors=True)
+        shutil.rmtree(self.runtime.shell_dir, ignore_errors=True)
         return self.exit_status()
 
     def __enter__(self) -> ProcessTree:
