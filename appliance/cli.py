@@ -46,6 +46,12 @@ HELP = {
 }
 
 
+# Started as root (the image's default user: `docker exec`, `docker compose run`, the healthcheck),
+# every command but these becomes the controller's user first (appliance/up/privileges.py):
+OWN_PRIVILEGES = {"up", "rehearse", "fleet", "init", "sandbox"}  # they switch users themselves, or run on the host
+NEEDS_SECRETS = {"register", "verify", "status", "doctor", "live", "chat"}  # read (as root) before the switch
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_config(args.config)
 
@@ -289,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     from .core.logs import setup_logging
     setup_logging(args.verbose)
     try:
+        if args.command not in OWN_PRIVILEGES:  # as root in the image: the controller's user from here on
+            from .up.privileges import become_controller
+            become_controller(Path(args.config), state=args.command != "probe", secrets=args.command in NEEDS_SECRETS)
         return int(args.func(args) or 0)
     except ApplianceError as exc:
         print(f"appliance {args.command}: error: {exc}", file=sys.stderr)

@@ -77,11 +77,14 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
     or names the real access token (``environ``, default the process's) reaches the sandbox or
     the rehearsal's process tree."""
     from .sandbox import Sandbox
+    from .up.privileges import TreeUsers, give, give_state
     from .up.tree import ProcessTree, make_runtime_dir, tree_environment
 
     environ = without_token_environment(os.environ if environ is None else environ)
     base = load_config(config_path)
     layout = base.layout
+    users = TreeUsers.from_environment(environ)
+    give_state(base.state_dir, users)  # as root (the image): the state folder to the controller's user
     root = layout.rehearsal
     shutil.rmtree(root, ignore_errors=True)
     ensure_private_dir(root)
@@ -101,9 +104,10 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
             client.verify(SIMULATED_TWEET)
             out(f"rehearsal: registered {creds.agent_name} in the sandbox and verified it with a simulated "
                 f"tweet of {message!r} (for real, a human posts it)")
+            give(root, users.controller)  # what was written here as root (config, credentials)
             runtime_dir, _ = make_runtime_dir({})
             # a real token must never reach the sandbox: the tree gets no variable that holds or names it
-            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ)
+            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ, users=users)
             chat = _watch_chat(sb.origin, creds.userDbId, out, stop)
             started = time.monotonic()
             # the rehearsal's secrets (an LLM key, ...) as files, never the real access token

@@ -76,7 +76,8 @@ class TreeUsers:
         controller = lookup(env.get(ENV_RUN_AS, "")) or current()
         off = env.get(ENV_SHELL_OFF, "")
         account = None if off else lookup(env.get(ENV_SHELL_RUN_AS, ""))
-        return cls(controller, ShellAccess(account, off or ("" if account else "no shell user in the tree's environment")))
+        reason = off or ("" if account else "no shell user in the tree's environment")
+        return cls(controller, ShellAccess(account, reason))
 
     @property
     def switching(self) -> bool:
@@ -144,20 +145,19 @@ def check_secret_files(found: Mapping[str, Found], users: TreeUsers,
     if shell is None:
         return
     mount = mount_dir(environ)
-    files = [hit for hit in found.values() if hit.path is not None]
-    if any(mount in hit.path.parents for hit in files):  # type: ignore[union-attr]
+    files = [(hit, hit.path) for hit in found.values() if hit.path is not None]
+    if any(mount in path.parents for _, path in files):
         try:
             if stat.S_IMODE(mount.stat().st_mode) & 0o077:
                 os.chmod(mount, 0o700)
         except OSError:
             pass  # a read-only mount: the files' own modes decide, checked below
-    for hit in files:
-        assert hit.path is not None
-        if can_read(shell, hit.path):
+    for hit, path in files:
+        if can_read(shell, path):
             raise ConfigError(
-                f"secret {hit.ref.describe()}: {hit.path} can be read by the shell user {shell.describe()}",
-                fix=f"make it private where it comes from: `chmod 600` the file on the host (compose mounts "
-                    f"it with the host's mode) or `chmod 700` its folder; a Kubernetes Secret: defaultMode 0400")
+                f"secret {hit.ref.describe()}: {path} can be read by the shell user {shell.describe()}",
+                fix="make it private where it comes from: `chmod 600` the file on the host (compose mounts "
+                    "it with the host's mode) or `chmod 700` its folder; a Kubernetes Secret: defaultMode 0400")
 
 
 def give(path: Path, account: Account) -> None:
@@ -194,3 +194,37 @@ def prepare_runtime(runtime_dir: Path, shell_dir: Path, workspace: Path, users: 
     if workspace.stat().st_uid != shell.uid:
         give(workspace, shell)
     os.chmod(workspace, WORKSPACE_MODE)
+
+
+def become_controller(config: Path, *, state: bool = True, secrets: bool = False) -> None:
+    """A command started as root in the image (``docker exec``, ``docker compose run``, the
+    healthcheck) becomes the controller's user before it does anything: first, when asked, the
+    state folder is given to that user (``state``) and the secrets the config names are read
+    while still root (a root-only mount) into a private store for this one command
+    (``secrets``, removed when it exits). Nothing to do when we are not root or are that user."""
+    import atexit
+    import tempfile
+
+    from ..config import load_config
+    from ..core.errors import ApplianceError
+    from ..core.secrets import ENV_STORE, collect, write_store
+    from ..core.users import drop_privileges
+
+    users = TreeUsers.from_environment()
+    if not privileged() or users.controller.uid == os.geteuid():
+        return
+    try:
+        settings = load_config(config) if (state or secrets) else None
+    except ApplianceError:
+        settings = None  # the command reports the bad config itself, as the controller's user
+    if settings is not None and state:
+        give_state(settings.state_dir, users)
+    if settings is not None and secrets:
+        found = collect(settings.secret_refs())
+        if found:
+            store = Path(tempfile.mkdtemp(prefix="appliance-cli-"))
+            write_store(store / "secrets", {name: hit.value for name, hit in found.items()}, owner=users.controller.ids)
+            give(store, users.controller)
+            os.environ[ENV_STORE] = str(store / "secrets")
+            atexit.register(shutil.rmtree, store, True)
+    drop_privileges(users.controller)

@@ -47,7 +47,7 @@ from ..core.files import (
 from ..core.proc import allowed_variable, child_environment, parent_death_preexec
 from ..core.secrets import ENV_STORE, Secret, collect, scrub_environment, write_store
 from ..retake.credentials import ENV_TOKEN
-from .privileges import TreeUsers, prepare_runtime
+from .privileges import TreeUsers, check_secret_files, give, prepare_runtime
 
 log = logging.getLogger("appliance.up")
 
@@ -409,14 +409,16 @@ class _Forwarder:
             signal.signal(signum, handler)
 
 
-def read_secrets(settings: Settings, environ: os._Environ[str] | None = None) -> dict[str, Secret]:
-    """Every secret the config names, read once (:func:`appliance.core.secrets.collect`), and
-    taken out of our own environment (a bare host's exported OPENAI_API_KEY) before any child
-    starts: the tree gets them as files only."""
+def read_secrets(settings: Settings, users: TreeUsers, environ: os._Environ[str] | None = None) -> dict[str, Secret]:
+    """Every secret the config names, read once (:func:`appliance.core.secrets.collect`; as
+    root, also the root-only mounts), and taken out of our own environment (a bare host's
+    exported OPENAI_API_KEY) before any child starts: the tree gets them as files only.
+    ConfigError when a file one came from can be read by the shell user."""
     environ = os.environ if environ is None else environ
     refs = settings.secret_refs()
     found = collect(refs, environ=environ)
     gone = scrub_environment([ref.name for ref in refs], environ)
+    check_secret_files(found, users, environ)
     for _, hit in sorted(found.items()):
         log.info("secret %s: from %s", hit.ref.describe(), hit.source)
     if gone:
@@ -435,13 +437,17 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         # display and control port: chosen free when unpinned, checked when pinned (before
         # anything starts); the controller reads the resolved copy of the config
         settings_path, settings = place(settings, runtime_dir=runtime_dir)
-        env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
-        ensure_private_dir(settings.state_dir)
+        users = TreeUsers.from_environment()
+        env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller, users=users)
+        secrets = read_secrets(settings, users)
         write_tree_info(settings.layout, display=settings.stream.display, port=settings.control.port,
                         config=settings_path, runtime_dir=runtime_dir)
-        log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,
-                 settings.control.port, settings.layout.tree_json)
-        tree = ProcessTree(env, die_with_parent=True, secrets=read_secrets(settings))
+        give(settings.layout.tree_json, users.controller)
+        log.info("display %s, control API on 127.0.0.1:%d (in %s); programs run as %s, the on-screen shell %s",
+                 settings.stream.display, settings.control.port, settings.layout.tree_json,
+                 users.controller.describe(),
+                 f"as {users.shell.account.describe()}" if users.shell.account else f"off: {users.shell.reason}")
+        tree = ProcessTree(env, die_with_parent=True, secrets=secrets)
         try:
             with _Forwarder(tree):
                 tree.start()
