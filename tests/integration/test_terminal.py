@@ -35,7 +35,7 @@ SECRET = "rtk_terminal_test_secret_0123456789"
 class Session:
     """start-shell.sh (as the shell user) and start-terminal.sh (as us), the tree's way."""
 
-    def __init__(self, base: Path, *, shell: str = "/bin/bash", off: str = "") -> None:
+    def __init__(self, base: Path, *, program: str = "/bin/bash", off: str = "") -> None:
         self.base = base
         self.runtime = RuntimeLayout(base / "run")
         self.runtime.root.mkdir(mode=0o700)
@@ -47,7 +47,7 @@ class Session:
             "APPLIANCE_TERMINAL_SOCKET": str(self.runtime.terminal_socket), "APPLIANCE_CONTENT_LOG": str(self.log),
             "APPLIANCE_SHELL_SOCKET": str(self.runtime.shell_socket),
             "APPLIANCE_WORKSPACE": str(self.runtime.shell_workspace), "APPLIANCE_CONTENT_GEOMETRY": "100x30+0+0",
-            "APPLIANCE_TERMINAL_SHELL": shell, "APPLIANCE_TERMINAL_LOG_PERCENT": "40", "APPLIANCE_WAIT_TIMEOUT": "10",
+            "APPLIANCE_TERMINAL_SHELL": program, "APPLIANCE_TERMINAL_LOG_PERCENT": "40", "APPLIANCE_WAIT_TIMEOUT": "10",
             "APPLIANCE_SHELL_RUN_AS": DEFAULT_SHELL_USER if not off else "root", "APPLIANCE_SHELL_OFF": off,
             "RETAKE_ACCESS_TOKEN": SECRET})  # this process's environment: the shell must not see it
         self.users = TreeUsers.from_tree({"APPLIANCE_RUN_AS": "root", **self.env})
@@ -180,7 +180,7 @@ def test_a_shell_that_cannot_start_backs_off_and_says_why() -> None:
     Here a shell that ends at once is started at most a handful of times in 12 s, and the pane
     says what is wrong; the shell pane itself never dies."""
     base = short_tmpdir("term-")
-    s = Session(base, shell="/usr/sbin/nologin")
+    s = Session(base, program="/usr/sbin/nologin")
     try:
         wait_until(lambda: "keeps ending at once" in s.screen(40), 15, "the reason on the pane")
         time.sleep(8)
