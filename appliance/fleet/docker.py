@@ -232,7 +232,7 @@ class DockerFleet:
     @staticmethod
     def _forget_secrets(container: Any) -> None:
         """The secrets folder mounted into a removed container goes with it."""
-        for mount in (container.attrs or {}).get("Mounts") or []:
+        for mount in (getattr(container, "attrs", None) or {}).get("Mounts") or []:
             source = Path(str(mount.get("Source") or ""))
             if mount.get("Destination") == SECRETS_MOUNT and source.parent.name == ".secrets":
                 shutil.rmtree(source, ignore_errors=True)

@@ -261,6 +261,11 @@ def test_the_wheel_build_takes_every_file_of_the_tree_folders_new_ones_too(tmp_p
 
 # -- Kubernetes -------------------------------------------------------------------------------
 
+# what the Pod Security Standards' "baseline" profile lets a container add (kubernetes.io/docs/concepts/security/pod-security-standards)
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
 def kustomize(folder: Path) -> list[dict]:
     if not shutil.which("kubectl"):
         pytest.skip("kubectl not installed (Debian: kubectl)")
@@ -293,18 +298,24 @@ def test_kubernetes_render_is_committed_renders_and_validates(tmp_path):
         assert sts["spec"]["replicas"] == 1 and sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert pod["securityContext"]["runAsNonRoot"] is True
+        # root at the start only (it gives the PVC to uid 10001, reads the Secret, starts each
+        # program as its user), with the six capabilities that needs: all within Pod Security "baseline"
+        assert pod["securityContext"]["runAsUser"] == 0 and "fsGroup" not in pod["securityContext"]
         sc = container["securityContext"]
         assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"]["drop"] == ["ALL"]
+        assert set(sc["capabilities"]["add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"}
+        assert set(sc["capabilities"]["add"]) <= BASELINE_CAPABILITIES
         assert sc["allowPrivilegeEscalation"] is False
+        assert "env" not in container  # no secret, nor the name of one, in the environment
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert {"/tmp", "/dev/shm", "/state", "/config"} <= mounts  # writable places with a read-only root
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert container[kind]["exec"]["command"][:2] == ["appliance", "probe"]
         assert "8787" not in yaml.safe_dump(sts)
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert volumes["token"]["secret"]["secretName"] == f"retake-appliance-token-{agent}"
-        assert volumes["token"]["secret"]["optional"] is True
+        assert volumes["secrets"]["secret"]["secretName"] == f"retake-appliance-secrets-{agent}"
+        assert volumes["secrets"]["secret"]["optional"] is True and volumes["secrets"]["secret"]["defaultMode"] == 0o400
+        assert {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True} in container["volumeMounts"]
         assert volumes["config"]["configMap"]["name"].startswith(f"retake-appliance-config-{agent}-")
         assert sts["spec"]["selector"]["matchLabels"]["retake.tv/agent"] == agent
     bob = sets["retake-appliance-bob"]["spec"]["template"]["spec"]["containers"][0]
@@ -362,8 +373,8 @@ class FakeContainers:
         fleet = filters["label"].split("=", 1)[1]
         return [c for c in self.client.running.values() if c.labels.get("tv.retake.fleet") == fleet]
 
-    def run(self, image, detach, labels, environment, **options):
-        container = FakeContainer(self.client, options["name"], labels, dict(options, image=image, env=environment))
+    def run(self, image, detach, labels, **options):
+        container = FakeContainer(self.client, options["name"], labels, dict(options, image=image))
         self.client.running[container.name] = container
         return container
 
@@ -388,14 +399,22 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump({"agent": {**AGENT, "name": name}, "deploy": {"cpus": 0.5, "memory_mb": 700}}))
         path.chmod(0o644)
-    (tmp_path / "ann.env").write_text("# the token\nRETAKE_ACCESS_TOKEN='tok-ann'\n")
+    (tmp_path / "ann.env").write_text("# the token\nRETAKE_ACCESS_TOKEN='tok-ann'\nOPENAI_API_KEY=sk-ann\n")
     client = FakeDocker()
     fleet = DockerFleet(client, fleet="f", out=lambda line: None)
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "created", "ben": "created"}
     ann = client.running["ann"]
-    assert ann.options["env"] == {"RETAKE_ACCESS_TOKEN": "tok-ann"} and client.running["ben"].options["env"] == {}
+    # secrets are files mounted read-only at /run/secrets, never environment variables
+    assert "environment" not in ann.options and "env" not in ann.options
+    secrets = tmp_path / ".secrets" / "ann"
+    assert ann.options["volumes"][str(secrets)] == {"bind": "/run/secrets", "mode": "ro"}
+    assert {p.name: p.read_text().strip() for p in secrets.iterdir()} == {"RETAKE_ACCESS_TOKEN": "tok-ann",
+                                                                          "OPENAI_API_KEY": "sk-ann"}
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700" and oct((secrets / "OPENAI_API_KEY").stat().st_mode & 0o777) == "0o400"
+    assert not list((tmp_path / ".secrets" / "ben").iterdir())
     assert ann.options["nano_cpus"] == 500_000_000 and ann.options["mem_limit"] == "700m"
     assert ann.options["read_only"] and ann.options["cap_drop"] == ["ALL"]
+    assert ann.options["cap_add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
     assert ann.options["security_opt"] == ["no-new-privileges"]
     assert ann.options["restart_policy"]["Name"] == "on-failure"
     assert ann.options["volumes"]["ann-state"]["bind"] == "/state" and "network_mode" not in ann.options
@@ -404,7 +423,8 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     (tmp_path / "ann.env").write_text("RETAKE_ACCESS_TOKEN=tok-new\n")  # a new token: replaced, with an orderly stop
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "replaced", "ben": "unchanged"}
     assert ann.events[:2] == [("stop", 30), ("remove",)]
-    assert client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
+    assert (secrets / "RETAKE_ACCESS_TOKEN").read_text().strip() == "tok-new"
+    assert not (secrets / "OPENAI_API_KEY").exists()  # the folder is made anew
     client.running["ben"].status = "exited"
     assert fleet.up(load_fleet(tmp_path, load_config))["ben"] == "started"
     (tmp_path / "ben.yaml").unlink()
