@@ -79,6 +79,7 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
 
 
 def run_live(settings: Settings) -> int:
+    from .chat.moderation import OutgoingFilter
     from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, pulse_available
     from .media.content import ContentLog
@@ -86,7 +87,7 @@ def run_live(settings: Settings) -> int:
     from .media.encoder import Encoder
     from .media.preview import Preview
     from .media.simulcast import Simulcast
-    from .media.terminal import Terminal
+    from .media.terminal import PaneGuard, Terminal
     from .scene.feeds import OverlayFolder
 
     state_dir = ensure_private_dir(settings.state_dir)
@@ -122,13 +123,22 @@ def run_live(settings: Settings) -> int:
                          "live_since": epoch_since(metrics.live_since, lifecycle.clock)
                          if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
+    terminal = Terminal.from_environment()
+    guard = None
+    if terminal is not None:  # defence in depth: a secret on a pane viewers watch is wiped, the operator told
+        outgoing = OutgoingFilter(lambda: [server.token, *secrets.values_list()])
+        guard = PaneGuard(terminal, contains_secret=outgoing.contains_secret, on_leak=lambda pane: notifier.notify(
+            "terminal_secret", f"A secret showed on the on-screen terminal's {pane} pane; the pane and its history "
+            "were cleared (and the shell's session restarted). Check what printed it."))
     commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
-                                terminal=Terminal.from_environment(), preview=preview)
+                                terminal=guard, preview=preview)
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
                            notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
+    if guard is not None:
+        guard.start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -139,6 +149,8 @@ def run_live(settings: Settings) -> int:
     try:
         return lifecycle.run()
     finally:
+        if guard is not None:
+            guard.close()
         overlays.stop()
         server.close()
         preview.close()

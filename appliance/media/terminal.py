@@ -187,6 +187,12 @@ class PaneGuard:
             self.on_leak(pane)
         return True
 
+    def send(self, text: str, *, enter: bool = True) -> dict[str, object]:
+        return self.terminal.send(text, enter=enter)
+
+    def keys(self, keys: Iterable[str]) -> dict[str, object]:
+        return self.terminal.keys(keys)
+
     def read(self, lines: int = 40, *, pane: str = "shell") -> str:
         """:meth:`Terminal.read`, checked first: a pane that showed a secret is read as cleared."""
         text = self.terminal.read(lines, pane=pane)

@@ -261,9 +261,10 @@ def test_the_wheel_build_takes_every_file_of_the_tree_folders_new_ones_too(tmp_p
 
 # -- Kubernetes -------------------------------------------------------------------------------
 
-# what the Pod Security Standards' "baseline" profile lets a container add (kubernetes.io/docs/concepts/security/pod-security-standards)
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+# what the Pod Security Standards' "baseline" profile lets a container add
+# (kubernetes.io/docs/concepts/security/pod-security-standards)
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
 
 
 def kustomize(folder: Path) -> list[dict]:
@@ -410,7 +411,8 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     assert ann.options["volumes"][str(secrets)] == {"bind": "/run/secrets", "mode": "ro"}
     assert {p.name: p.read_text().strip() for p in secrets.iterdir()} == {"RETAKE_ACCESS_TOKEN": "tok-ann",
                                                                           "OPENAI_API_KEY": "sk-ann"}
-    assert oct(secrets.stat().st_mode & 0o777) == "0o700" and oct((secrets / "OPENAI_API_KEY").stat().st_mode & 0o777) == "0o400"
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    assert oct((secrets / "OPENAI_API_KEY").stat().st_mode & 0o777) == "0o400"
     assert not list((tmp_path / ".secrets" / "ben").iterdir())
     assert ann.options["nano_cpus"] == 500_000_000 and ann.options["mem_limit"] == "700m"
     assert ann.options["read_only"] and ann.options["cap_drop"] == ["ALL"]
