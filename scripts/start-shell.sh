@@ -19,7 +19,8 @@ mkdir -p "$APPLIANCE_WORKSPACE"
 account=$(id -un)
 log INFO "shell session of $account on $sock (shell $APPLIANCE_TERMINAL_SHELL, in $APPLIANCE_WORKSPACE)"
 # the socket for the folder's group (the appliance's user attaches), once dtach made it
-( wait_for "$APPLIANCE_WAIT_TIMEOUT" "shell session socket" test -S "$sock" && chmod g+rw "$sock" ) &
+# (twice in the background: init reaps it, not dtach, which would leave a zombie)
+( ( wait_for "$APPLIANCE_WAIT_TIMEOUT" "shell session socket" test -S "$sock" && chmod g+rw "$sock" ) & )
 # in the foreground (exec): a background job of a script would start with SIGINT ignored, and
 # so would the shell and everything typed into it (C-c would stop nothing)
 exec env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 TERM=screen HOME="$APPLIANCE_WORKSPACE" \

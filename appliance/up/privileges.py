@@ -136,26 +136,28 @@ def give_state(state_dir: Path, users: TreeUsers) -> None:
                           fix=_state_fix(state_dir, users))
 
 
-def check_secret_files(found: Mapping[str, Found], users: TreeUsers,
-                       environ: Mapping[str, str] | None = None) -> None:
-    """No file a secret came from may be readable by the shell user (step 2). The secrets mount
-    (``/run/secrets``) is made 0700 when we may (a tmpfs, or a folder we own); a file that stays
-    readable is a ConfigError naming the fix."""
+def check_secret_files(found: Mapping[str, Found], users: TreeUsers, environ: Mapping[str, str] | None = None,
+                       *, credentials: Path | None = None) -> None:
+    """No file a secret came from, nor the credentials file, may be readable by the shell user
+    (step 2). The secrets mount (``/run/secrets``) is made 0700 when we may (a tmpfs, or a
+    folder we own); a file that stays readable is a ConfigError naming the fix."""
     shell = users.shell.account
     if shell is None:
         return
     mount = mount_dir(environ)
-    files = [(hit, hit.path) for hit in found.values() if hit.path is not None]
+    files = [(hit.ref.describe(), hit.path) for hit in found.values() if hit.path is not None]
+    if credentials is not None and credentials.exists():
+        files.append(("the credentials file", credentials))
     if any(mount in path.parents for _, path in files):
         try:
             if stat.S_IMODE(mount.stat().st_mode) & 0o077:
                 os.chmod(mount, 0o700)
         except OSError:
             pass  # a read-only mount: the files' own modes decide, checked below
-    for hit, path in files:
+    for what, path in files:
         if can_read(shell, path):
             raise ConfigError(
-                f"secret {hit.ref.describe()}: {path} can be read by the shell user {shell.describe()}",
+                f"secret {what}: {path} can be read by the shell user {shell.describe()}",
                 fix="make it private where it comes from: `chmod 600` the file on the host (compose mounts "
                     "it with the host's mode) or `chmod 700` its folder; a Kubernetes Secret: defaultMode 0400")
 
@@ -189,7 +191,17 @@ def prepare_runtime(runtime_dir: Path, shell_dir: Path, workspace: Path, users: 
         return
     fresh_folder(shell_dir)
     os.chown(shell_dir, shell.uid, users.controller.gid)
-    os.chmod(shell_dir, SHELL_DIR_MODE)
+    # the setgid bit (so the socket's group is the controller's) is kept only when the folder's
+    # group is ours (or with CAP_FSETID, which the container does not keep): ours for a moment
+    before = os.getegid()
+    os.setegid(users.controller.gid)
+    try:
+        os.chmod(shell_dir, SHELL_DIR_MODE)
+    finally:
+        os.setegid(before)
+    if stat.S_IMODE(shell_dir.stat().st_mode) != SHELL_DIR_MODE:
+        raise ConfigError(f"{shell_dir}: mode {stat.S_IMODE(shell_dir.stat().st_mode):o}, not {SHELL_DIR_MODE:o}",
+                          fix="the temp folder must allow setgid folders (a nosuid mount still does)")
     workspace.mkdir(parents=True, exist_ok=True, mode=WORKSPACE_MODE)
     if workspace.stat().st_uid != shell.uid:
         give(workspace, shell)

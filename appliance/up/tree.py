@@ -418,7 +418,7 @@ def read_secrets(settings: Settings, users: TreeUsers, environ: os._Environ[str]
     refs = settings.secret_refs()
     found = collect(refs, environ=environ)
     gone = scrub_environment([ref.name for ref in refs], environ)
-    check_secret_files(found, users, environ)
+    check_secret_files(found, users, environ, credentials=settings.credentials_path())
     for _, hit in sorted(found.items()):
         log.info("secret %s: from %s", hit.ref.describe(), hit.source)
     if gone:
