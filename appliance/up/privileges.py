@@ -148,12 +148,11 @@ def check_secret_files(found: Mapping[str, Found], users: TreeUsers, environ: Ma
     files = [(hit.ref.describe(), hit.path) for hit in found.values() if hit.path is not None]
     if credentials is not None and credentials.exists():
         files.append(("the credentials file", credentials))
-    if any(mount in path.parents for _, path in files):
-        try:
-            if stat.S_IMODE(mount.stat().st_mode) & 0o077:
-                os.chmod(mount, 0o700)
-        except OSError:
-            pass  # a read-only mount: the files' own modes decide, checked below
+    try:  # only root may enter the mount (compose's ./secrets folder keeps the host's mode)
+        if privileged() and stat.S_IMODE(mount.stat().st_mode) & 0o077:
+            os.chmod(mount, 0o700)
+    except OSError:
+        pass  # none, or a read-only mount: the files' own modes decide, checked below
     for what, path in files:
         if can_read(shell, path):
             raise ConfigError(
