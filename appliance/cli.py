@@ -56,7 +56,9 @@ HELP = {
 
 # Started as root (the image's default user: `docker exec`, `docker compose run`, the healthcheck),
 # every command but these becomes the controller's user first (appliance/up/privileges.py):
-OWN_PRIVILEGES = {"up", "rehearse", "fleet", "init", "sandbox"}  # they switch users themselves, or run on the host
+# up and rehearse switch users themselves; fleet, init, sandbox run on the host; probe reads tree.json
+# wherever the hold could write it (a state folder that could not be given to that user stays root's)
+OWN_PRIVILEGES = {"up", "rehearse", "fleet", "init", "sandbox", "probe"}
 NEEDS_SECRETS = {"register", "verify", "status", "doctor", "live", "chat"}  # read (as root) before the switch
 
 
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command not in OWN_PRIVILEGES:  # as root in the image: the controller's user from here on
             from .up.privileges import become_controller
-            become_controller(Path(args.config), state=args.command != "probe", secrets=args.command in NEEDS_SECRETS)
+            become_controller(Path(args.config), secrets=args.command in NEEDS_SECRETS)
         return int(args.func(args) or 0)
     except ApplianceError as exc:
         print(f"appliance {args.command}: error: {exc}", file=sys.stderr)

@@ -207,12 +207,12 @@ def prepare_runtime(runtime_dir: Path, shell_dir: Path, workspace: Path, users: 
     os.chmod(workspace, WORKSPACE_MODE)
 
 
-def become_controller(config: Path, *, state: bool = True, secrets: bool = False) -> None:
-    """A command started as root in the image (``docker exec``, ``docker compose run``, the
-    healthcheck) becomes the controller's user before it does anything: first, when asked, the
-    state folder is given to that user (``state``) and the secrets the config names are read
-    while still root (a root-only mount) into a private store for this one command
-    (``secrets``, removed when it exits). Nothing to do when we are not root or are that user."""
+def become_controller(config: Path, *, secrets: bool = False) -> None:
+    """A command started as root in the image (``docker exec``, ``docker compose run``) becomes
+    the controller's user before it does anything: first the state folder is given to that
+    user, and (``secrets``) the secrets the config names are read while still root (a root-only
+    mount) into a private store for this one command, removed when it exits. Nothing to do when
+    we are not root or are that user."""
     import atexit
     import tempfile
 
@@ -225,10 +225,10 @@ def become_controller(config: Path, *, state: bool = True, secrets: bool = False
     if not privileged() or users.controller.uid == os.geteuid():
         return
     try:
-        settings = load_config(config) if (state or secrets) else None
+        settings = load_config(config)
     except ApplianceError:
         settings = None  # the command reports the bad config itself, as the controller's user
-    if settings is not None and state:
+    if settings is not None:
         give_state(settings.state_dir, users)
     if settings is not None and secrets:
         found = collect(settings.secret_refs())
