@@ -1,6 +1,7 @@
 """The composition root of `appliance live`: wires the real parts together (client, encoder,
-display capture, voice, content window log, state, notifications, the lifecycle and the
-control API)."""
+display capture, the show, the content window, state, notifications and what watches the bus
+for them, the builder's direction, the scenes that follow the stream, the heartbeat, the
+lifecycle and the control API)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,21 @@ from typing import Any
 
 from .chat import ChatServices
 from .config import Settings
-from .control.api import ControlServer
-from .control.commands import OperatorCommands
+from .control.api import MAX_TEXT, ControlServer
+from .control.commands import LiveCommands
 from .control.events import Event, EventBus
+from .control.mcp import mcp_instructions
 from .core.files import ensure_private_dir
+from .core.outgoing import OutgoingFilter, Secrets
 from .core.secrets import SecretStore
 from .core.store import StateStore
+from .live.direction import Directions
+from .live.heartbeat import Heartbeat
 from .live.lifecycle import Lifecycle
-from .live.notify import Notifier, StreamWatch
+from .live.notify import Notifier
+from .live.parts import Parts, chat_factory
+from .live.scenes import SceneFollow, Stage
+from .live.watch import StreamWatch
 from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance.live")
@@ -78,8 +86,21 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
     return bus.subscribe(deliver)
 
 
+def content_lines(write: Callable[[str], object], settings: Settings) -> Callable[[Event], None]:
+    """The content window's lines from the event bus: what viewers say (chat, tips, trades,
+    follows), what the agent sends to chat, and the moment it is live."""
+    def deliver(event: Event) -> None:
+        data = event.data
+        if event.kind in ("chat", "tip", "trade", "follow"):
+            write(f"{(data.get('user') or {}).get('name', '')}: {data.get('text', '')}")
+        elif event.kind == "reply" and "chat" in (data.get("routes") or ["chat"]):
+            write(f"{settings.agent.name} > {data.get('text', '')}")
+        elif event.kind == "state" and data.get("state") == "live" and str(data.get("detail")).startswith("stream #"):
+            write(f"LIVE at {settings.stream_url()} — say hi in chat")
+    return deliver
+
+
 def run_live(settings: Settings) -> int:
-    from .chat.moderation import OutgoingFilter
     from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, pulse_available
     from .media.content import ContentLog
@@ -93,7 +114,7 @@ def run_live(settings: Settings) -> int:
     state_dir = ensure_private_dir(settings.state_dir)
     # every secret the config names, read once (the tree's store under `appliance up`); nothing
     # here is ever put in a child's environment (core/proc's allow-list)
-    secrets = SecretStore.load(settings.secret_refs())
+    held = SecretStore.load(settings.secret_refs())
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
     pulse = settings.stream.audio_source == "pulse" and pulse_available()
@@ -104,38 +125,50 @@ def run_live(settings: Settings) -> int:
     # sentence_* events come back to the bus through forward
     show = start_show(settings, pulse=pulse, forward=bus.publish)
     connect_show(bus, show)
-    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast, secrets=secrets)
+    encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast, secrets=held)
                       if settings.simulcast.outputs else None)
     stop = threading.Event()
-    notifier = Notifier(settings)
-    bus.subscribe(StreamWatch(notifier, settings))
-    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
-                        secrets=lambda: [server.token, *secrets.values_list()], environ=secrets,
+    # the builder's direction: the topic on screen, the brain's context; from the CLI, the console,
+    # MCP (POST /direction) and a notification webhook's answer
+    directions = Directions(settings.live.direction, store=store, topic=show.scene.set_topic, publish=bus.publish)
+    notifier = Notifier(settings, on_direction=directions.from_webhook)
+    bus.subscribe(StreamWatch(notifier, settings, store=store))  # warnings, unusual activity, milestones
+    # the one outgoing filter's secrets: every value the appliance holds (the control bearer joins
+    # once the server has one, the access token once the lifecycle has read the credentials)
+    secrets = Secrets(sources=[held.values_list,
+                               lambda: [lifecycle.creds.access_token.reveal()] if lifecycle.creds else []])
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show), secrets=secrets, environ=held,
                         viewers=lambda: lifecycle.metrics.viewers)
-    lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
-                          capture=lambda: capture_png(settings.stream.display),
-                          notifier=notifier, state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True),
-                          media_identity=lambda: media_identity(settings), chat_services=chat,
-                          on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
+    parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
+                  capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
+                  chat=chat_factory(settings, store, services=chat), publish=bus.publish,
+                  media_identity=lambda: media_identity(settings), directions=directions,
+                  scenes=SceneFollow(settings.scene, Stage(switch=show.set_scene, scenes=show.scenes,
+                                                           text=show.scene.show)),
+                  heartbeat=Heartbeat(settings.live.heartbeat, notifier=notifier, store=store))
+    lifecycle = Lifecycle(settings, parts, stop_event=stop, progress=lambda line: print(line, flush=True))
+    bus.subscribe(content_lines(content.write, settings))
     metrics = lifecycle.metrics
     show.follow(lambda: {"viewers": metrics.viewers, "market_cap": metrics.market_cap,
                          "live_since": epoch_since(metrics.live_since, lifecycle.clock)
                          if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
     terminal = Terminal.from_environment()
+    outgoing = OutgoingFilter(secrets, max_chars=MAX_TEXT)
     guard = None
     if terminal is not None:  # defence in depth: a secret on a pane viewers watch is wiped, the operator told
-        outgoing = OutgoingFilter(lambda: [server.token, *secrets.values_list()])
         guard = PaneGuard(terminal, contains_secret=outgoing.contains_secret, on_leak=lambda pane: notifier.notify(
             "terminal_secret", f"A secret showed on the on-screen terminal's {pane} pane; the pane and its history "
             "were cleared (and the shell's session restarted). Check what printed it."))
-    commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
-                                terminal=guard, preview=preview)
+    commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
+                            terminal=guard, preview=preview, outgoing=outgoing)
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
     server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
-                           notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
+                           mcp_terminal=settings.control.mcp_terminal, mcp_instructions=mcp_instructions(settings),
+                           notifications=notifier.file, preview_fps=settings.control.preview_fps)
+    secrets.add(server.token)
+    server.start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
     if guard is not None:
         guard.start()

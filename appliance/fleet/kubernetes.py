@@ -22,7 +22,7 @@ which can read none of it. Read-only root filesystem with emptyDirs where the tr
 memory), every capability dropped but the six starting as root needs (:data:`CAPABILITIES`,
 all within the Pod Security "baseline" profile), no privilege escalation, the runtime's default
 seccomp profile, no service account token. Probes run `appliance probe`, which reads the
-control port the appliance chose from /state/tree.json: no hard-coded port.
+control port the appliance chose from /state/control.json: no hard-coded port.
 """
 
 from __future__ import annotations

@@ -431,7 +431,8 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
 
     Returns the controller's exit status (0 after a requested stop).
     """
-    from .place import place, remove_tree_info, write_tree_info
+    from ..control import where
+    from .place import place
     runtime_dir, owned = make_runtime_dir()
     try:
         # display and control port: chosen free when unpinned, checked when pinned (before
@@ -440,12 +441,11 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         users = TreeUsers.from_environment()
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller, users=users)
         secrets = read_secrets(settings, users)
-        write_tree_info(settings.layout, display=settings.stream.display, port=settings.control.port,
-                        config=settings_path, runtime_dir=runtime_dir)
-        give(settings.layout.tree_json, users.controller)
+        found = where.announce(settings.state_dir, port=settings.control.port, display=settings.stream.display,
+                               config=settings_path, runtime_dir=runtime_dir)
+        give(found, users.controller)
         log.info("display %s, control API on 127.0.0.1:%d (in %s); programs run as %s, the on-screen shell %s",
-                 settings.stream.display, settings.control.port, settings.layout.tree_json,
-                 users.controller.describe(),
+                 settings.stream.display, settings.control.port, found, users.controller.describe(),
                  f"as {users.shell.account.describe()}" if users.shell.account else f"off: {users.shell.reason}")
         tree = ProcessTree(env, die_with_parent=True, secrets=secrets)
         try:
@@ -454,7 +454,7 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
                 tree.wait()
         finally:
             tree.stop()  # ended already: only removes the handed-over secrets
-            remove_tree_info(settings.layout)
+            where.remove(settings.state_dir)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)
         return status
