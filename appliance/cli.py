@@ -58,7 +58,7 @@ HELP = {
 
 # Started as root (the image's default user: `docker exec`, `docker compose run`, the healthcheck),
 # every command but these becomes the controller's user first (appliance/up/privileges.py):
-# up and rehearse switch users themselves; fleet, init, sandbox run on the host; probe reads tree.json
+# up and rehearse switch users themselves; fleet, init, sandbox run on the host; probe reads control.json
 # wherever the hold could write it (a state folder that could not be given to that user stays root's)
 OWN_PRIVILEGES = {"up", "rehearse", "fleet", "init", "sandbox", "probe"}
 NEEDS_SECRETS = {"register", "verify", "status", "doctor", "live", "chat"}  # read (as root) before the switch
