@@ -111,7 +111,10 @@ def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_
         assert inspect["State"]["Running"] and inspect.get("RestartCount", 0) == 0
         host = inspect["HostConfig"]
         assert host["ReadonlyRootfs"] is True
-        assert "CAP_NET_RAW" in host["CapDrop"] and "CAP_CHOWN" in host["CapDrop"]
+        # every capability dropped but what starting as root needs (docs/security.md)
+        assert {"CAP_NET_RAW", "CAP_MKNOD", "CAP_SETFCAP", "CAP_SYS_CHROOT"} <= set(host["CapDrop"])
+        assert set(inspect["BoundingCaps"]) == {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID",
+                                                "CAP_SETGID", "CAP_KILL"}
         assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
         assert host["LogConfig"]["Type"] in ("json-file", "k8s-file")
         # the entrypoint is `appliance`: `docker compose run --rm appliance register` runs a subcommand
