@@ -18,7 +18,6 @@ import grp
 import os
 import pwd
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,18 +133,25 @@ def drop_privileges(account: Account) -> None:
     os.environ.update(HOME=str(account.home), USER=account.name, LOGNAME=account.name)
 
 
+# reads one byte of a file, or lists a folder: exit 0 when it could, 1 when it could not
+_READ_PROBE = 'if [ -d "$1" ]; then ls -- "$1"; else head -c 1 -- "$1"; fi >/dev/null 2>&1 || exit 1'
+
+
 def can_read(account: Account, path: Path) -> bool:
     """Whether ``account`` can read ``path`` (list it, for a folder): asked of a child process
-    running as that user, so permissions, groups, ACLs and mounts all count as they would."""
+    running as that user (/bin/sh: any user can run it), so permissions, groups, ACLs and mounts
+    all count as they would. A probe that cannot run at all is an error, never a "no"."""
     from .proc import run
-    code = ("import os, sys; p = sys.argv[1]\n"
-            "try:\n    os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1)\nexcept OSError:\n    sys.exit(1)")
     try:
-        result = run([sys.executable, "-I", "-S", "-c", code, str(path)], user=account.uid, group=account.gid,
+        result = run(["/bin/sh", "-c", _READ_PROBE, "sh", str(path)], user=account.uid, group=account.gid,
                      extra_groups=list(account.groups), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, timeout=PROBE_TIMEOUT_S, cwd="/")
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"cannot check what {account.describe()} may read ({exc})",
+                          fix="the appliance needs /bin/sh, ls and head") from None
+    if result.returncode not in (0, 1):
+        raise ConfigError(f"cannot check what {account.describe()} may read (the probe ended {result.returncode})",
+                          fix="the appliance needs /bin/sh, ls and head")
     return result.returncode == 0
 
 
