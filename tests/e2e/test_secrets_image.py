@@ -137,6 +137,10 @@ def the_model_answers(sb: Any, agent: Any, fake: FakeOpenAI, key: str, logs: Any
         raise AssertionError(f"{exc}\n{logs()}") from None
     mine = [r for r in fake.requests[asked:] if agent.name in r["raw"]]
     assert mine and all(r["headers"].get("Authorization") == f"Bearer {key}" for r in mine)
+    # and nowhere else: not in what the model was sent besides that header, not in chat, not at the
+    # platform, not in the container's log
+    others = [{k: v for k, v in r["headers"].items() if k != "Authorization"} for r in mine]
+    assert not leaked(f"{others}{[r['raw'] for r in mine]}{chat()}{sb.requests()}{logs()}", {"llm key": key})
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +261,12 @@ def test_compose_the_attackers_commands_show_no_secret_on_the_pane_or_the_stream
     login = c.cli("console")
     path = re.search(r"/console/login\?ticket=\S+", login).group(0)
     console = ConsoleTerminal(control["url"], path)  # the container shares the host's loopback (compose here)
+    console.type("echo hello-$((6*7))")  # the shell in the image: a prompt, and it answers
+
+    def answered() -> str:
+        screen = console.read()
+        return screen if "hello-42" in screen.splitlines() and screen.rstrip().endswith("$") else ""
+    wait_until(answered, 10, "the shell to answer")
     screens = []
     for command in commands:
         console.type(command)
