@@ -151,8 +151,6 @@ def test_the_attackers_commands_through_the_console_and_mcp_show_no_secret(attac
     assert not leaked(text, attacked.values), leaked(text, attacked.values)
 
 
-@pytest.mark.xfail(reason="the RTMP and simulcast keys leave FFmpeg's argv with the rtmp-fleet branch (issue 17.6)",
-                   strict=True)
 def test_the_shell_user_sees_no_stream_key_in_ps(attacked: Attacked) -> None:
     """``ps -eo args`` as the shell user (what it would show on the pane, before the pane guard
     wipes it): no RTMP URL with its key, no simulcast key."""

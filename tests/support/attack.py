@@ -22,6 +22,11 @@ import requests
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
+# the RTMP and simulcast keys in FFmpeg's argv (gone since issue 17.6's Publisher); -ww: in a pipe ps
+# cuts its lines at 80 columns
+PS_ATTACK = "ps -ww -eo args | grep rtmp"
+
+
 def attack_commands(*, state: str, controller_pid: int, mount: str = "/run/secrets") -> list[str]:
     """Issue 17's commands (its ``../credentials.json``: the shell's folder used to be
     ``<state>/workspace``), the same aimed at where things are now, and a few broader ones."""
@@ -34,11 +39,10 @@ def attack_commands(*, state: str, controller_pid: int, mount: str = "/run/secre
         f"ls -la {mount}; cat {mount}/*",
         "cat /proc/*/environ 2>&1 | tr '\\0' '\\n' | grep -i -E 'token|key|auth' | head -5",
         "ls /tmp/*/secrets; cat /tmp/*/secrets/* /tmp/*/Xauthority",
+        PS_ATTACK,
     ]
 
 
-# the RTMP key in FFmpeg's argv (rtmp-fleet's half of issue 17); -ww: in a pipe ps cuts lines at 80 columns
-PS_ATTACK = "ps -ww -eo args | grep rtmp"
 
 
 class ConsoleTerminal:
