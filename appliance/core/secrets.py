@@ -33,7 +33,7 @@ import ctypes
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,7 +197,7 @@ class SecretStore(Mapping[str, str]):
     """The secrets one process holds, each read once (name -> value).
 
     Built from :class:`SecretRef` s (:meth:`load`: every one looked up at once, so
-    :meth:`values` knows them all for the outgoing filter), or filled lazily (:meth:`get`).
+    :meth:`values_list` knows them all for the outgoing filter), or filled lazily (:meth:`secret`).
     It is a ``Mapping[str, str]``, so it stands where an environment used to be read for a key."""
 
     def __init__(self, *, environ: Mapping[str, str] | None = None) -> None:
@@ -255,7 +255,7 @@ def _environ_block() -> tuple[int, int] | None:
     return (start, end) if 0 < start < end else None
 
 
-def scrub_environment(names: Iterable[str], environ: os._Environ[str] | None = None) -> list[str]:
+def scrub_environment(names: Iterable[str], environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Take the variables ``names`` (and their ``NAME_FILE`` twins) out of this process: out of
     ``os.environ`` (so no child can inherit them) and out of the memory that
     ``/proc/<pid>/environ`` shows (zeroed in place, as setproctitle does). Returns what went."""

@@ -73,9 +73,10 @@ class Terminal:
         path = environ.get("APPLIANCE_TERMINAL_SOCKET")
         if not path:
             return None
-        log = environ.get("APPLIANCE_CONTENT_LOG")
+        content = environ.get("APPLIANCE_CONTENT_LOG")
         return cls(Path(path), off=environ.get("APPLIANCE_SHELL_OFF", ""),
-                   restart_shell=lambda: restart_program("shell", environ), content_log=Path(log) if log else None)
+                   restart_shell=lambda: restart_program("shell", environ),
+                   content_log=Path(content) if content else None)
 
     def _tmux(self, *args: str) -> str:
         if not self.socket.exists():

@@ -17,7 +17,6 @@ rehearsal gets instead of the environment: nothing that holds or names the token
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 from collections.abc import Mapping
@@ -32,7 +31,6 @@ from ..core.secrets import ENV_STORE, FILE_SUFFIX, Secret, SecretRef, find
 if TYPE_CHECKING:
     from ..config import Settings
 
-log = logging.getLogger("appliance.retake.credentials")
 ENV_TOKEN = "RETAKE_ACCESS_TOKEN"  # noqa: S105 - the name of a variable, not a value
 ENV_TOKEN_FILE = ENV_TOKEN + FILE_SUFFIX  # a file holding the token (a Kubernetes Secret volume)
 TOKEN_VARIABLES = (ENV_TOKEN, ENV_TOKEN_FILE)

@@ -34,8 +34,6 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from ..core.secrets import Found, mount_dir
 from ..core.users import (
-    ENV_SHELL_USER,
-    ENV_USER,
     Account,
     ShellAccess,
     can_read,
@@ -79,16 +77,10 @@ class TreeUsers:
         reason = off or ("" if account else "no shell user in the tree's environment")
         return cls(controller, ShellAccess(account, reason))
 
-    @property
-    def switching(self) -> bool:
-        """True when we are root and programs run as other users."""
-        return privileged() and (self.shell.on or self.controller.uid != os.geteuid())
-
     def environment(self) -> dict[str, str]:
         shell = self.shell.account
         return {ENV_RUN_AS: self.controller.name, ENV_SHELL_RUN_AS: (shell or self.controller).name,
                 ENV_SHELL_OFF: self.shell.reason, ENV_SUPERVISOR_USER: current().name,
-                ENV_USER: self.controller.name, ENV_SHELL_USER: shell.name if shell else "",
                 "HOME": str(self.controller.home)}
 
 

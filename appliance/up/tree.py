@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -409,7 +409,8 @@ class _Forwarder:
             signal.signal(signum, handler)
 
 
-def read_secrets(settings: Settings, users: TreeUsers, environ: os._Environ[str] | None = None) -> dict[str, Secret]:
+def read_secrets(settings: Settings, users: TreeUsers,
+                 environ: MutableMapping[str, str] | None = None) -> dict[str, Secret]:
     """Every secret the config names, read once (:func:`appliance.core.secrets.collect`; as
     root, also the root-only mounts), and taken out of our own environment (a bare host's
     exported OPENAI_API_KEY) before any child starts: the tree gets them as files only.
