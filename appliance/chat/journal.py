@@ -172,6 +172,11 @@ class Journal:
             conn.executemany("UPDATE inbox SET state = 'new' WHERE id = ? AND state = 'unanswered'",
                              [(i,) for i in ids])
 
+    def viewer_of(self, comment_id: str) -> str:
+        """The viewer key a read comment was recorded under ('' for none)."""
+        rows = self.db.query("SELECT viewer FROM inbox WHERE id = ?", (comment_id,))
+        return str(rows[0]["viewer"] or "") if rows else ""
+
     def state_of(self, comment_id: str) -> str | None:
         rows = self.db.query("SELECT state FROM inbox WHERE id = ?", (comment_id,))
         return rows[0]["state"] if rows else None
