@@ -47,9 +47,7 @@ def media_identity(settings: Settings) -> tuple[object, object]:
 def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
     """Values of the environment variables the config names for keys: never in a prompt or a post."""
     environ = os.environ if environ is None else environ
-    names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
-    if settings.chat.webhook is not None:
-        names += list(settings.chat.webhook.headers_env.values())
+    names = [*settings.chat.secret_env_names(), "RETAKE_ACCESS_TOKEN"]
     return [environ[n] for n in names if environ.get(n)]
 
 
@@ -108,7 +106,9 @@ def run_live(settings: Settings) -> int:
     bus.subscribe(StreamWatch(notifier, settings))
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
                         secrets=lambda: [server.token, *config_secrets(settings)],
-                        viewers=lambda: lifecycle.metrics.viewers)
+                        viewers=lambda: lifecycle.metrics.viewers,
+                        token_address=lambda: lifecycle.metrics.token_address or (
+                            lifecycle.creds.token_address if lifecycle.creds else None))
     lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
                           capture=lambda: capture_png(settings.stream.display),
                           notifier=notifier, state=store, stop_event=stop,

@@ -26,7 +26,6 @@ messages we sent — not only by name and text.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -130,8 +129,8 @@ class ChatLoop:
                                description=agent_description, viewers=services.viewers, memory=self.memory,
                                max_reply_chars=cfg.max_reply_chars)
         self.brain: Brain = responder or services.brain or make_brain(
-            cfg, persona=default_persona(agent_name, agent_description), memory=self.memory,
-            scrub=self.guard.scrub, environ=services.environ if services.environ is not None else os.environ)
+            cfg.brain, proactive=cfg.proactive, persona=default_persona(agent_name, agent_description),
+            memory=self.memory, scrub=self.guard.scrub, environ=services.environ)
         self.limiter = RateLimiter(cfg.max_messages_per_minute, cfg.burst, clock=clock)
         self.outbox = Outbox(client, user_db_id=user_db_id, journal=self.journal, guard=self.guard,
                              limiter=self.limiter, stop_event=stop_event, outputs=services.outputs,

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ..core.settings import SettingsModel
 from .brains.settings import (
+    BRAINS,
+    BrainConfig,
     CommandBrainConfig,
     ExternalBrainConfig,
     HostBrainConfig,
@@ -83,9 +85,9 @@ class ChatConfig(SettingsModel):
     opening_message: Annotated[str, Field(min_length=1, max_length=500)] = (
         "I'm live. What should we explore today?")
     quiet_after_s: Annotated[float, Field(ge=10, le=600)] = 60.0
-    # which brain answers: host (offline default; "offline" is its old name), llm, command,
-    # webhook, external; each has its own section below (chat.llm, chat.command, ...)
-    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] = "host"
+    # which brain answers, with its settings: chat.brain.engine is host (offline default), llm,
+    # command, webhook or external (chat/brains/settings.py has each one's keys)
+    brain: BrainConfig = Field(default_factory=HostBrainConfig)
     max_reply_chars: Annotated[int, Field(ge=20, le=500)] = 280
     stream_ideas: list[Annotated[str, Field(min_length=3, max_length=200)]] = Field(
         default_factory=lambda: [
@@ -105,21 +107,37 @@ class ChatConfig(SettingsModel):
     proactive: ProactiveConfig = Field(default_factory=ProactiveConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    host: HostBrainConfig = Field(default_factory=HostBrainConfig)
-    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig)
+    # The older spelling of chat.brain, still read: chat.responder names the brain ("offline" is
+    # host's oldest name) and chat.<name> holds its settings (chat.host's are every brain's).
+    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] | None = None
+    host: HostBrainConfig | None = None
+    llm: LlmBrainConfig | None = None
     command: CommandBrainConfig | None = None
     webhook: WebhookBrainConfig | None = None
-    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig)
+    external: ExternalBrainConfig | None = None
 
     @model_validator(mode="after")
-    def _brain_section(self) -> ChatConfig:
-        if self.responder == "offline":
-            self.responder = "host"
-        if self.responder in ("command", "webhook") and getattr(self, self.responder) is None:
-            raise ValueError(f"the chat.{self.responder} section is required when chat.responder is {self.responder}")
+    def _older_spelling(self) -> ChatConfig:
+        """``chat.responder`` + ``chat.<name>`` (the older spelling) becomes ``chat.brain``."""
+        older = [key for key in ("responder", *BRAINS) if key in self.model_fields_set]
+        if not older:
+            return self
+        if "brain" in self.model_fields_set:
+            raise ValueError(f"chat.brain and the older chat.{older[0]} are both set: keep chat.brain (engine: ...) "
+                             "and move the rest into it")
+        name = "host" if self.responder in (None, "offline") else self.responder
+        section = getattr(self, name)
+        if section is None:
+            if name in ("command", "webhook"):
+                raise ValueError(f"the chat.{name} section is required when chat.responder is {name} "
+                                 f"(or write chat.brain with engine: {name})")
+            section = {"host": HostBrainConfig, "llm": LlmBrainConfig, "external": ExternalBrainConfig}[name]()
+        if self.host is not None and "mention_max" not in section.model_fields_set:
+            section = section.model_copy(update={"mention_max": self.host.mention_max})
+        self.brain = section
         return self
 
-    @property
-    def brain(self) -> str:
-        """The selected brain's name (one of :data:`BRAINS`)."""
-        return "host" if self.responder == "offline" else self.responder
+    def secret_env_names(self) -> list[str]:
+        """Environment variables that hold keys (the brain's, and the usual LLM key's whichever
+        brain runs): their values never reach a prompt, a post or a log."""
+        return list(dict.fromkeys([*self.brain.secret_env_names(), LlmBrainConfig().api_key_env]))
