@@ -13,6 +13,7 @@ from typing import Literal
 from .config import Settings
 from .core.errors import ApplianceError, MediaError
 from .core.proc import run_capture
+from .media.display import X_SOCKET, display_number
 
 Verdict = Literal["ok", "FAIL", "warn"]
 
@@ -79,13 +80,12 @@ def check_ffmpeg() -> list[Check]:
 
 def check_display(display: str) -> Check:
     if not shutil.which("xdpyinfo"):
-        number = display.lstrip(":").split(".")[0]
-        ok = Path(f"/tmp/.X11-unix/X{number}").exists()
+        ok = Path(X_SOCKET.format(display_number(display))).exists()
         return Check(f"display {display}", "ok" if ok else "FAIL", "socket present" if ok else "no X server",
                      "" if ok else "start the process tree: appliance up")
     code, out = _run(["xdpyinfo", "-display", display], timeout=5)
     if code == 0:
-        dims = next((l.split()[1] for l in out.splitlines() if "dimensions:" in l), "?")
+        dims = next((line.split()[1] for line in out.splitlines() if "dimensions:" in line), "?")
         return Check(f"display {display}", "ok", f"answers, {dims}")
     return Check(f"display {display}", "FAIL", "does not answer (or refuses a client without its cookie)",
                  "start the process tree (appliance up); its display admits only XAUTHORITY=<runtime dir>/Xauthority")

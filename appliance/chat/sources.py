@@ -554,7 +554,7 @@ class SocketSource:
         self._flush(1.0)
         try:
             self.sio.disconnect()
-        except Exception as exc:
-            log.debug("Socket.IO: disconnect: %s", type(exc).__name__)
+        except Exception as exc:  # a socket that never connected, or one already gone
+            log.debug("socket.io disconnect: %s", exc)
         if self._thread is not None:
             self._thread.join(5)
