@@ -122,6 +122,9 @@ class ChatLoop:
         self.memory = ViewerMemory(self.db, cfg.memory, session_gap_s=cfg.memory.session_gap_s)
         self.journal = Journal(self.db, max_rows=cfg.memory.journal_rows)
         self._adopt_legacy_cursor()
+        if cfg.proactive.no_repeat_s is not None:
+            log.warning("chat.proactive.no_repeat_s is no longer used: a proactive line is never said twice now "
+                        "(chat.proactive.rest_streams rests phrases across streams); remove the key")
         all_secrets = lambda: [*secrets(), *services.secrets()]  # noqa: E731
         self.moderator = Moderator(cfg.moderation, agent_name=agent_name, clock=clock)
         self.guard = OutgoingFilter(all_secrets, max_chars=cfg.max_reply_chars, links=cfg.moderation.links)
@@ -371,6 +374,7 @@ class ChatLoop:
         if self.clock() - self.last_activity < self.cfg.quiet_after_s:
             return
         self.last_activity = self.clock()
+        self.ctx.deadline = None  # a proactive line has the brain's own deadline, not a turn's
         line = self.brain.proactive(self.ctx)
         if line:
             result = self.outbox.deliver(line, routes=self.cfg.proactive.routes, brain="proactive", wait_s=0)

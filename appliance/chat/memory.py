@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,11 +68,14 @@ CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state);
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox(message_id);
 """
 # columns added since the first schema (added to an older file by ChatDb) and their indexes
-ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT"))}
+ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT")),
+                 "said": (("phrase", "TEXT NOT NULL DEFAULT ''"), ("stream", "TEXT NOT NULL DEFAULT ''"))}
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS inbox_fp ON inbox(fp);
 CREATE INDEX IF NOT EXISTS inbox_seq ON inbox(seq);
 CREATE INDEX IF NOT EXISTS inbox_twin ON inbox(twin_of);
+CREATE INDEX IF NOT EXISTS said_phrase ON said(phrase, at);
+CREATE INDEX IF NOT EXISTS said_at ON said(at);
 """
 
 
@@ -139,6 +144,11 @@ class ChatDb:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def line_key(line: str) -> str:
+    """A line as compared for "said before": case, character forms, punctuation and spacing folded."""
+    return re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", line).casefold()).strip()[:300]
 
 
 def viewer_key(comment: Comment) -> str:
@@ -309,16 +319,41 @@ class ViewerMemory:
             conn.execute("DELETE FROM notes WHERE viewer = ? AND rowid NOT IN (SELECT rowid FROM notes "
                          "WHERE viewer = ? ORDER BY at DESC LIMIT ?)", (key, key, self.cfg.max_notes_per_viewer))
 
-    # --- lines said (proactive), so none repeats within a window --------------------------------
+    # --- lines said (proactive): none repeated, not even across streams -------------------------
 
-    def said_within(self, text: str, window_s: float) -> bool:
-        rows = self.db.query("SELECT at FROM said WHERE text = ?", (text,))
-        return bool(rows) and self.db.clock() - rows[0]["at"] < window_s
+    def said_before(self, line: str) -> bool:
+        """Whether this line (:func:`line_key`: case, punctuation and numbers folded) was said,
+        in this stream or an earlier one (the newest ``chat.memory.said_rows`` are remembered)."""
+        return bool(self.db.query("SELECT 1 FROM said WHERE text = ?", (line_key(line),)))
 
-    def record_said(self, text: str) -> None:
+    def record_said(self, line: str, *, phrase: str = "") -> None:
+        """Remember a line said in this stream; ``phrase`` is what it was made from (a bank
+        template), so that phrase can rest in the next streams."""
         with self.db.tx() as conn:
-            conn.execute("INSERT INTO said(text, at) VALUES (?, ?) ON CONFLICT(text) DO UPDATE "
-                         "SET at = excluded.at", (text, self.db.clock()))
+            conn.execute("INSERT INTO said(text, at, phrase, stream) VALUES (?, ?, ?, ?) ON CONFLICT(text) DO UPDATE "
+                         "SET at = excluded.at, phrase = excluded.phrase, stream = excluded.stream",
+                         (line_key(line), self.db.clock(), phrase, self.session))
+        self._count_write()
+
+    def phrases_of_recent_streams(self, streams: int) -> set[str]:
+        """The phrases used in the last ``streams`` streams before this one."""
+        if streams <= 0:
+            return set()
+        rows = self.db.query(
+            "SELECT DISTINCT phrase FROM said WHERE phrase != '' AND stream IN (SELECT stream FROM said "
+            "WHERE stream != ? GROUP BY stream ORDER BY MAX(at) DESC LIMIT ?)", (self.session, streams))
+        return {r["phrase"] for r in rows}
+
+    def phrase_last_used(self) -> dict[str, float]:
+        """When each phrase was last used (for a rotation: the least recently used first)."""
+        rows = self.db.query("SELECT phrase, MAX(at) AS at FROM said WHERE phrase != '' GROUP BY phrase")
+        return {r["phrase"]: r["at"] for r in rows}
+
+    def recent_said(self, limit: int = 20) -> list[str]:
+        """The newest lines said (folded, see :func:`line_key`), newest first: what a brain that
+        writes its own lines is told never to repeat."""
+        rows = self.db.query("SELECT text FROM said ORDER BY at DESC LIMIT ?", (max(1, limit),))
+        return [r["text"] for r in rows]
 
     # --- listing and pruning ---------------------------------------------------------------------
 
@@ -335,13 +370,14 @@ class ViewerMemory:
             self.prune()
 
     def prune(self) -> None:
-        """Keep the newest ``max_viewers`` viewers, their notes, a week of said lines."""
+        """Keep the newest ``max_viewers`` viewers, their notes, the newest ``said_rows`` lines said."""
         with self.db.tx() as conn:
             conn.execute("DELETE FROM viewers WHERE key NOT IN (SELECT key FROM viewers "
                          "ORDER BY last_seen DESC LIMIT ?)", (self.cfg.max_viewers,))
             conn.execute("DELETE FROM notes WHERE viewer NOT IN (SELECT key FROM viewers)")
             conn.execute("DELETE FROM aliases WHERE key NOT IN (SELECT key FROM viewers)")
-            conn.execute("DELETE FROM said WHERE at < ?", (self.db.clock() - 7 * 86400,))
+            conn.execute("DELETE FROM said WHERE rowid NOT IN (SELECT rowid FROM said ORDER BY at DESC LIMIT ?)",
+                         (self.cfg.said_rows,))
 
 
 def list_viewers(path: Path, *, limit: int = 50) -> list[dict[str, Any]]:

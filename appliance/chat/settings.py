@@ -3,7 +3,7 @@ moderation and viewer memory."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,7 +26,8 @@ def _chat_only() -> list[Route]:
 
 
 class ProactiveConfig(SettingsModel):
-    """What the agent says when chat is quiet: a bank of lines, none repeated within a window."""
+    """What the agent says when chat is quiet (the host brain's bank; the llm brain writes its
+    own): no line ever twice, no phrase in the stream right after the one it was used in."""
 
     lines: list[Annotated[str, Field(min_length=3, max_length=300)]] = Field(default_factory=lambda: [
         "Quiet chat, so I pick: {idea}. Object now or it happens.",
@@ -37,13 +38,18 @@ class ProactiveConfig(SettingsModel):
         "Chat is quiet enough to hear the fans. Option on the table: {idea}.",
         "New rule: the next message in chat decides what I do. No pressure.",
         "{viewers} of you watching and nobody typing. Suspicious. Say hi, I remember names.",
-        "Running theory: silence means agreement. So we are doing {idea}.",
+        "Running theory: silence means agreement, so we are doing {idea}.",
         "Question for the lurkers: what would make you bring a friend here right now?",
         "Quick status: {uptime} live, zero crashes I admit to. Ask me anything with a question mark.",
         "I could do this alone, but it is better with chat steering. Type !ideas for the menu.",
     ], min_length=1, max_length=200)
-    no_repeat_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0  # never the same line within this
+    # a line is never said twice, not even in a later stream (chat.memory.said_rows are
+    # remembered); a line's phrase (its template) rests for this many streams after one it was used in
+    rest_streams: Annotated[int, Field(ge=0, le=50)] = 1
     routes: list[Route] = Field(default_factory=_chat_only, min_length=1)
+    # older setting ("not the same line within this window"), read and no longer used: lines
+    # never repeat now
+    no_repeat_s: Annotated[float, Field(ge=0, le=7 * 86400)] | None = None
 
     @field_validator("lines")
     @classmethod
@@ -76,6 +82,7 @@ class MemoryConfig(SettingsModel):
     max_viewers: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
     max_notes_per_viewer: Annotated[int, Field(ge=0, le=200)] = 20
     journal_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 5000  # comments remembered as read
+    said_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 5000  # proactive lines remembered (never said again)
     # chat silent longer than this = a new stream: viewers are greeted again ("welcome back")
     session_gap_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 1800.0
 
@@ -119,6 +126,15 @@ class ChatConfig(SettingsModel):
     command: CommandBrainConfig | None = None
     webhook: WebhookBrainConfig | None = None
     external: ExternalBrainConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _brain_engine(cls, data: Any) -> Any:
+        brain = data.get("brain") if isinstance(data, dict) else None
+        if isinstance(brain, dict) and brain.get("engine") not in BRAINS:
+            raise ValueError(f"chat.brain.engine: {'required' if 'engine' not in brain else 'unknown'}: one of "
+                             f"{', '.join(BRAINS)} (the other keys of chat.brain are that brain's settings)")
+        return data
 
     @model_validator(mode="after")
     def _older_spelling(self) -> ChatConfig:
