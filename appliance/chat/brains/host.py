@@ -116,7 +116,7 @@ class ProactiveBank:
         return [t for t in templates if t not in resting], [t for t in templates if t in resting]
 
     def _line(self, templates: list[str], ctx: ChatContext, viewers: int) -> str | None:
-        ideas = list(ctx.ideas or ["a live experiment"])
+        ideas = [ctx.direction] if ctx.direction else list(ctx.ideas or ["a live experiment"])
         for template in templates:
             self.rng.shuffle(ideas)
             for idea in ideas:
