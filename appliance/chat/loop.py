@@ -299,7 +299,8 @@ class ChatLoop:
         if not self.journal.baselined:
             page = self.pager.latest()
             floor = self._baseline_floor
-            history = [c for c in page if floor is None or (comment_epoch(c) or 0) < floor]
+            # a time to the second (the skill's example) may read up to 1 s early: in doubt, not history
+            history = [c for c in page if floor is None or (comment_epoch(c) or 0) < floor - 1.0]
             self.journal.baseline(history)
             fresh = [c for c in page if c not in history]
         else:

@@ -121,11 +121,11 @@ class ChatConfig(SettingsModel):
     # The older spelling of chat.brain, still read: chat.responder names the brain ("offline" is
     # host's oldest name) and chat.<name> holds its settings (chat.host's are every brain's).
     responder: Literal["host", "offline", "llm", "command", "webhook", "external"] | None = None
-    host: HostBrainConfig | None = None
-    llm: LlmBrainConfig | None = None
+    host: HostBrainConfig = Field(default_factory=HostBrainConfig)
+    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig)
     command: CommandBrainConfig | None = None
     webhook: WebhookBrainConfig | None = None
-    external: ExternalBrainConfig | None = None
+    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -148,11 +148,9 @@ class ChatConfig(SettingsModel):
         name = "host" if self.responder in (None, "offline") else self.responder
         section = getattr(self, name)
         if section is None:
-            if name in ("command", "webhook"):
-                raise ValueError(f"the chat.{name} section is required when chat.responder is {name} "
-                                 f"(or write chat.brain with engine: {name})")
-            section = {"host": HostBrainConfig, "llm": LlmBrainConfig, "external": ExternalBrainConfig}[name]()
-        if self.host is not None and "mention_max" not in section.model_fields_set:
+            raise ValueError(f"the chat.{name} section is required when chat.responder is {name} "
+                             f"(or write chat.brain with engine: {name})")
+        if "host" in self.model_fields_set and "mention_max" not in section.model_fields_set:
             section = section.model_copy(update={"mention_max": self.host.mention_max})
         self.brain = section
         return self
