@@ -15,15 +15,16 @@
   only (403 otherwise). Not part of retake.tv.
 
 ``GET /agent/stream/comments`` (documented shape) answers ``{"comments": [...]}`` with the
-``limit`` newest messages older than ``beforeId``, ordered **oldest first**; the setting
-``comments_shape`` serves the other shapes seen (``state.COMMENT_SHAPES``), and
-``register_shape``, ``rtmp_shape`` and ``field_drift`` the other spellings of those answers. The
-streamer's own ``chat/send`` messages are included. ``POST /_sandbox/comments`` takes
-``{text, username}`` or ``{text, anonymous: true, wallet?}`` (a viewer without a name);
-``POST /_sandbox/warning {text}`` a platform notice (a shutdown warning, type ``warning``);
-``POST /_sandbox/pin {message_id, pinned}`` pins a message of the session; ``GET
-/_sandbox/sockets`` lists the Socket.IO clients with their rooms and what they asked for.
-(All decisions: ``state.py`` docstring.)
+``limit`` newest messages older than ``beforeId``, **newest first** with times to the second
+(``comments_order: oldest_first`` turns the page round); the setting ``comments_shape`` serves
+the other shapes seen (``platform.COMMENT_SHAPES``), and ``register_shape``, ``rtmp_shape`` and
+``field_drift`` the other spellings of those answers. The streamer's own ``chat/send`` messages
+are included. ``POST /_sandbox/comments`` takes ``{text, username}`` or ``{text, anonymous:
+true, wallet?}`` (a viewer without a name); ``POST /_sandbox/warning {text}`` makes a platform
+notice (a shutdown warning, type ``warning``); ``POST /_sandbox/pin {message_id, pinned}`` pins
+a message of the session; ``GET /_sandbox/sockets`` lists the Socket.IO clients with their rooms
+and what they asked for.
+(All decisions: ``platform.py`` docstring.)
 
 Fault injection (``POST /_sandbox/faults``, a JSON object; ``GET`` lists the active rules with
 their ``hits``, ``GET ?all=1`` finished ones too, ``DELETE`` clears). Common fields: ``kind``

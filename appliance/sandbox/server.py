@@ -214,11 +214,9 @@ class Sandbox:
 
     def warn(self, text: str, user_db_id: str | None = None) -> dict[str, Any]:
         """A platform notice (a shutdown warning), as ``POST /_sandbox/warning`` makes it."""
-        return self.call(lambda: self._public_event(self.platform.warn(self.platform.the_agent(user_db_id), text)))
-
-    @staticmethod
-    async def _public_event(made: Any) -> dict[str, Any]:
-        return (await made).public()
+        async def warn() -> dict[str, Any]:
+            return (await self.platform.warn(self.platform.the_agent(user_db_id), text)).public()
+        return self.call(warn)
 
     def pin(self, message_id: str, pinned: bool = True, user_db_id: str | None = None) -> dict[str, Any]:
         """Pin (or unpin) a message, as ``POST /_sandbox/pin`` does."""
