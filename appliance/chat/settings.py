@@ -119,13 +119,15 @@ class ChatConfig(SettingsModel):
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     # The older spelling of chat.brain, still read: chat.responder names the brain ("offline" is
-    # host's oldest name) and chat.<name> holds its settings (chat.host's are every brain's).
-    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] | None = None
-    host: HostBrainConfig = Field(default_factory=HostBrainConfig)
-    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig)
-    command: CommandBrainConfig | None = None
-    webhook: WebhookBrainConfig | None = None
-    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig)
+    # host's oldest name) and chat.<name> holds its settings (chat.host's are every brain's). Never
+    # written back (a dump carries the resolved chat.brain), so a dumped config reads the same.
+    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] | None = Field(
+        default=None, exclude=True)
+    host: HostBrainConfig = Field(default_factory=HostBrainConfig, exclude=True)
+    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig, exclude=True)
+    command: CommandBrainConfig | None = Field(default=None, exclude=True)
+    webhook: WebhookBrainConfig | None = Field(default=None, exclude=True)
+    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig, exclude=True)
 
     @model_validator(mode="before")
     @classmethod

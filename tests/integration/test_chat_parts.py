@@ -232,6 +232,11 @@ def test_the_older_brain_spelling_still_reads():
     assert chat({"responder": "webhook", "webhook": {"url": "https://h.example/t", "headers_env": {"X-K": "HOOK_KEY"}}}
                 ).secret_env_names() == ["HOOK_KEY", "OPENAI_API_KEY"]
     assert chat({"llm": {"model": "unused"}}).brain.engine == "host"  # a section for another brain: read, not used
+    # a config written back (appliance up, rehearse) reads the same: the resolved chat.brain only
+    settings = parse_config({"agent": AGENT, "chat": {"responder": "llm", "llm": {"model": "llama3"}}})
+    dumped = settings.model_dump(mode="json", exclude_none=True)
+    assert "responder" not in dumped["chat"] and "llm" not in dumped["chat"]
+    assert parse_config(dumped).chat.brain == settings.chat.brain
 
 
 def test_without_timestamps_the_numeric_chat_event_id_orders_both_paths():
