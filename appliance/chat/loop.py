@@ -197,13 +197,13 @@ class ChatLoop:
         return c.username.casefold() == self.agent_name.casefold() and c.text in self.journal.recent_texts()
 
     def _seen(self, comment: Comment, source: str) -> bool:
-        """Already read, under this id or another (its twin from the other path: then the two
-        payloads' sender ids are one viewer's, see :meth:`~.memory.ViewerMemory.link`)."""
-        match = self.journal.recognize(comment, source)
+        """Already read, under this id or another (its twin from the other path: when that match
+        is certain, the two payloads' sender ids are one viewer's, :meth:`~.memory.ViewerMemory.link`)."""
+        match, certain = self.journal.match(comment, source)
         if match is None:
             return False
         first = self.journal.viewer_of(match)
-        if first and comment.kind in CHAT_KINDS and not self._is_own(comment):
+        if certain and first and comment.kind in CHAT_KINDS and not self._is_own(comment):
             self.memory.link(first, viewer_key(comment))
         return True
 

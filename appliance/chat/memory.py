@@ -322,7 +322,7 @@ class ViewerMemory:
     # --- lines said (proactive): none repeated, not even across streams -------------------------
 
     def said_before(self, line: str) -> bool:
-        """Whether this line (:func:`line_key`: case, punctuation and numbers folded) was said,
+        """Whether this line (:func:`line_key`: case, punctuation and spacing folded) was said,
         in this stream or an earlier one (the newest ``chat.memory.said_rows`` are remembered)."""
         return bool(self.db.query("SELECT 1 FROM said WHERE text = ?", (line_key(line),)))
 

@@ -145,3 +145,27 @@ def test_what_is_a_warning_and_what_is_not_chat(sandbox, tmp_path):
     assert loop.poll_once() == 1
     assert loop.stats.ignored == 1 and loop.journal.counts().get("ignored") == 1
     assert [line for line in agent_lines(client, me) if "muted" in line] == []
+
+
+def test_two_viewers_saying_the_same_in_one_second_stay_two_viewers(sandbox, tmp_path):
+    """The documented payloads share no sender id (the page has the wallet, the socket the user
+    id): one message seen by both paths links the two ids to one viewer only when the match is
+    certain — never two viewers' "gm" of the same second."""
+    client, me, _ = chat_agent(sandbox, "SameAgent")
+    stop = threading.Event()
+    loop = make_chat(sandbox, tmp_path, client, me, "SameAgent", stop=stop, realtime=True, socket_poll_s=2)
+    loop.baseline()
+    loop.start()
+    try:
+        wait_for(loop.socket.joined.is_set, 5, "the rooms")
+        sandbox.post_comment(text="gm", username="ann", user_db_id=me)
+        sandbox.post_comment(text="gm", username="ben", user_db_id=me)
+        sandbox.post_comment(text="first time here", username="cat", user_db_id=me)
+        wait_for(lambda: loop.journal.counts().get("twin", 0) >= 3, 15, "the page's copies recognised")
+        viewers = {v.name: v for v in loop.memory.list()}
+        assert set(viewers) == {"ann", "ben", "cat"} and all(v.messages == 1 for v in viewers.values())
+        cat = [r["alias"] for r in loop.db.query("SELECT alias FROM aliases")]
+        assert len(cat) == 1  # cat's page copy was certain: its wallet is now cat's; the two "gm" were not linked
+    finally:
+        stop.set()
+        loop.join(10)
