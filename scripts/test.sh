@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The test command: sets up what is missing, then runs the whole suite with real Xvfb,
-# PulseAudio, FFmpeg, nginx-rtmp and the sandbox. Container tests run when a
+# The test command: sets up what is missing (`scripts/setup.sh --test`: the host's packages and
+# the tests' own), then runs the whole suite with real Xvfb, PulseAudio, FFmpeg, nginx-rtmp and
+# the sandbox. Container tests run when a
 # Docker-compatible engine answers (CI makes one; see .ci/run), else they skip and say why.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k sandbox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 set +e
 .venv/bin/python -m pytest -ra "$@"
 rc=$?
