@@ -53,7 +53,7 @@ part "test.sh (set-up --test + tests)"
 '
 started=$(date +%s)
 status=0
-podman run --rm --name "$name" --network bridge --shm-size 512m --init \
+podman run --rm --name "$name" --network bridge --shm-size 512m \
   -v "$work/retake:/root/retake" -w /root/retake -e CI=true -e TERM=dumb \
   "$IMAGE" bash -c "$inside" || status=$?
 echo "fresh: total $(( $(date +%s) - started )) s, exit status $status"

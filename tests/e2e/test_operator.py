@@ -165,8 +165,8 @@ def preview_text(driver: Any, tmp_path: Path) -> str:
     png = tmp_path / "preview.png"
     png.write_bytes(driver.find_element(By.ID, "preview").screenshot_as_png)
     big = tmp_path / "preview-big.png"
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(png), "-vf", "format=gray,scale=iw*2:ih*2:flags=bicubic",
-                    "-y", str(big)], check=True, timeout=30)
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(png),
+                    "-vf", "format=gray,scale=iw*2:ih*2:flags=bicubic", "-y", str(big)], check=True, timeout=30)
     return subprocess.run(["tesseract", str(big), "-"], capture_output=True, text=True, timeout=60).stdout
 
 
