@@ -77,11 +77,11 @@ def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_
     (project / "config").mkdir()
     shutil.copy(REPO / "config.example.yaml", project / "config" / "appliance.yaml")  # copied, not edited
     subprocess.run(["chmod", "-R", "a+rX", str(project)], check=True)
-    env = dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG)
+    rehearsal, live = f"{name}-rehearsal", f"{name}-live"
+    env = dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG, APPLIANCE_CONTAINER=live, APPLIANCE_REHEARSAL_CONTAINER=rehearsal)
     run = lambda *args, timeout=180: subprocess.run([*compose, "-p", name, "--profile", "sandbox", *args],  # noqa: E731
                                                      cwd=project, env=env, capture_output=True, text=True,
                                                      timeout=timeout)
-    rehearsal, live = f"{name}_sandbox_1", f"{name}_appliance_1"
 
     def logs(container: str) -> str:
         return subprocess.run(["podman", "logs", container], capture_output=True, text=True, env=env,
