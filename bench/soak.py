@@ -12,11 +12,13 @@ During the run (every period configurable):
   sync         a white square in the bottom-right corner and a 3 kHz beep into the sink at the
                same moment every 10 s (bench/soak_sync.py, run inside the container)
   kill         SIGKILL of the encoder (FFmpeg) once every 30 minutes: the lifecycle recovers
-  samples      every 30 s, each process of the container's tree: RSS (VmRSS) and pid
+  samples      every 30 s, each process of the container's tree: its memory (PSS) and pid
 
 Reports (printed as tables, and with --json as one object):
   rss          per process (summed by role), MB at the end and growth in MB/h after warm-up (least
-               squares over the samples), and for the tree as a whole (goal < 5 MB/h)
+               squares over the samples), and for the tree as a whole (goal < 5 MB/h). Measured as
+               PSS, which splits shared pages among the processes that map them (RSS would count
+               X's shared-memory frames twice, in Xvfb and in x11grab)
   av_sync      per recording (each recovery starts a new one): the audio-minus-video offset of
                each flash/beep pair, its median, and the drift (median of the last 5 minutes minus
                the first 5 after warm-up; goal |drift| < 40 ms over 2 hours)
@@ -58,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.compose import (  # noqa: E402
+    REHEARSAL_CONFIG,
     REHEARSAL_RECORDINGS,
     ComposeProject,
     RemoteSandbox,
@@ -67,7 +70,6 @@ from tests.support.compose import (  # noqa: E402
 from tests.support.sandbox import entry_name, entry_time  # noqa: E402
 from tests.support.tree import IMAGE_TAG, descendants  # noqa: E402
 
-REHEARSAL_STATE = "/state/rehearsal/state"
 SYNC_IN_CONTAINER = "/tmp/soak_sync.py"
 FPS = 30
 FLASH_RECT = (1280 - 96, 720 - 96, 96, 96)   # bottom-right, where bench/soak_sync.py flashes
@@ -88,8 +90,8 @@ def role(pid: int) -> str:
     except OSError:
         return "(gone)"
     line = " ".join(a.decode(errors="replace") for a in argv if a)
-    if comm == "ffmpeg":
-        return "ffmpeg (encoder)" if "x11grab" in line else "ffmpeg (other)"
+    if comm == "ffmpeg":  # the encoder writes FLV; a thumbnail grab writes one PNG
+        return "ffmpeg (encoder)" if "flv" in line else "ffmpeg (other)"
     if "supervisord" in line:
         return "supervisord"
     if "appliance.scene.renderer" in line:
@@ -107,13 +109,17 @@ def role(pid: int) -> str:
     return comm
 
 
+HELPERS = ("Xvfb", "openbox", "pulseaudio", "scene renderer", "tmux: server", "xterm", "supervisord",
+           "controller (appliance live)", "bash", "nologin")  # bash/nologin: the terminal's shell pane
 NOT_THE_TREE = ("rehearse + sandbox (not the tree)", "nginx (sandbox ingest, not the tree)", "tini")
 
 
-def rss_kb(pid: int) -> int:
+def pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages divided among their users, so a sum over processes
+    counts X's shared-memory frames (Xvfb and x11grab both map them) once."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -204,12 +210,20 @@ def analyse_recording(path: Path, warmup_s: float) -> dict[str, Any]:
     if pairs:
         result["offset_ms_median"] = round(statistics.median(offsets_ms), 1)
         result["offset_ms_spread"] = round(max(offsets_ms) - min(offsets_ms), 1)
-        start = pairs[0][0] if duration < 2 * DRIFT_WINDOW_S + warmup_s else pairs[0][0] + warmup_s
-        early = [o * 1000 for t, o in pairs if start <= t < start + DRIFT_WINDOW_S]
-        late = [o * 1000 for t, o in pairs if t >= pairs[-1][0] - DRIFT_WINDOW_S]
-        if early and late:
-            result["drift_ms"] = round(statistics.median(late) - statistics.median(early), 1)
-            result["drift_over_s"] = round(pairs[-1][0] - start, 1)
+        # drift: the offset's least-squares trend over the recording (after warm-up when it is
+        # long enough), as the change from its first to its last pair; for a long recording also
+        # the median of its last 5 minutes minus that of its first 5
+        after = [(t, o * 1000) for t, o in pairs if t >= pairs[0][0] + warmup_s] \
+            if pairs[-1][0] - pairs[0][0] > warmup_s + 2 * DRIFT_WINDOW_S else [(t, o * 1000) for t, o in pairs]
+        trend = slope_per_hour(after)
+        if trend is not None:
+            span = after[-1][0] - after[0][0]
+            result["drift_ms"] = round(trend * span / 3600, 1)
+            result["drift_over_s"] = round(span, 1)
+        if len(after) > 1 and after[-1][0] - after[0][0] >= 2 * DRIFT_WINDOW_S:
+            early = [o for t, o in after if t < after[0][0] + DRIFT_WINDOW_S]
+            late = [o for t, o in after if t >= after[-1][0] - DRIFT_WINDOW_S]
+            result["drift_ms_5min_medians"] = round(statistics.median(late) - statistics.median(early), 1)
     return result
 
 
@@ -221,6 +235,7 @@ class Run:
     project: ComposeProject
     sb: RemoteSandbox | None = None
     started: float = 0.0
+    ended: float = 0.0
     samples: list[tuple[float, dict[int, tuple[str, int]]]] = field(default_factory=list)
     ours: dict[str, float] = field(default_factory=dict)   # our viewer's name -> when posted
     events: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -240,7 +255,7 @@ class Run:
         root = self.container_pid()
         if not root:
             return {}
-        return {pid: (role(pid), rss_kb(pid)) for pid in descendants(root) | {root}}
+        return {pid: (role(pid), pss_kb(pid)) for pid in descendants(root) | {root}}
 
     def appliance(self, *args: str) -> bool:
         try:
@@ -263,7 +278,7 @@ class Run:
         plan += [(t + 5.0, "say") for t in _every(a.say_every_s, end)]  # 5 s after a sync slot
         plan += [(t + 2.0, "brb") for t in _every(a.scene_every_s, end)]
         plan += [(t + 22.0, "live") for t in _every(a.scene_every_s, end)]
-        plan += [(t, "comment") for t in _every(a.comment_every_s, end)]
+        plan += [(t, "comment") for t in _every(a.comment_every_s, end - 20)]  # each with time to be answered
         plan += [(t, "sample") for t in [1.0, *_every(a.sample_every_s, end)]]
         plan += [(t + 3.0, "kill") for t in _every(a.kill_every_minutes * 60, end)]
         return sorted(p for p in plan if p[0] < end)
@@ -322,8 +337,9 @@ def start(run: Run) -> None:
     subprocess.run(["podman", "cp", str(ROOT / "bench" / "soak_sync.py"), f"{project.rehearsal}:{SYNC_IN_CONTAINER}"],
                    check=True, env=project.env, timeout=60)
     subprocess.run(["podman", "exec", "-d", project.rehearsal, "/opt/venv/bin/python", SYNC_IN_CONTAINER,
-                    "--state", REHEARSAL_STATE, "--period", str(args.sync_every_s),
-                    "--seconds", str(args.minutes * 60 + 5)], check=True, env=project.env, timeout=60)
+                    "--config", REHEARSAL_CONFIG, "--period", str(args.sync_every_s),
+                    "--seconds", str(args.minutes * 60 + 5)], check=True, env=project.env, timeout=60,
+                   stdout=subprocess.DEVNULL)
     run.started = time.time()
     run.log(f"live; sandbox at {origin}; running for {args.minutes:g} min")
 
@@ -331,10 +347,16 @@ def start(run: Run) -> None:
 def finish(run: Run, work: Path) -> dict[str, Any]:
     project, args = run.project, run.args
     assert run.sb is not None
-    requests_log = run.sb.requests()
     agents = run.sb.state()["agents"]
     user_id = agents[0]["userDbId"] if agents else ""
-    messages = run.sb.agent_messages(user_id) if user_id else []
+    deadline = time.monotonic() + 30  # the last comments' answers may still be on their way
+    while True:
+        messages = run.sb.agent_messages(user_id) if user_id else []
+        if time.monotonic() > deadline or all(any(re.search(rf"\b{n}\b", m) for m in messages) for n in run.ours):
+            break
+        time.sleep(2)
+    requests_log = run.sb.requests()
+    run.ended = time.time()
     stopped = project.compose("stop", "-t", "40", "sandbox", timeout=180)
     if stopped.returncode != 0:
         run.errors.append(f"compose stop: {stopped.stderr[-300:]}")
@@ -358,9 +380,11 @@ def finish(run: Run, work: Path) -> dict[str, Any]:
     rss = {name: {"mb_end": round(points[-1][1], 1),
                   "mb_per_hour": _round(slope_per_hour([p for p in points if p[0] >= warmup]))}
            for name, points in sorted(per_role.items())}
-    killed = {"ffmpeg (encoder)"}
-    restarted = {name: len(found) - 1 for name, found in pids.items()
-                 if len(found) > 1 and name not in killed and not name.startswith(("script", "(gone)"))}
+    # a helper supervisord restarted: a pid of its role that was not there at the first sample
+    # (the encoder is killed on purpose; thumbnails and `podman exec` come and go)
+    first = set(run.samples[0][1]) if run.samples else set()
+    restarted = {name: len(found - first) for name, found in pids.items()
+                 if name in HELPERS and found - first}
 
     # chat: each of our viewers answered once
     answers = {name: sum(1 for m in messages if re.search(rf"\b{re.escape(name)}\b", m)) for name in run.ours}
@@ -374,7 +398,9 @@ def finish(run: Run, work: Path) -> dict[str, Any]:
     starts = [entry_time(r) for r in requests_log if entry_name(r) == "agent/stream/start"]
     interval = float((yaml.safe_load((ROOT / "config.example.yaml").read_text()).get("stream") or {})
                      .get("thumbnail_interval_s", 180))
-    expected = int(args.minutes * 60 // interval) + len(starts)
+    # one at each (re)start, then one per interval until the next start or the end
+    ends = [*starts[1:], run.ended]
+    expected = sum(1 + int((end - begin) // interval) for begin, end in zip(starts, ends, strict=True))
     gaps = [b - a for a, b in itertools.pairwise(thumbs)]
 
     files = [analyse_recording(p, warmup) for p in recordings]
@@ -397,7 +423,7 @@ def finish(run: Run, work: Path) -> dict[str, Any]:
         "thumbnails": {"uploaded": len(thumbs), "expected": expected, "interval_s": interval,
                        "largest_gap_s": round(max(gaps), 1) if gaps else None},
         "restarts": {"stream_starts": len(starts), "encoder_kills": len(run.kills),
-                     "processes_restarted_unasked": restarted},
+                     "helpers_restarted_unasked": restarted},
         "actions": dict(run.events), "errors": run.errors[:50],
     }
     return result
@@ -409,7 +435,7 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"\n## Soak: {r['minutes']:g} minutes (warm-up {r['warmup_minutes']:g}), image {r['image']}\n")
-    print("| process | RSS at the end (MB) | growth after warm-up (MB/h) |\n|---|---:|---:|")
+    print("| process | PSS at the end (MB) | growth after warm-up (MB/h) |\n|---|---:|---:|")
     for name, row in r["rss"].items():
         print(f"| {name} | {row['mb_end']} | {row['mb_per_hour']} |")
     t = r["tree_rss"]
@@ -427,7 +453,7 @@ def print_report(r: dict[str, Any]) -> None:
           f"{len(c['answered_twice'])}, never {len(c['never_answered'])}")
     print(f"thumbnails: {th['uploaded']} uploaded, {th['expected']} expected, largest gap {th['largest_gap_s']} s")
     print(f"restarts: {rs['stream_starts']} stream/start ({rs['encoder_kills']} encoder kills), "
-          f"unasked process restarts {rs['processes_restarted_unasked'] or 'none'}")
+          f"helpers restarted unasked {rs['helpers_restarted_unasked'] or 'none'}")
     print(f"actions: {r['actions']}" + (f"; errors: {r['errors'][:5]}" if r["errors"] else ""))
 
 

@@ -8,9 +8,11 @@ delay to the sink is the stream's buffer, the same for every beep; the flash rea
 at x11grab's next frame. The offset between the two in the recording is then constant up to a
 frame's quantisation, and any change of it over hours is the encoder's audio/video drift.
 
-Reads where the tree is from ``<state>/tree.json`` (display, runtime folder: the X cookie, the
-PulseAudio socket, the resolved config with the sink and its rate). Stops by itself after
-``--seconds``; standard library + xcffib (in the image's venv).
+Finds the tree (its display, its runtime folder with the X cookie and the
+PulseAudio socket) from the config the appliance runs with (display, sink, rate) and its
+runtime folder (the only ``/tmp/appliance-*`` with an X cookie: `appliance rehearse` writes no
+tree.json). Stops by itself after ``--seconds``; standard library + xcffib and PyYAML (in the
+image's venv).
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ BEEP_HZ = 3000
 CHUNK_S = 0.01     # pacat is fed 10 ms at a time (a write blocks while its buffer is full)
 
 
-def tree_info(state: Path) -> tuple[str, Path, str, int]:
-    tree = json.loads((state / "tree.json").read_text())
-    runtime = Path(tree["runtime_dir"])
-    config = yaml.safe_load((runtime / "appliance.yaml").read_text())
-    stream = config.get("stream", {})
-    return tree["display"], runtime, stream.get("sink", "stream"), int(stream.get("sample_rate", 44100))
+def tree_info(config_path: Path, tmp: Path) -> tuple[str, Path, str, int]:
+    stream = (yaml.safe_load(config_path.read_text()) or {}).get("stream") or {}
+    runtimes = sorted(p.parent for p in tmp.glob("appliance-*/Xauthority"))
+    if len(runtimes) != 1:
+        raise SystemExit(f"soak_sync: expected one tree's runtime folder in {tmp}, found {runtimes}")
+    return str(stream["display"]), runtimes[0], stream.get("sink", "stream"), int(stream.get("sample_rate", 44100))
 
 
 class Flash:
@@ -106,11 +108,12 @@ class Beeper:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state", type=Path, required=True, help="the appliance's state folder (tree.json)")
+    parser.add_argument("--config", type=Path, required=True, help="the config the appliance runs with")
+    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where its runtime folder is")
     parser.add_argument("--period", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, required=True, help="stop after this long")
     args = parser.parse_args()
-    display, runtime, sink, rate = tree_info(args.state)
+    display, runtime, sink, rate = tree_info(args.config, args.tmp)
     flash = Flash(display, runtime / "Xauthority")
     beeper = Beeper(runtime / "pulse" / "native", sink, rate)
     end = time.time() + args.seconds
