@@ -20,10 +20,12 @@ REHEARSAL_S=${FRESH_REHEARSAL_SECONDS:-45}
 IMAGE=${FRESH_IMAGE:-docker.io/library/debian:bookworm}
 # Each file runs at least one external program the set-up must install (the unit scan test names
 # them all): Xvfb, openbox, xterm, tmux, xdotool, xwininfo, PulseAudio and its tools, FFmpeg,
-# espeak-ng, nginx-rtmp, scrot, tesseract, chromium + chromedriver, git, kubectl.
+# espeak-ng, nginx-rtmp, scrot, tesseract, chromium + chromedriver, git, kubectl; and
+# `appliance doctor` before and after `up` (programs, fonts, encoders, display, sink).
 FRESH_TESTS=(-m "not container"
   tests/unit
   tests/integration/test_media.py tests/integration/test_voice.py tests/integration/test_sandbox.py
+  tests/integration/test_doctor.py tests/e2e/test_doctor_up.py
   tests/e2e/test_process_tree.py tests/e2e/test_show_live.py tests/e2e/test_operator.py
   tests/e2e/test_deploy.py tests/e2e/test_rehearse.py)
 [ $# -gt 0 ] && FRESH_TESTS=("$@")

@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import xcffib
 import xcffib.xproto
@@ -50,23 +51,29 @@ class Flash:
     def __init__(self, display: str, xauthority: Path) -> None:
         os.environ["XAUTHORITY"] = str(xauthority)
         self.conn = xcffib.connect(display=display)
+        self.core: Any = getattr(self.conn, "core")  # noqa: B009 (xcffib's protocol object, untyped)
         screen = self.conn.get_setup().roots[0]
         self.window = self.conn.generate_id()
         x, y = screen.width_in_pixels - SIZE, screen.height_in_pixels - SIZE
-        self.conn.core.CreateWindow(screen.root_depth, self.window, screen.root, x, y, SIZE, SIZE, 0,
+        self.core.CreateWindow(screen.root_depth, self.window, screen.root, x, y, SIZE, SIZE, 0,
                                     xcffib.xproto.WindowClass.InputOutput, screen.root_visual,
                                     xcffib.xproto.CW.BackPixel | xcffib.xproto.CW.OverrideRedirect,
                                     [screen.white_pixel, 1])
         self.conn.flush()
 
+    def raise_(self) -> None:
+        self.core.ConfigureWindow(self.window, xcffib.xproto.ConfigWindow.StackMode,
+                                       [xcffib.xproto.StackMode.Above])
+        self.conn.flush()
+
     def show(self, on: bool) -> None:
         if on:
-            self.conn.core.MapWindow(self.window)
-            self.conn.core.ConfigureWindow(self.window, xcffib.xproto.ConfigWindow.StackMode,
+            self.core.MapWindow(self.window)
+            self.core.ConfigureWindow(self.window, xcffib.xproto.ConfigWindow.StackMode,
                                            [xcffib.xproto.StackMode.Above])
         else:
-            self.conn.core.UnmapWindow(self.window)
-        self.conn.core.GetInputFocus().reply()  # a round trip: the server has done it
+            self.core.UnmapWindow(self.window)
+        self.core.GetInputFocus().reply()  # a round trip: the server has done it
         self.conn.flush()
 
 
@@ -127,7 +134,9 @@ def main() -> None:
             beeper.beep()
             flash.show(True)
             count += 1
-            time.sleep(FLASH_S)
+            for _ in range(int(FLASH_S / 0.05)):  # a window mapped meanwhile (a scene switch) must not hide it
+                time.sleep(0.05)
+                flash.raise_()
             flash.show(False)
     finally:
         beeper.close()

@@ -35,7 +35,7 @@ REHEARSAL_RECORDINGS = "/state/rehearsal/recordings"
 def compose_available() -> str | None:
     """None when podman-compose and podman are there, else why not."""
     try:
-        import podman_compose  # noqa: F401
+        import podman_compose  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return "podman-compose (PyPI) drives the compose tests: not installed"
     if not shutil.which("podman"):
@@ -147,7 +147,9 @@ class RemoteSandbox:
         chats: list[dict] = []
         before = None
         for _ in range(pages):
-            params = {"streamer_id": user_id, "limit": 100, **({"before_chat_event_id": before} if before else {})}
+            params: dict[str, str | int] = {"streamer_id": user_id, "limit": 100}
+            if before:
+                params["before_chat_event_id"] = before
             page = self.http.get(f"{self.origin}/api/v1/chat/", params=params, timeout=10).json()["chats"]
             chats += page
             if len(page) < 100:
