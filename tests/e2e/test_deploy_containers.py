@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_
                              flv)
         assert {"h264", "aac"} <= {s["codec_name"] for s in json.loads(probe.stdout)["streams"]}, probe
         assert "-> live" in project.logs(rehearsal)
+        assert console_through_the_pods_loopback(project) == 200
         # the live service: no token, no credentials -> held (alive, unready), not a restart loop
         health = project.exec(live, "appliance", "probe", "health")
         ready = project.exec(live, "appliance", "probe", "ready")
@@ -89,6 +91,32 @@ def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_
         assert stopped.returncode == 0, stopped.stderr
         assert time.monotonic() - t0 < 60
         assert "rehearsal: ended with status 0" in project.logs(rehearsal)
+
+
+CONSOLE_IN_NETNS = """
+import http.cookiejar, json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                     urllib.request.ProxyHandler({}))
+opener.open(sys.argv[1], timeout=10)
+state = opener.open(sys.argv[1].split("/console/")[0] + "/console/state", timeout=10)
+print(state.status, json.load(state).get("agent"))
+"""
+
+
+def console_through_the_pods_loopback(project: ComposeProject) -> int:
+    """The Kubernetes recipe's path (`kubectl port-forward` dials localhost inside the pod's network
+    namespace): from the host, inside the container's network namespace (bridge mode: nothing is
+    published), `appliance console`'s one-time URL logs in and the console answers."""
+    if os.geteuid() != 0 or not shutil.which("nsenter"):
+        pytest.skip("entering the container's network namespace needs root and nsenter")
+    out = project.appliance(project.rehearsal, "console")
+    url = re.search(r"(http://127\.0\.0\.1:\d+/console/login\?ticket=\S+)", out)
+    assert url and f"port-forward pod/<pod> {url.group(1).split(':')[2].split('/')[0]}" in out, out
+    pid = project.inspect(project.rehearsal)["State"]["Pid"]
+    done = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", CONSOLE_IN_NETNS,
+                           url.group(1)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "MyAgent" in done.stdout, done.stdout + done.stderr
+    return int(done.stdout.split()[0])
 
 
 def fleet_config(folder: Path, sb, agent) -> Path:

@@ -70,11 +70,15 @@ def _call_name(node: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
-def _argv_head(node: ast.AST) -> str | None:
+def _argv_head(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """The first item of a list/tuple literal: a string, or a module constant naming one
+    (``FFMPEG = "ffmpeg"`` ... ``[FFMPEG, "-i", ...]``)."""
     if isinstance(node, ast.List | ast.Tuple) and node.elts:
         head = node.elts[0]
         if isinstance(head, ast.Constant) and isinstance(head.value, str):
             return head.value
+        if isinstance(head, ast.Name):
+            return constants.get(head.id)
     return None
 
 
@@ -82,14 +86,21 @@ def python_programs(path: Path) -> set[str]:
     """Programs a Python file runs: argv lists given to a process call (also through a variable
     assigned a list literal in the same file), and the names given to require/which."""
     tree = ast.parse(path.read_text(), str(path))
+    constants = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for t in node.targets if isinstance(t, ast.Name)}
     lists: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and (head := _argv_head(node.value)):
+        if isinstance(node, ast.Assign) and (head := _argv_head(node.value, constants)):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     lists.setdefault(target.id, head)
     found = set()
     for node in ast.walk(tree):
+        # a list that starts with a module constant naming a program is an argv wherever it is built
+        if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Name) \
+                and node.elts[0].id in constants and node.elts[0].id.isupper():
+            found.add(constants[node.elts[0].id])
         if not isinstance(node, ast.Call):
             continue
         name = _call_name(node)
@@ -97,7 +108,7 @@ def python_programs(path: Path) -> set[str]:
             found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
         elif name in ARGV_CALLS and node.args:
             first = node.args[0]
-            head = _argv_head(first) or (lists.get(first.id) if isinstance(first, ast.Name) else None)
+            head = _argv_head(first, constants) or (lists.get(first.id) if isinstance(first, ast.Name) else None)
             if head:
                 found.add(head)
     return {p for p in found if re.fullmatch(r"[A-Za-z][\w.+-]*", p) and not p.startswith("appliance.")}
