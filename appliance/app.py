@@ -38,9 +38,9 @@ def media_identity(settings: Settings) -> tuple[object, object]:
     """Which X server and PulseAudio daemon the encoder captures from: their sockets' identity
     changes when supervisord restarts either, and the encoder must then be restarted too."""
     from .media.audio import server_socket
-    from .media.display import display_number
+    from .media.display import X_SOCKET, display_number
     pulse = server_socket()
-    return (_socket_identity(f"/tmp/.X11-unix/X{display_number(settings.stream.display)}"),
+    return (_socket_identity(X_SOCKET.format(display_number(settings.stream.display))),
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
 
 
@@ -59,9 +59,15 @@ SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publish
 def reply_outputs(show: Any) -> dict[str, Callable[[str, str], None]]:
     """Where a reply may go besides chat (``chat.reply_routes``): the show's speech queue
     (``show.speak``: never blocks; ``priority`` is reply or proactive) and its caption bar."""
-    outputs: dict[str, Callable[[str, str], None]] = {"caption": lambda text, priority="reply": show.caption(text)}
+    def caption(text: str, priority: str = "reply") -> None:
+        show.caption(text)
+
+    def voice(text: str, priority: str = "reply") -> None:
+        show.speak(text, priority=priority)
+
+    outputs: dict[str, Callable[[str, str], None]] = {"caption": caption}
     if show.voice is not None:
-        outputs["voice"] = lambda text, priority="reply": show.speak(text, priority=priority)
+        outputs["voice"] = voice
     return outputs
 
 
@@ -115,8 +121,10 @@ def run_live(settings: Settings) -> int:
                           content=content.write, progress=lambda line: print(line, flush=True),
                           media_identity=lambda: media_identity(settings), chat_services=chat,
                           on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
-    show.follow(lambda m=lifecycle.metrics: {"viewers": m.viewers, "market_cap": m.market_cap,
-                                             "live_since": epoch_since(m.live_since, lifecycle.clock) if m.live_since else None})
+    metrics = lifecycle.metrics
+    show.follow(lambda: {"viewers": metrics.viewers, "market_cap": metrics.market_cap,
+                         "live_since": epoch_since(metrics.live_since, lifecycle.clock)
+                         if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
     commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
                                 terminal=Terminal.from_environment(), preview=preview)

@@ -12,25 +12,33 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import DEFAULT_CONFIG, Settings, load_config
 from .core.errors import ApplianceError
 
+if TYPE_CHECKING:
+    from .retake.client import RetakeClient
+
 log = logging.getLogger("appliance")
 # = appliance.sandbox.platform.COMMENT_SHAPES (spelled here so the CLI does not import aiohttp; a test checks)
-SANDBOX_COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
+SANDBOX_COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1",
+                          "author_wallet")
 
 HELP = {
     "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
     "verify": "Without a URL: print the exact message the human must tweet. With the tweet's URL: verify the agent.",
     "status": "Show verified, live, viewers, uptime and token address (from the running appliance, else from the API).",
     "doctor": "Check programs, fonts, encoders, credentials, API, chat brain, ports; display and sink once `up` runs.",
-    "sandbox": "Run a local stand-in for retake.tv (REST, Socket.IO, RTMP ingest) on 127.0.0.1 for tests and rehearsals.",
+    "sandbox": "Run a local stand-in for retake.tv (REST, Socket.IO, RTMP ingest) on 127.0.0.1 "
+               "for tests and rehearsals.",
     "up": "Start the whole process tree (Xvfb, openbox, PulseAudio, content window, controller) under supervisord.",
-    "live": "Go live and stay live: the 10-step sequence, chat, thumbnails, recovery, until SIGTERM or `appliance stop`.",
+    "live": "Go live and stay live: the 10-step sequence, chat, thumbnails, recovery, "
+            "until SIGTERM or `appliance stop`.",
     "rehearse": "Start the sandbox and the whole appliance against it, go live, show simulated viewers; Ctrl-C stops.",
     "stop": "Ask the running appliance to end the stream (stream/stop) and exit.",
-    "probe": "Exit 0 when the running appliance's /health (or /ready) answers 200: the container's and Kubernetes' probe.",
+    "probe": "Exit 0 when the running appliance's /health (or /ready) answers 200: "
+             "the container's and Kubernetes' probe.",
     "init": "Write a starter appliance.yaml, asking for the agent's name, description, image URL, wallet and ticker.",
     "fleet": "Run one container per *.yaml in a folder (docker/podman), or render Kubernetes manifests for them.",
     "say": "Speak TEXT on stream (TTS into the sound sink; the encoder keeps running).",
@@ -50,7 +58,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_config(args.config)
 
 
-def _client(settings: Settings, *, auth: bool = True):  # -> RetakeClient
+def _client(settings: Settings, *, auth: bool = True) -> RetakeClient:
     from .retake.client import RetakeClient
     from .retake.credentials import resolve_credentials
     client = RetakeClient(settings.retake)
@@ -80,7 +88,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0
     url = validate_tweet_url(args.tweet_url)
     result = client.verify(url)
-    print("verified: the agent can go live" if result.verified else "not verified yet: the platform did not accept the tweet")
+    print("verified: the agent can go live" if result.verified
+          else "not verified yet: the platform did not accept the tweet")
     return 0 if result.verified else 1
 
 
@@ -153,7 +162,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return run_rehearsal(Path(args.config), seconds=args.seconds)
 
 
-def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
+def _control(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> int:
     from .control.api import ControlClient
     result = ControlClient.from_state(_settings(args).state_dir).call(method, path, body)
     print(json.dumps(result) if not isinstance(result, str) else result)
@@ -211,7 +220,8 @@ def cmd_viewers(args: argparse.Namespace) -> int:
     if not rows:
         print("no viewers remembered yet")
         return 0
-    print(f"{'name':<24} {'first seen':<17} {'last seen':<17} {'msgs':>5} {'tips SOL':>9} {'trades':>6} {'streams':>7} notes")
+    print(f"{'name':<24} {'first seen':<17} {'last seen':<17} {'msgs':>5} {'tips SOL':>9} {'trades':>6} "
+          f"{'streams':>7} notes")
     for r in rows:
         print(f"{r['name'][:24]:<24} {r['first_seen'][:16]:<17} {r['last_seen'][:16]:<17} {r['messages']:>5} "
               f"{r['tips_sol']:>9g} {r['trades']:>6} {r['sessions']:>7} {r['notes']}")
@@ -219,7 +229,8 @@ def cmd_viewers(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="appliance", description="Puts an AI agent live on retake.tv and keeps it there.")
+    parser = argparse.ArgumentParser(prog="appliance",
+                                     description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     # --config before the command (as docker and kubectl take options) or after it
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML config (default {DEFAULT_CONFIG})")

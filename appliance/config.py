@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from .chat.settings import ChatConfig
 from .control.settings import ControlConfig
@@ -128,7 +129,7 @@ class Settings(SettingsModel):
         return f"https://retake.tv/{self.agent.name}"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -156,7 +157,8 @@ def parse_config(data: Any, source: str = "config") -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}", fix="edit the file; config.example.yaml documents every key") from None
+        raise ConfigError(f"{source}: {problems}",
+                          fix="edit the file; config.example.yaml documents every key") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Settings:

@@ -25,6 +25,7 @@ from .config import Settings
 from .core.errors import ApplianceError, MediaError
 from .core.files import RuntimeLayout
 from .core.proc import run_capture
+from .media.display import X_SOCKET, display_number
 
 Verdict = Literal["ok", "FAIL", "warn", "up"]  # up: started by `appliance up`, not running now
 STARTED_BY_UP = "started by `appliance up` (not running now)"
@@ -132,8 +133,7 @@ def check_fonts(resolve: Callable[[str], str] = resolved_font) -> list[Check]:
 
 def check_display(display: str, env: Mapping[str, str] | None = None) -> Check:
     if not shutil.which("xdpyinfo"):
-        number = display.lstrip(":").split(".")[0]
-        ok = Path(f"/tmp/.X11-unix/X{number}").exists()  # noqa: S108 (X's own socket folder)
+        ok = Path(X_SOCKET.format(display_number(display))).exists()
         return Check(f"display {display}", "ok" if ok else "FAIL", "socket present" if ok else "no X server",
                      "" if ok else "start the process tree: appliance up")
     code, out = _run(["xdpyinfo", "-display", display], timeout=5, env=env)

@@ -294,7 +294,8 @@ class Chaos:
             "control": {"port": 0},
             "recovery": {"backoff_s": 0.5, "backoff_max_s": 5, "max_restarts_per_hour": self.args.budget},
         }))
-        proxies = dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"), self.decoy.url)
+        proxies = dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"),
+                                self.decoy.url)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RETAKE_", "APPLIANCE_"))}
         loopback = "127.0.0.1,localhost,::1"  # requests matches IP hosts without ports: loopback is direct
         env.update(proxies, NO_PROXY=loopback, no_proxy=loopback,
@@ -308,7 +309,7 @@ class Chaos:
             try:
                 with self.comment_lock:
                     names = list(self.comments)
-                self.watch.poll(lambda: names)
+                self.watch.poll(lambda names=names: names)
             except Exception as exc:
                 log(f"watch: {type(exc).__name__}: {exc}")
             self.stop.wait(0.25)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from appliance.chat import ChatLoop, ChatServices  # noqa: E402
-from appliance.chat.settings import ChatConfig
+from appliance.chat.settings import ChatConfig  # noqa: E402
 from appliance.core.store import StateStore  # noqa: E402
 from appliance.retake.client import RetakeClient  # noqa: E402
 from appliance.retake.credentials import Secret  # noqa: E402

@@ -78,7 +78,8 @@ def window(app, seconds: float, start=None) -> tuple[float, list[float], dict[st
         while not stop.wait(2.0):
             try:
                 speed = app.call("GET", "/status").get("speed")
-            except Exception:
+            except Exception as exc:  # a sample missed while the appliance is busy
+                print(f"sample: {exc}", file=sys.stderr)
                 continue
             if isinstance(speed, (int, float)):
                 speeds.append(float(speed))
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                                       lambda: browser.append(open_console(app, Path(tempfile.mkdtemp(dir=base)))))
                 driver = browser[0]
                 if args.screenshots:  # after the measured window: speech on the page and on screen
-                    app.call("POST", "/say", {"text": "Welcome to the console. Everything you see here, viewers see too."})
+                    app.call("POST", "/say",
+                             {"text": "Welcome to the console. Everything you see here, viewers see too."})
                     time.sleep(2.5)
                     args.screenshots.mkdir(parents=True, exist_ok=True)
                     driver.save_screenshot(str(args.screenshots / "console.png"))

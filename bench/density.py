@@ -57,7 +57,7 @@ from appliance.config import load_config  # noqa: E402
 from appliance.control.api import ControlClient  # noqa: E402
 from appliance.core.errors import ApplianceError  # noqa: E402
 from appliance.core.files import RuntimeLayout, StateLayout  # noqa: E402
-from appliance.media.settings import StreamConfig
+from appliance.media.settings import StreamConfig  # noqa: E402
 from appliance.rehearse import SIMULATED_TWEET  # noqa: E402
 from appliance.retake.client import RetakeClient  # noqa: E402
 from appliance.retake.verification import register_agent  # noqa: E402
@@ -300,13 +300,15 @@ def measure_level(sb: Sandbox, work: Path, n: int, stream: dict[str, object], *,
 
 def print_levels(levels: list[Level]) -> None:
     print("\n| N | speed min / median | dropped (max) | frame gaps > 50 ms (all streams) / longest, ms | "
-          "CPU cores total (per appliance) | FFmpeg / Xvfb / renderer / Python / other | RSS per appliance, MB | holds |")
+          "CPU cores total (per appliance) | FFmpeg / Xvfb / renderer / Python / other | RSS per appliance, MB "
+          "| holds |")
     print("|---|---|---|---|---|---|---|---|")
     for lv in levels:
         total = sum(lv.cores.values())
         split = " / ".join(f"{100 * lv.cores[k] / total:.0f}%" if total else "-" for k in CATEGORIES)
         print(f"| {lv.n} | {min(lv.speeds):.3f} / {statistics.median(lv.speeds):.3f} | {max(lv.drops)} | "
-              f"{sum(g[0] for g in lv.gaps)} / {1000 * lv.longest_gap:.0f} | {total:.2f} ({total / lv.n:.2f}) | {split} | {statistics.median(lv.rss_mb):.0f} | "
+              f"{sum(g[0] for g in lv.gaps)} / {1000 * lv.longest_gap:.0f} | {total:.2f} ({total / lv.n:.2f}) | "
+              f"{split} | {statistics.median(lv.rss_mb):.0f} | "
               f"{'yes' if lv.holds else 'no'} |")
     held = [lv.n for lv in levels if lv.holds]
     print(f"\ndensity: {max(held) if held else 0} appliance(s) on {os.cpu_count()} cores "

@@ -67,8 +67,7 @@ def _row_trace(row: sqlite3.Row, fp: str) -> Trace:
                  str(body.get("wallet_address") or ""), str(body.get("user_id") or ""), str(body.get("fid") or ""))
 
 
-def _outgoing(row: object) -> Outgoing:
-    r = row  # sqlite3.Row
+def _outgoing(r: sqlite3.Row) -> Outgoing:
     return Outgoing(n=r["n"], created=r["created"], text=r["text"], to_ids=tuple(json.loads(r["to_ids"])),
                     routes=tuple(json.loads(r["routes"])), brain=r["brain"], state=r["state"],
                     attempts=r["attempts"], message_id=r["message_id"])

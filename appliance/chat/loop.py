@@ -66,7 +66,8 @@ class ChatServices:
     """What the composition root (``app.py``) plugs into the chat: all optional."""
 
     publish: Callable[[str, dict[str, Any]], object] | None = None   # EventBus.publish
-    outputs: Mapping[str, Callable[[str, str], None]] = field(default_factory=dict)  # "voice", "caption": (text, priority)
+    # "voice", "caption": (text, priority)
+    outputs: Mapping[str, Callable[[str, str], None]] = field(default_factory=dict)
     secrets: Callable[[], Iterable[str]] = lambda: ()   # values that must never leave or reach a prompt
     viewers: Callable[[], int | None] = lambda: None    # the platform's viewer count
     socket_url: str | None = None                        # default: the API's origin

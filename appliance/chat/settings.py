@@ -19,6 +19,10 @@ from .brains.settings import (
 Route = Literal["chat", "voice", "caption"]
 
 
+def _chat_only() -> list[Route]:
+    return ["chat"]
+
+
 class ProactiveConfig(SettingsModel):
     """What the agent says when chat is quiet: a bank of lines, none repeated within a window."""
 
@@ -37,7 +41,7 @@ class ProactiveConfig(SettingsModel):
         "I could do this alone, but it is better with chat steering. Type !ideas for the menu.",
     ], min_length=1, max_length=200)
     no_repeat_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0  # never the same line within this
-    routes: list[Route] = Field(default_factory=lambda: ["chat"], min_length=1)
+    routes: list[Route] = Field(default_factory=_chat_only, min_length=1)
 
     @field_validator("lines")
     @classmethod
@@ -101,7 +105,7 @@ class ChatConfig(SettingsModel):
     max_messages_per_minute: Annotated[int, Field(ge=1, le=120)] = 20  # global outgoing cap
     burst: Annotated[int, Field(ge=1, le=20)] = 4  # messages that may go out back to back
     queue_max: Annotated[int, Field(ge=10, le=10_000)] = 500  # waiting replies (bounded worker queue)
-    reply_routes: list[Route] = Field(default_factory=lambda: ["chat"], min_length=1)
+    reply_routes: list[Route] = Field(default_factory=_chat_only, min_length=1)
     proactive: ProactiveConfig = Field(default_factory=ProactiveConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)

@@ -273,7 +273,7 @@ def _tip_comment(data: dict[str, Any]) -> Comment | None:
 class SocketSource:
     """The Socket.IO client: joins the rooms, turns events into comments, reports gaps."""
 
-    def __init__(self, url: str, user_db_id: str, *, on_comment: Callable[[Comment], None],
+    def __init__(self, url: str, user_db_id: str, *, on_comment: Callable[[Comment], object],
                  on_gap: Callable[[], None], on_event: Callable[[str, dict[str, Any]], None] = lambda k, d: None,
                  client_factory: Callable[..., Any] | None = None) -> None:
         import socketio
@@ -372,7 +372,7 @@ class SocketSource:
         self._stop.set()
         try:
             self.sio.disconnect()
-        except Exception:
-            pass
+        except Exception as exc:  # a socket that never connected, or one already gone
+            log.debug("socket.io disconnect: %s", exc)
         if self._thread is not None:
             self._thread.join(5)

@@ -74,7 +74,8 @@ class Commands(Protocol):
     def show(self, text: str) -> dict[str, Any]: ...
     def chat(self, message: str) -> dict[str, Any]: ...
     def scene(self, name: str) -> dict[str, Any]: ...
-    def voice(self, **options: Any) -> dict[str, Any]: ...
+    def voice(self, *, flush: bool = False, interrupt: bool = False, volume: float | None = None,
+              mute: bool | None = None) -> dict[str, Any]: ...
     def stop(self) -> dict[str, Any]: ...
     def reply(self, message_id: str, text: str, routes: list[str] | None) -> dict[str, Any]: ...
 
@@ -107,12 +108,9 @@ class Extras:
     preview_fps: float = 1.0
 
 
-def _handler(commands: Commands, token: str, bus: EventBus | None = None,
-             closing: threading.Event | None = None,
-             request_timeout_s: float = REQUEST_TIMEOUT_S, extras: Extras | None = None) -> type[BaseHTTPRequestHandler]:
+def _handler(commands: Commands, token: str, bus: EventBus | None, closing: threading.Event,
+             request_timeout_s: float, extras: Extras) -> type[BaseHTTPRequestHandler]:
     streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
-    closing = closing or threading.Event()
-    extras = extras or Extras()
     # routes of parts a Commands may not have (a held appliance, a test's fake): 404 without them
     voice, reply = (getattr(commands, name, None) for name in ("voice", "reply"))
     posts: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
@@ -217,12 +215,12 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 return self._send(200, commands.metrics(), METRICS_TYPE)
             if path == "/chat" and hasattr(commands, "read_chat"):
                 since = query.get("since")
-                return self._send(200, commands.read_chat(int(since) if since else None,  # type: ignore[attr-defined]
+                return self._send(200, commands.read_chat(int(since) if since else None,
                                                           int(query.get("limit", 50))))
             if path == "/viewers" and hasattr(commands, "viewers"):
-                return self._send(200, commands.viewers(int(query.get("limit", 20))))  # type: ignore[attr-defined]
+                return self._send(200, commands.viewers(int(query.get("limit", 20))))
             if path == "/screenshot" and hasattr(commands, "screenshot"):
-                return self._send(200, commands.screenshot(), "image/jpeg")  # type: ignore[attr-defined]
+                return self._send(200, commands.screenshot(), "image/jpeg")
             if path in ("/console", "/console/") and extras.sessions is not None:
                 session = self._session()
                 if session is None:  # the bearer alone does not open the page: it needs a session
@@ -245,7 +243,7 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
             """Server-Sent Events until the client goes or the server closes."""
             query = parse_qs(urlsplit(self.path).query)
             last = parse_last_event_id(self.headers.get("Last-Event-ID")
-                                       or (query.get("last_event_id") or [None])[0])
+                                       or (query.get("last_event_id") or [""])[0])
             kinds = [k for part in query.get("kinds", []) for k in part.split(",") if k] or None
             if not streams.acquire(blocking=False):
                 return self._send(503, {"error": f"at most {MAX_EVENT_STREAMS} event streams at once"})
@@ -273,11 +271,11 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                 "Location": "/console", "Referrer-Policy": "no-referrer"})
 
         def _console_state(self) -> dict[str, Any]:
-            scenes, current = commands.scenes() if hasattr(commands, "scenes") else ([], None)  # type: ignore[attr-defined]
+            scenes, current = commands.scenes() if hasattr(commands, "scenes") else ([], None)
             return {"status": commands.status(), "preview_fps": extras.preview_fps,
                     "history": extras.history.snapshot() if extras.history else {"samples": [], "errors": []},
                     "notifications": console.notifications_tail(extras.notifications) if extras.notifications else [],
-                    "speech": commands.speech() if hasattr(commands, "speech") else {"speaking": None, "pending": 0},  # type: ignore[attr-defined]
+                    "speech": commands.speech() if hasattr(commands, "speech") else {"speaking": None, "pending": 0},
                     "scenes": scenes, "scene": current}
 
         # -- POST / DELETE --
@@ -342,9 +340,9 @@ def _handler(commands: Commands, token: str, bus: EventBus | None = None,
                                             "expires_s": console.TICKET_TTL_S})
                 if path == "/go_live" and hasattr(commands, "go_live"):
                     wait_s = _typed(body, {"wait_s": float}).get("wait_s", 0.0)
-                    return self._send(200, commands.go_live(wait_s))  # type: ignore[attr-defined]
+                    return self._send(200, commands.go_live(wait_s))
                 if path == "/terminal" and hasattr(commands, "terminal"):
-                    return self._send(200, commands.terminal(**_terminal_fields(body)))  # type: ignore[attr-defined]
+                    return self._send(200, commands.terminal(**_terminal_fields(body)))
                 if path not in posts:
                     return self._send(404, {"error": f"no endpoint POST {path}"})
                 key, command = posts[path]

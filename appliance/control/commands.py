@@ -68,7 +68,8 @@ class LiveCommands:
             "chat_lag_seconds": ("age of the newest viewer message when handled", chat.lag_s if chat else None),
             "chat_replies_total": ("replies the brains sent", chat.stats.answered if chat else None),
             "chat_proactive_total": ("proactive lines said in quiet moments", chat.stats.proactive if chat else None),
-            "chat_refused_total": ("texts the outgoing filter refused (a secret in them)", chat.outbox.refused if chat else None),
+            "chat_refused_total": ("texts the outgoing filter refused (a secret in them)",
+                                   chat.outbox.refused if chat else None),
             "chat_rate_capped_total": ("texts held back by the global rate cap", chat.outbox.capped if chat else None),
             "chat_socket_connected": ("1 while the Socket.IO client is in the chat rooms",
                                       int(chat.socket.joined.is_set()) if chat and chat.socket else None),
@@ -138,16 +139,20 @@ class LiveCommands:
             raise ApplianceError("no scene or voice in this controller", fix="run under `appliance up`")
         return self.speaker
 
+    def _not_open(self) -> ApplianceError:
+        return ApplianceError("chat is not open yet",
+                              fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+
     def chat(self, message: str) -> dict[str, Any]:
         if self.lc.chat is None:
-            raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+            raise self._not_open()
         if not self.lc.chat.send(message):
             raise ApplianceError("the platform did not take the message; see the log")
         return {"sent": True}
 
     def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> dict[str, Any]:
         if self.lc.chat is None:
-            raise ApplianceError("chat is not open yet", fix=f"wait until the state is live (now {self.lc.metrics.state.value})")
+            raise self._not_open()
         return self.lc.chat.reply_to(message_id, text, routes)
 
     def stop(self) -> dict[str, Any]:

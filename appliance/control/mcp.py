@@ -161,8 +161,8 @@ def build_server(op: Operator) -> Any:
     from mcp.types import ToolAnnotations
 
     server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
-    read_only = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
-    acts = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=True)
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+    acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
     @server.tool(annotations=read_only)
     def status() -> dict[str, Any]:
@@ -183,7 +183,7 @@ def build_server(op: Operator) -> Any:
         `status.waiting` says until when."""
         return op.go_live(max(0.0, min(float(wait_s), 120.0)))
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True))
     def stop() -> dict[str, Any]:
         """End the broadcast: the encoder stops, stream/stop is called, the appliance exits and
         stays stopped (viewers see the stream end; starting again takes a human or the
@@ -240,7 +240,8 @@ def build_server(op: Operator) -> Any:
         return op.read_chat(cursor, max(1, min(int(limit), 200)))
 
     @server.tool(annotations=acts)
-    def reply(message_id: str, text: str, routes: list[Literal["chat", "voice", "caption"]] | None = None) -> dict[str, Any]:
+    def reply(message_id: str, text: str,
+              routes: list[Literal["chat", "voice", "caption"]] | None = None) -> dict[str, Any]:
         """Answer the chat message `message_id` (an `id` from `read_chat`) with `text`: posted in
         chat (default) and, with `routes`, also spoken (`voice`) or captioned (`caption`). The
         appliance records that the message is answered, so its own brain will not answer it

@@ -70,7 +70,7 @@ def parse_state(raw: Any) -> PersistentState:
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ValueError(f"{key} is a JSON {type(value).__name__}")
         items = _ITEM_TYPES.get(key)
-        if items and any(isinstance(v, bool) or not isinstance(v, items) for v in value):
+        if items and isinstance(value, list) and any(isinstance(v, bool) or not isinstance(v, items) for v in value):
             raise ValueError(f"{key} holds an item of the wrong type")
         known[key] = value
     return PersistentState(**known)

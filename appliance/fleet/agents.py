@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.errors import ConfigError
@@ -89,5 +90,6 @@ def load_fleet(folder: Path, load: Loader) -> list[Agent]:
         agents[name] = Agent(config.resolve(), settings, env_file.resolve() if env_file.is_file() else None,
                              token_file.resolve() if token_file.is_file() else None)
     if not agents:
-        raise ConfigError(f"{folder}: no *.yaml agent configs", fix="add one appliance.yaml per agent (see `appliance init`)")
+        raise ConfigError(f"{folder}: no *.yaml agent configs",
+                          fix="add one appliance.yaml per agent (see `appliance init`)")
     return sorted(agents.values(), key=lambda a: a.name)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import ApplianceError
 from .agents import Loader, load_fleet
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 ACTIONS = ("up", "down", "status", "logs", "restart", "render")
 ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # podman's Docker-compatible socket
@@ -25,7 +29,7 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="render: the output folder (default: FOLDER/kubernetes)")
 
 
-def docker_client(*, timeout: int = 120):  # -> docker.DockerClient
+def docker_client(*, timeout: int = 120) -> DockerClient:
     """DOCKER_HOST, else podman's socket when it is there, else the docker default."""
     import docker
     host = os.environ.get("DOCKER_HOST")

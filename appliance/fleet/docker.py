@@ -39,7 +39,8 @@ LABEL_AGENT = "tv.retake.agent"
 LABEL_HASH = "tv.retake.fingerprint"
 STOP_TIMEOUT_S = 30     # compose's stop_grace_period: stream/stop, then FFmpeg closes the stream
 STATUS_TIMEOUT_S = 15
-TMPFS = {"/tmp": "rw,nosuid,nodev,size=256m"}  # everything the tree writes outside /state (see Dockerfile)
+# everything the tree writes outside /state (see Dockerfile): a private tmpfs per container
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=256m"}  # noqa: S108 (a mount point)
 LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 
 

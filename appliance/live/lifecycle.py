@@ -115,13 +115,15 @@ class Stopped(Exception):
 
 
 class EncoderHealthLike(Protocol):
-    state: str  # "running", "stalled", "exited", "stopped"
-    reason: str
+    @property
+    def state(self) -> str: ...  # "running", "stalled", "exited", "stopped"
+    @property
+    def reason(self) -> str: ...
 
 
 class EncoderLike(Protocol):
     def start(self, target: str) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self) -> object: ...
     def health(self) -> EncoderHealthLike: ...
     def has_output(self) -> bool: ...
 
@@ -156,8 +158,8 @@ class Lifecycle:
                  capture: Callable[[], bytes], notifier: Notifier, state: StateStore,
                  stop_event: threading.Event | None = None, responder: Responder | None = None,
                  chat_services: ChatServices | None = None,
-                 on_state: Callable[[str, str], None] = lambda state, detail: None,
-                 content: Callable[[str], None] = lambda line: None,
+                 on_state: Callable[[str, str], object] = lambda state, detail: None,
+                 content: Callable[[str], object] = lambda line: None,
                  on_chat: Callable[[str, dict[str, object]], None] = lambda kind, data: None,
                  progress: Callable[[str], None] = print,
                  media_identity: Callable[[], object] = lambda: None,
@@ -351,7 +353,8 @@ class Lifecycle:
                 raise CredentialsError("stream/status did not say our userDbId",
                                        fix="restore the credentials file that `appliance register` wrote")
             save_credentials(path, replace(creds, access_token=Secret("")))
-            self.progress(f"credentials from {ENV_TOKEN} (userDbId {creds.userDbId}); saved to {path} without the token")
+            self.progress(f"credentials from {ENV_TOKEN} (userDbId {creds.userDbId}); "
+                          f"saved to {path} without the token")
         if creds is None:
             creds, path = register_agent(self.settings, self.client)
             self.progress(f"registered {creds.agent_name}; credentials saved to {path} (mode 600)")
@@ -462,7 +465,8 @@ class Lifecycle:
         self.upload_thumbnail(attempts=5)
         self.metrics.go_live_s = round(self.clock() - self._t0, 3)
         self._enter(State.OPEN_CHAT, f"initial thumbnail uploaded {self.metrics.go_live_s:.2f}s after start")
-        assert self.chat is not None
+        if self.chat is None:
+            raise RuntimeError("the chat loop is made before going live")
         self.chat.send(self.settings.chat.opening_message)
         self.chat.start()
         self.metrics.live_since = self.clock()
@@ -615,13 +619,14 @@ class Lifecycle:
             self.progress(check.line())
             if check.outcome == "changed":
                 self.notifier.notify("skill_changed", check.line())
+        creds = self.creds
         self.chat = ChatLoop(self.client, self.settings.chat, user_db_id=self.creds.userDbId,
                              agent_name=self.creds.agent_name, state=self.store,
                              responder=self.responder, stop_event=self.stop_event,
                              agent_wallet=self.creds.wallet_address,
                              agent_description=self.settings.agent.description,
                              services=self.chat_services,
-                             secrets=lambda creds=self.creds: [creds.access_token.reveal()],
+                             secrets=lambda: [creds.access_token.reveal()],
                              on_message=self._chat_in, on_sent=self._chat_out,
                              on_fatal=self._on_chat_fatal, on_conflict=self._on_chat_conflict,
                              clock=self.clock)

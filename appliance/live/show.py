@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the composed settings, handed in by the composition root
     from ..config import Settings
 
 log = logging.getLogger("appliance.show")
-EventSink = Callable[[str, dict[str, Any]], None]
+EventSink = Callable[[str, dict[str, Any]], object]
 
 
 class Show:
@@ -91,7 +91,7 @@ class Show:
 
 
 def start_show(settings: Settings, *, pulse: bool, forward: EventSink = lambda k, d: None,
-               environ: dict[str, str] | os._Environ = os.environ) -> Show:
+               environ: Mapping[str, str] = os.environ) -> Show:
     """The show for `appliance live`: the renderer link when the tree runs one
     (``APPLIANCE_SCENE_SOCKET``), the voice when PulseAudio is there, music when configured."""
     from ..voice import PaplayPlayer, SpeechQueue, make_voice

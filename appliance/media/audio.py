@@ -28,7 +28,10 @@ def _server(server: str | None) -> str | None:
     return server or os.environ.get("PULSE_SERVER") or None
 
 
-def server_socket(server: str | None = None) -> tuple[int, object] | None:
+SocketAddress = tuple[socket.AddressFamily, "str | tuple[str, int]"]
+
+
+def server_socket(server: str | None = None) -> SocketAddress | None:
     """The socket address libpulse would use for ``server`` (None: not a plain local/tcp one)."""
     server = _server(server)
     if not server:
@@ -46,10 +49,7 @@ def server_socket(server: str | None = None) -> tuple[int, object] | None:
     return None
 
 
-def _answers(server: str | None, timeout: float) -> bool:
-    address = server_socket(server)
-    if address is None:
-        return True  # let libpulse decide
+def _answers(address: SocketAddress, timeout: float) -> bool:
     family, where = address
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -65,8 +65,9 @@ def _pulse(server: str | None = None, timeout: float = 2.0) -> Iterator[pulsectl
     # pulsectl's connect(timeout=...) always waits the whole timeout (its poll loop resets the
     # stop flag), so the bound comes from a plain socket connect first; a daemon that accepts
     # the socket answers the libpulse handshake at once.
-    if not _answers(server, timeout):
-        raise pulsectl.PulseError(f"nothing listens at {server_socket(server)[1]}")
+    address = server_socket(server)  # None: let libpulse decide
+    if address is not None and not _answers(address, timeout):
+        raise pulsectl.PulseError(f"nothing listens at {address[1]}")
     pulse = pulsectl.Pulse(CLIENT_NAME, server=_server(server), connect=False)
     try:
         pulse.connect(autospawn=False, wait=False)

@@ -25,6 +25,9 @@ log = logging.getLogger("appliance.display")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CAPTURE_TIMEOUT_S = 15.0
+# X's own fixed names in the shared /tmp (not temporary files of ours): display N's socket and lock
+X_SOCKET = "/tmp/.X11-unix/X{}"  # noqa: S108
+X_LOCK = "/tmp/.X{}-lock"  # noqa: S108
 
 
 def display_number(display: str) -> int:
@@ -37,11 +40,11 @@ def display_number(display: str) -> int:
 
 def display_taken(number: int) -> bool:
     """A display number is taken when its lock or socket exists, or its abstract socket answers."""
-    if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
+    if Path(X_LOCK.format(number)).exists() or Path(X_SOCKET.format(number)).exists():
         return True
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
-            probe.connect(f"\0/tmp/.X11-unix/X{number}")
+            probe.connect("\0" + X_SOCKET.format(number))
             return True
         except OSError:
             return False
@@ -51,7 +54,7 @@ def display_taken(number: int) -> bool:
 # (the kernel drops the lock then, so no reservation is ever stale). `appliance up` (host.py),
 # `appliance rehearse` and the tests all reserve here, so they never take one number twice.
 _RESERVED: dict[int, int] = {}
-RESERVATION = "/tmp/.appliance-X{}.lock"
+RESERVATION = "/tmp/.appliance-X{}.lock"  # noqa: S108 (opened O_NOFOLLOW, flock'ed: see below)
 
 
 def reserve_display(number: int) -> bool:
@@ -99,7 +102,7 @@ def release_display(display: str) -> None:
 
 
 def _socket_answers(display: str) -> bool:
-    path = f"/tmp/.X11-unix/X{display_number(display)}"
+    path = X_SOCKET.format(display_number(display))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
         try:

@@ -35,7 +35,7 @@ MAX_FRAME = 2_000_000
 def split_jpegs(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Whole JPEGs at the start of ``buffer`` (FFmpeg's mjpeg: SOI ... EOI, no thumbnails inside)
     and what is left over."""
-    frames = []
+    frames: list[bytes] = []
     while True:
         start = buffer.find(SOI)
         if start < 0:
@@ -118,7 +118,8 @@ class Preview:
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         buffer = b""
-        assert proc.stdout is not None
+        if proc.stdout is None:
+            raise MediaError("the preview's ffmpeg was started without a pipe")
         while True:
             chunk = proc.stdout.read1(65536)  # type: ignore[attr-defined]
             if not chunk:

@@ -47,7 +47,8 @@ def read_key(output: SimulcastOutput) -> str:
     try:
         key = Path(output.key_file).expanduser().read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read ({exc.strerror})", fix="write the stream key alone in that file, mode 600") from None
+        raise ConfigError(f"{where}: cannot read ({exc.strerror})",
+                          fix="write the stream key alone in that file, mode 600") from None
     if not _KEY.match(key):
         raise ConfigError(f"{where}: not a stream key (letters, digits and _ . ? = & - only, one line)")
     return key

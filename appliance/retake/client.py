@@ -449,7 +449,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
 def _describe(exc: BaseException) -> str:
     """The exception's class and the innermost cause's class (never a URL: it could hold anything)."""
     names = [type(exc).__name__]
-    inner = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    inner = exc.__cause__ or exc.__context__ or (
+        exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
     if isinstance(inner, BaseException) and type(inner).__name__ not in names:
         names.append(type(inner).__name__)
     return " / ".join(names)

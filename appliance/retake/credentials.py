@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 log = logging.getLogger("appliance.retake.credentials")
-ENV_TOKEN = "RETAKE_ACCESS_TOKEN"
-ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # a file holding the token (a Kubernetes Secret volume)
+ENV_TOKEN = "RETAKE_ACCESS_TOKEN"  # noqa: S105 (variable names, not secrets)
+ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # noqa: S105 (a file holding the token: a Kubernetes Secret volume)
 TOKEN_VARIABLES = (ENV_TOKEN, ENV_TOKEN_FILE)
 _said_missing: set[str] = set()  # token files already reported missing (said once per process)
 
@@ -58,8 +58,9 @@ def token_from_environment(environ: Mapping[str, str] | None = None) -> Secret |
                          "environment; using the credentials file", ENV_TOKEN_FILE, named)
             return None
         except OSError as exc:
-            raise CredentialsError(f"{ENV_TOKEN_FILE}={named}: unreadable ({exc.strerror})",
-                                   fix="mount the secret readable by the appliance's user, or unset the variable") from None
+            raise CredentialsError(
+                f"{ENV_TOKEN_FILE}={named}: unreadable ({exc.strerror})",
+                fix="mount the secret readable by the appliance's user, or unset the variable") from None
         return Secret(token) if token else None
     return None
 

@@ -316,10 +316,11 @@ def oldest_first(comments: list[Comment], *, newest_first_page: bool) -> list[Co
     page = list(reversed(comments)) if newest_first_page else list(comments)
     numbers = [_order_number(c) for c in page]
     if page and all(c.timestamp for c in page):
-        ranked = sorted(zip(page, numbers, strict=False), key=lambda p: (p[0].timestamp, p[1] if p[1] is not None else -1))
+        ranked = sorted(zip(page, numbers, strict=False),
+                        key=lambda p: (p[0].timestamp, p[1] if p[1] is not None else -1))
         return [c for c, _ in ranked]
     if page and all(n is not None for n in numbers):
-        return [c for c, _ in sorted(zip(page, numbers, strict=False), key=lambda p: p[1])]  # type: ignore[arg-type,return-value]
+        return [c for c, _ in sorted(zip(page, numbers, strict=False), key=lambda p: p[1] or 0)]
     return page
 
 

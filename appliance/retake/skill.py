@@ -26,6 +26,8 @@ from .settings import RetakeConfig
 log = logging.getLogger("appliance.skill")
 KNOWN_VERSION = "2.1.2"  # the version this appliance implements
 MAX_SKILL_BYTES = 1_000_000
+# a skill.json that cannot be fetched or read: the check reports "offline"
+_META_ERRORS: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, ValueError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class SkillCheck:
 
     def line(self) -> str:
         if self.outcome == "offline":
-            return f"skill check: could not reach the skill file ({self.detail}); going on with {self.previous or KNOWN_VERSION}"
+            return (f"skill check: could not reach the skill file ({self.detail}); "
+                    f"going on with {self.previous or KNOWN_VERSION}")
         if self.outcome == "changed":
             return (f"skill check: retake.tv skill changed {self.previous} -> {self.version}; "
                     f"new text cached ({self.detail}) — read it before the next release")
@@ -76,8 +79,9 @@ def check_skill(cfg: RetakeConfig, cache_dir: Path, *, session: requests.Session
         version = clean_text(meta["version"], 32)  # logged, shown, notified: never raw platform text
         if not version:
             raise ValueError("empty version")
-    except (*TRANSPORT_ERRORS, ValueError, KeyError, TypeError) as exc:
-        return SkillCheck("offline", None, previous, type(exc).__name__ + (f": {exc}" if isinstance(exc, OSError) else ""))
+    except _META_ERRORS as exc:
+        return SkillCheck("offline", None, previous,
+                          type(exc).__name__ + (f": {exc}" if isinstance(exc, OSError) else ""))
     if previous == version and (cache_dir / "skill.md").exists():
         return SkillCheck("unchanged", version, previous)
     try:

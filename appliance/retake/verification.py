@@ -67,7 +67,8 @@ def register_agent(settings: Settings, client: RetakeClient, *,
         if not user_db_id:
             raise CredentialsError(f"registered, and the access token is saved at {path}, but the platform did "
                                    "not say our userDbId",
-                                   fix="do not register again: add \"userDbId\" to that file (retake.tv support can tell it)")
+                                   fix="do not register again: add \"userDbId\" to that file "
+                                       "(retake.tv support can tell it)")
         creds = replace(creds, userDbId=user_db_id)
         save_credentials(path, creds)
     return creds, path

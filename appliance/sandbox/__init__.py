@@ -5,8 +5,9 @@ publish, simulated viewers, and a ``/_sandbox/`` control surface. It follows the
 document (retake-skill.md 2.1.2), not any client; decisions where that text is ambiguous are
 listed in ``state.py``. Faults for tests and the chaos bench (5xx bursts, 429 with Retry-After,
 headers-then-reset, slow bodies, truncated JSON, refused publishes) are injected through
-``POST /_sandbox/faults`` (or ``Sandbox.set_fault``), documented in ``app.py``. It imports nothing from the rest of the appliance but the stdlib-only ``appliance.core.files``
-and ``appliance.core.proc``.
+``POST /_sandbox/faults`` (or ``Sandbox.set_fault``), documented in ``routes.py``. It imports
+nothing from the rest of the appliance but the stdlib-only ``appliance.core.files`` and
+``appliance.core.proc``.
 
     with Sandbox(port=0, rtmp=True, viewer_interval=0) as sb:
         requests.post(f"{sb.base_url}/agent/register", json={...})

@@ -70,14 +70,18 @@ MAX_THUMBNAIL_BYTES = 5 * 1024 * 1024
 TWEET_URL = re.compile(r"^https?://(www\.|mobile\.)?(twitter\.com|x\.com)/[A-Za-z0-9_]{1,15}/status/\d{1,25}/?(\?[^\s#]*)?$")
 VERIFY_TEXT = "Claiming my Livestreaming Agent on @retakedottv. Code: "
 B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-# stream/comments answers (page order in brackets):
-#   documented          {"comments": [{_id, streamId, text, timestamp, author{walletAddress, fusername?, fid, favatar}}]} (oldest first)
-#   observed            [{chat_event_id, sender_user_id, sender_username, sender_display_name, sender_pfp,
-#                         sender_wallet_address, session_id, text, type, timestamp(ms)}]             (bare array, newest first)
-#   observed_wrapped    {"comments": [the observed items without timestamp]}                          (newest first)
-#   comment_created_at  {"comments": [{_id, streamId, comment, createdAt, author{_id, walletAddress, fusername?, fid}}]} (oldest first)
-#   flat_v1             {"comments": [{id, username, message, timestamp}]}  (skill 1.x copies)         (oldest first)
-#   author_wallet       [{id (a number), author_wallet, username, message, created_at}]               (bare array, newest first)
+# stream/comments answers (page order in brackets; docs/payloads.md lists them all):
+#   documented          (oldest first)
+#                       {"comments": [{_id, streamId, text, timestamp,
+#                                      author{walletAddress, fusername?, fid, favatar}}]}
+#   observed            (bare array, newest first)
+#                       [{chat_event_id, sender_user_id, sender_username, sender_display_name, sender_pfp,
+#                         sender_wallet_address, session_id, text, type, timestamp(ms)}]
+#   observed_wrapped    (newest first) {"comments": [the observed items without timestamp]}
+#   comment_created_at  (oldest first)
+#                       {"comments": [{_id, streamId, comment, createdAt, author{_id, walletAddress, fusername?, fid}}]}
+#   flat_v1             (oldest first) {"comments": [{id, username, message, timestamp}]}  (skill 1.x copies)
+#   author_wallet       (bare array, newest first) [{id (a number), author_wallet, username, message, created_at}]
 COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created_at", "flat_v1", "author_wallet")
 # agent/register: documented; nulls (wallet_address, token_address, token_ticker null); wrapped ({"data": ...});
 # minimal (access_token and userDbId only); token_only (the worst case: the access token alone)
@@ -86,7 +90,8 @@ REGISTER_SHAPES = ("documented", "nulls", "wrapped", "minimal", "token_only")
 RTMP_SHAPES = ("documented", "snake", "camel", "documented_data", "snake_data", "camel_data")
 RTMP_FIELDS = {"documented": ("url", "key"), "snake": ("rtmp_url", "stream_key"), "camel": ("rtmpUrl", "streamKey")}
 # field names elsewhere: stream/status viewers, tokens/:address/stats market_cap, users/live user_id + market_cap
-FIELD_DRIFT = {"none": {}, "snake": {"viewers": "viewer_count", "market_cap": "current_market_cap", "user_id": "userDbId"},
+FIELD_DRIFT = {"none": {},
+               "snake": {"viewers": "viewer_count", "market_cap": "current_market_cap", "user_id": "userDbId"},
                "camel": {"viewers": "viewer_count", "market_cap": "marketCap", "user_id": "userDbId"}}
 
 Emitter = Callable[[str, dict[str, Any], str], Awaitable[None]]
@@ -175,7 +180,8 @@ class ChatEvent:
 
     def observed(self, timestamp: bool = True) -> dict[str, Any]:
         data = {"chat_event_id": str(self.seq), "sender_user_id": self.sender_user_id,
-                "sender_username": self.sender_username or None, "sender_display_name": self.sender_display_name or None,
+                "sender_username": self.sender_username or None,
+                "sender_display_name": self.sender_display_name or None,
                 "sender_pfp": self.sender_pfp, "sender_wallet_address": self.sender_wallet,
                 "session_id": self.session_id, "text": self.text, "type": self.type}
         return {**data, "timestamp": str(int(self.ts * 1000))} if timestamp else data
@@ -185,7 +191,8 @@ class ChatEvent:
                 "author": self._author(_id=self.sender_user_id, walletAddress=self.sender_wallet, fid=self.fid)}
 
     def flat_v1(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.sender_username or None, "message": self.text, "timestamp": iso(self.ts)}
+        return {"id": self.id, "username": self.sender_username or None, "message": self.text,
+                "timestamp": iso(self.ts)}
 
     def author_wallet(self) -> dict[str, Any]:
         return {"id": self.seq, "author_wallet": self.sender_wallet, "username": self.sender_username or None,
@@ -353,7 +360,7 @@ class Platform:
         self.ids = IdGen()
         self.chat_seq = int(time.time() * 1000)  # numeric chat_event_ids: increasing, also across restarts
         self.emit: Emitter | None = None
-        self.event_hook: Callable[[dict[str, Any]], None] | None = None  # RTMP entries to the log
+        self.event_hook: Callable[[dict[str, Any]], object] | None = None  # RTMP entries to the log
         self._load()
 
     # ----- persistence (agents only) -------------------------------------------------------
@@ -510,8 +517,8 @@ class Platform:
 
     def on_record_done(self, key: str, path: str) -> None:
         agent, state = self.key_owner(key)
-        self.recordings_done[path] = {"agent": agent.name if agent else None, "userDbId": agent.user_id if agent else None,
-                                      "done_at": iso(time.time())}
+        self.recordings_done[path] = {"agent": agent.name if agent else None,
+                                      "userDbId": agent.user_id if agent else None, "done_at": iso(time.time())}
         self._rtmp_event("record_done", 200, agent, state)
 
     def _rtmp_event(self, what: str, status: int, agent: Agent | None, key_state: str, **extra: Any) -> None:

@@ -27,7 +27,8 @@ def _live_row(platform: Platform, agent: Agent, rank: int) -> dict[str, Any]:
                              "token_address": agent.token_address,
                              "market_cap": round(token.market_cap, 2) if token else 0,
                              "rank": rank, "viewers": platform.viewers_of(agent),
-                             "session_id": agent.session.session_id if agent.session else None}, "user_id", "market_cap")
+                             "session_id": agent.session.session_id if agent.session else None},
+                            "user_id", "market_cap")
 
 
 def search(platform: Platform, query: str) -> list[dict[str, Any]]:

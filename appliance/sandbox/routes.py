@@ -92,7 +92,7 @@ def json_error(status: int, message: str) -> web.Response:
 
 
 def is_loopback(remote: str | None) -> bool:
-    return bool(remote) and (remote.startswith("127.") or remote in ("::1", "::ffff:127.0.0.1"))
+    return remote is not None and (remote.startswith("127.") or remote in ("::1", "::ffff:127.0.0.1"))
 
 
 # ----- request log and faults ---------------------------------------------------------------
@@ -322,9 +322,9 @@ async def _injected(request: web.Request, handler: Handler, fault: Fault) -> web
     if fault.kind == "status":
         return json_error(fault.status, f"Injected fault (sandbox): HTTP {fault.status}")
     if fault.kind == "ratelimit":
-        response = json_error(429, "Too many requests (sandbox fault)")
-        response.headers["Retry-After"] = f"{fault.retry_after:g}"
-        return response
+        limited = json_error(429, "Too many requests (sandbox fault)")
+        limited.headers["Retry-After"] = f"{fault.retry_after:g}"
+        return limited
     real = await _guarded(request, handler)  # the platform did the work; the answer is what breaks
     body = real.body if isinstance(real, web.Response) and isinstance(real.body, bytes) else b"{}"
     part = body[: max(1, len(body) // 2)]

@@ -48,7 +48,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def find_nginx(module: Path = RTMP_MODULE) -> str:
     """Path of the nginx binary; :class:`IngestError` naming the packages if it or the module is missing."""
-    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
     if binary is None or not module.exists():
         what = "nginx" if binary is None else f"the RTMP module ({module})"
         raise IngestError(f"{what} not found: install the Debian packages `{DEBIAN_PACKAGES}` "
@@ -125,7 +126,8 @@ class RtmpIngest:
                     raise
 
     def _launch(self, binary: str, timeout: float) -> None:
-        assert self.workdir is not None and self.record_dir is not None
+        if self.workdir is None or self.record_dir is None:
+            raise IngestError("the ingest has no work folder: start() makes it")
         user = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
         conf = self.workdir / "nginx.conf"
         conf.write_text(render_config(workdir=self.workdir, record_dir=self.record_dir, port=self.port,
@@ -143,7 +145,8 @@ class RtmpIngest:
 
     def _wait_ready(self, timeout: float) -> None:
         """Ready = nginx logged that it started its workers (so *it* holds the port) and the port accepts."""
-        assert self.proc is not None and self.workdir is not None
+        if self.proc is None or self.workdir is None:
+            raise IngestError("nginx is not started")
         log = self.workdir / "error.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

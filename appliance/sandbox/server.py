@@ -288,14 +288,15 @@ def run_sandbox_cli(host: str, port: int, rtmp: bool, viewer_interval: float, co
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print(f"sandbox: base_url {sandbox.base_url}   (retake.base_url in the config, with retake.sandbox: true)", flush=True)
+        print(f"sandbox: base_url {sandbox.base_url}   (retake.base_url in the config, with retake.sandbox: true)",
+              flush=True)
         print(f"sandbox: control surface {sandbox.origin}/_sandbox/state", flush=True)
         if sandbox.ingest is not None:
             print(f"sandbox: RTMP ingest {sandbox.rtmp_url} (keys from POST /agent/rtmp)", flush=True)
             print(f"sandbox: recordings land in {sandbox.record_dir}", flush=True)
         else:
             print("sandbox: RTMP ingest off", flush=True)
-        print(f"sandbox: simulated viewers {'every %gs' % viewer_interval if viewer_interval > 0 else 'off'}; "
+        print(f"sandbox: simulated viewers {f'every {viewer_interval:g}s' if viewer_interval > 0 else 'off'}; "
               f"comments shape {comments_shape}; Ctrl-C stops", flush=True)
         while not stop.wait(0.5):
             pass

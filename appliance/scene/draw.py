@@ -91,7 +91,7 @@ class Painter:
 
     # -- what a region shows: equal keys = equal pixels (redraw only on change) --
 
-    def key(self, region: Any, state: SceneState, now: float) -> tuple:
+    def key(self, region: Any, state: SceneState, now: float) -> tuple[object, ...]:
         if isinstance(region, TitleRegion):
             return (state.title, state.topic)
         if isinstance(region, ChatRegion):
@@ -200,7 +200,7 @@ def _title(p: Painter, region: TitleRegion, state: SceneState, now: float, box: 
 
 def _chat(p: Painter, region: ChatRegion, state: SceneState, now: float, box: Rect) -> None:
     x, y, w, h = box
-    bottom = y + h
+    bottom: float = y + h
     gap = 6 * p.scale
     for line in reversed(state.chat[-region.max_lines:]):
         layout = _styled(p, region, clean_text(line.user, 40), clean_text(line.text, 600),

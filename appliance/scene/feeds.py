@@ -26,6 +26,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from ..core.errors import ConfigError
 from ..core.files import StateLayout
@@ -71,7 +72,7 @@ class OverlayFolder(FileSystemEventHandler):
     """Watches ``folder``; for each new or changed ``*.txt`` calls ``show(line)`` per line and
     ``feed(name, text)`` with the whole cleaned text (the scene's text slot ``name``)."""
 
-    def __init__(self, folder: Path, show: Callable[[str], None], *,
+    def __init__(self, folder: Path, show: Callable[[str], object], *,
                  feed: Callable[[str, str], None] = lambda name, text: None,
                  state: StateLayout | None = None) -> None:
         self.folder = Path(folder)
@@ -80,7 +81,7 @@ class OverlayFolder(FileSystemEventHandler):
         self.state = state
         self._seen: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer: BaseObserver | None = None
 
     def render(self, path: Path) -> bool:
         """Show ``path`` if it is a changed feed file; True when something was shown."""

@@ -52,7 +52,7 @@ class Renderer:
         self.state = SceneState(scene=default)
         self._images: dict[str, Any] = {}
         self._shown: Scene | None = None
-        self._keys: list[tuple] = []
+        self._keys: list[tuple[object, ...]] = []
         self.frames = 0
         self.regions_drawn = 0
         self.load_all()
@@ -240,9 +240,9 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
                             renderer.load(stem, scene_files(folder).get(stem))
                             if stem == renderer.current().name:
                                 renderer._shown = None
-                elif output is not None and fd == output.fileno():
-                    if output.pump() and renderer.current().content is not None:
-                        output.place_content(renderer.painter.rect(renderer.current().content.box))
+                elif (output is not None and fd == output.fileno() and output.pump()
+                      and (content := renderer.current().content) is not None):
+                    output.place_content(renderer.painter.rect(content.box))  # a window appeared: place it again
             renderer.render()
     finally:
         signal.set_wakeup_fd(-1)

@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from ..core.errors import ConfigError
 
@@ -113,7 +114,7 @@ class Scene(BaseModel):
         return next((r for r in self.regions if isinstance(r, ContentRegion)), None)
 
 
-def _where(error: dict) -> str:
+def _where(error: ErrorDetails) -> str:
     return ".".join(str(p) for p in error["loc"]) or "(top level)"
 
 

@@ -32,6 +32,8 @@ class XWindow:
 
     def __init__(self, display: str, width: int, height: int, *, name: str = "appliance-scene") -> None:
         self.conn = xcffib.connect(display=display)
+        # the core protocol's requests (xcffib sets Connection.core at run time: mypy cannot see its type)
+        self.x: xp.xprotoExtension = self.conn.core  # type: ignore[has-type]
         self.width, self.height = width, height
         setup = self.conn.get_setup()
         self.screen = setup.roots[self.conn.pref_screen]
@@ -39,17 +41,17 @@ class XWindow:
         visual = next(v for d in self.screen.allowed_depths if d.depth == self.screen.root_depth
                       for v in d.visuals if v.visual_id == self.screen.root_visual)
         self.pixmap = self.conn.generate_id()
-        self.conn.core.CreatePixmap(self.screen.root_depth, self.pixmap, self.root, width, height)
+        self.x.CreatePixmap(self.screen.root_depth, self.pixmap, self.root, width, height)
         self.window = self.conn.generate_id()
-        self.conn.core.CreateWindow(self.screen.root_depth, self.window, self.root, 0, 0, width, height, 0,
+        self.x.CreateWindow(self.screen.root_depth, self.window, self.root, 0, 0, width, height, 0,
                                     xp.WindowClass.InputOutput, self.screen.root_visual,
                                     xp.CW.BackPixmap | xp.CW.OverrideRedirect, [self.pixmap, 1])
         self._set_string(xp.Atom.WM_NAME, name.encode())
         self._set_string(xp.Atom.WM_CLASS, name.encode() + b"\0" + name.encode() + b"\0")
         self.surface = cairo.XCBSurface(self.conn, self.pixmap, visual, width, height)
         self.ctx = cairo.Context(self.surface)
-        self.conn.core.ChangeWindowAttributes(self.root, xp.CW.EventMask, [xp.EventMask.SubstructureNotify])
-        self.conn.core.MapWindow(self.window)
+        self.x.ChangeWindowAttributes(self.root, xp.CW.EventMask, [xp.EventMask.SubstructureNotify])
+        self.x.MapWindow(self.window)
         self.cover = False
         self._atoms: dict[str, int] = {}
         self.conn.flush()
@@ -58,11 +60,11 @@ class XWindow:
         return self.conn.get_file_descriptor()
 
     def _set_string(self, prop: int, value: bytes) -> None:
-        self.conn.core.ChangeProperty(xp.PropMode.Replace, self.window, prop, xp.Atom.STRING, 8, len(value), value)
+        self.x.ChangeProperty(xp.PropMode.Replace, self.window, prop, xp.Atom.STRING, 8, len(value), value)
 
     def atom(self, name: str) -> int:
         if name not in self._atoms:
-            self._atoms[name] = self.conn.core.InternAtom(False, len(name), name).reply().atom
+            self._atoms[name] = self.x.InternAtom(False, len(name), name).reply().atom
         return self._atoms[name]
 
     # -- pixels --
@@ -78,12 +80,12 @@ class XWindow:
         self.ctx.fill()
         self.surface.flush()
         for x, y, w, h in rects:
-            self.conn.core.ClearArea(False, self.window, x, y, w, h)
+            self.x.ClearArea(False, self.window, x, y, w, h)
         self.sync()
 
     def sync(self) -> None:
         """A round trip: everything sent before is on screen when this returns."""
-        self.conn.core.GetInputFocus().reply()
+        self.x.GetInputFocus().reply()
 
     # -- stacking and the content window --
 
@@ -93,25 +95,25 @@ class XWindow:
 
     def _restack(self) -> None:
         mode = xp.StackMode.Above if self.cover else xp.StackMode.Below
-        self.conn.core.ConfigureWindow(self.window, xp.ConfigWindow.StackMode, [mode])
+        self.x.ConfigureWindow(self.window, xp.ConfigWindow.StackMode, [mode])
         self.conn.flush()
 
     def _wm_class(self, window: int) -> bytes:
-        reply = self.conn.core.GetProperty(False, window, xp.Atom.WM_CLASS, xp.Atom.STRING, 0, 64).reply()
+        reply = self.x.GetProperty(False, window, xp.Atom.WM_CLASS, xp.Atom.STRING, 0, 64).reply()
         return bytes(reply.value.buf()) if reply.value_len else b""
 
     def _content_windows(self) -> list[int]:
-        clients = self.conn.core.GetProperty(False, self.root, self.atom("_NET_CLIENT_LIST"),
+        clients = self.x.GetProperty(False, self.root, self.atom("_NET_CLIENT_LIST"),
                                              xp.Atom.WINDOW, 0, 1024).reply()
         candidates = list(struct.unpack(f"{clients.value_len}I", bytes(clients.value.buf()))) if clients.value_len \
-            else list(self.conn.core.QueryTree(self.root).reply().children)
+            else list(self.x.QueryTree(self.root).reply().children)
         return [w for w in candidates if w != self.window and self._wm_class(w).split(b"\0")[0] == CONTENT_CLASS]
 
     def place_content(self, rect: Rect) -> int:
         """Move the terminal into ``rect``; how many windows were moved."""
         moved = 0
         x, y, w, h = rect
-        managed = self.conn.core.GetProperty(False, self.root, self.atom("_NET_SUPPORTING_WM_CHECK"),
+        managed = self.x.GetProperty(False, self.root, self.atom("_NET_SUPPORTING_WM_CHECK"),
                                              xp.Atom.WINDOW, 0, 1).reply().value_len > 0
         for window in self._content_windows():
             if managed:  # _NET_MOVERESIZE_WINDOW: gravity static, x y w h given, from a pager/tool
@@ -120,10 +122,10 @@ class XWindow:
                 event = xp.ClientMessageEvent.synthetic(
                     format=32, window=window, type=self.atom("_NET_MOVERESIZE_WINDOW"),
                     data=xp.ClientMessageData.synthetic(list(struct.unpack("5I", data)), "I" * 5)).pack()
-                self.conn.core.SendEvent(False, self.root, xp.EventMask.SubstructureRedirect
+                self.x.SendEvent(False, self.root, xp.EventMask.SubstructureRedirect
                                          | xp.EventMask.SubstructureNotify, event)
             else:
-                self.conn.core.ConfigureWindow(window, xp.ConfigWindow.X | xp.ConfigWindow.Y | xp.ConfigWindow.Width
+                self.x.ConfigureWindow(window, xp.ConfigWindow.X | xp.ConfigWindow.Y | xp.ConfigWindow.Width
                                                | xp.ConfigWindow.Height, [x, y, w, h])
             moved += 1
         self.conn.flush()
@@ -150,5 +152,5 @@ class XWindow:
     def close(self) -> None:
         try:
             self.conn.disconnect()
-        except Exception:
-            pass
+        except Exception as exc:  # the X server is gone already
+            log.debug("X disconnect: %s", exc)

@@ -98,7 +98,7 @@ class HoldCommands:
     def _refuse(self, *_args: Any, **_options: Any) -> dict[str, Any]:
         raise ApplianceError(f"the appliance is held: {self.error}")
 
-    say = show = chat = scene = voice = _refuse
+    say = show = chat = scene = voice = reply = _refuse
 
     def stop(self) -> dict[str, Any]:
         self.stop_event.set()

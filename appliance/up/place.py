@@ -32,7 +32,7 @@ from ..config import Settings, parse_config
 from ..core.errors import ApplianceError, ConfigError
 from ..core.files import StateLayout, write_json, write_private
 from ..core.settings import DEFAULT_STATE_DIR, IN_CONTAINER
-from ..media.display import display_number, display_taken, free_display, reserve_display
+from ..media.display import X_LOCK, display_number, display_taken, free_display, reserve_display
 
 AUTO_DISPLAY = "auto"
 DISPLAY_CANDIDATES = range(90, 290)  # where an unpinned display is looked for
@@ -53,7 +53,7 @@ def choose_display(setting: str, *, candidates: Iterable[int] = DISPLAY_CANDIDAT
     number = display_number(setting)
     if display_taken(number) or not reserve_display(number):
         raise ConfigError(f"stream.display: {setting} is taken (another X server, or its lock "
-                          f"/tmp/.X{number}-lock, is there)",
+                          f"{X_LOCK.format(number)}, is there)",
                           fix="set stream.display: auto (a free one is chosen at start) or another :N")
     return setting
 

@@ -22,13 +22,15 @@ def _espeak(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
 
 
 def _gtts(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
-    assert isinstance(cfg, GttsVoiceConfig)
+    if not isinstance(cfg, GttsVoiceConfig):
+        raise TypeError(f"voice engine gtts given {type(cfg).__name__}")
     return FallbackVoice(GttsVoice(cfg, cache_dir=cache_dir),
                          EspeakVoice(cfg) if cfg.fallback_to_espeak else None)
 
 
 def _command(cfg: AnyVoiceConfig, cache_dir: Path | None) -> Voice:
-    assert isinstance(cfg, CommandVoiceConfig)
+    if not isinstance(cfg, CommandVoiceConfig):
+        raise TypeError(f"voice engine command given {type(cfg).__name__}")
     return FallbackVoice(CommandVoice(cfg), EspeakVoice(cfg) if cfg.fallback_to_espeak else None)
 
 

@@ -54,7 +54,8 @@ class GttsVoice:
         self._last_request = self._clock()
 
     def _evict(self) -> None:
-        assert self.cache_dir is not None
+        if self.cache_dir is None:
+            return
         files = sorted(self.cache_dir.glob("*.mp3"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[self.cfg.cache_entries:]:
             old.unlink(missing_ok=True)

@@ -55,7 +55,7 @@ log = logging.getLogger("appliance.voice")
 PLAY_MARGIN_S = 10.0          # paplay may take this much longer than the audio itself
 MAX_PENDING = 8
 MAX_SENTENCE_CHARS = 200      # a longer sentence is cut at a comma or a space
-EventSink = Callable[[str, dict[str, Any]], None]
+EventSink = Callable[[str, dict[str, Any]], object]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])")
 
@@ -74,7 +74,8 @@ class Priority(enum.IntEnum):
         try:
             return cls[str(value).upper()]
         except KeyError:
-            raise InputError(f"priority must be one of operator, reply, proactive (not {clean_text(value, 20)!r})") from None
+            raise InputError(
+                f"priority must be one of operator, reply, proactive (not {clean_text(value, 20)!r})") from None
 
 
 def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:

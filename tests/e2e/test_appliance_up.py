@@ -141,7 +141,8 @@ def test_up_goes_live_speaks_recovers_and_stops_cleanly(rtmp_sandbox, tmp_path):
             assert len(pids) == 1, f"{program}: {pids}"
             before = publishes(sb, mark)
             os.kill(pids[0], signal.SIGKILL)
-            wait_until(lambda: publishes(sb, mark) > before, 30, f"the stream back after killing {program}")
+            wait_until(lambda before=before: publishes(sb, mark) > before, 30,
+                       f"the stream back after killing {program}")
             wait_until(lambda: agent["client"].stream_status().is_live, 15, f"live after killing {program}")
 
         all_children = {pid: start_time(pid) for pid in descendants(up.pid)}

@@ -19,7 +19,8 @@ NEEDED = ("Xvfb", "openbox", "xterm", "pulseaudio", "ffmpeg", "scrot")
 
 @pytest.mark.timeout(720)
 @pytest.mark.skipif(NGINX_MISSING is not None, reason=NGINX_MISSING or "")
-@pytest.mark.skipif(any(shutil.which(b) is None for b in NEEDED), reason="the media stack is missing (scripts/setup.sh)")
+@pytest.mark.skipif(any(shutil.which(b) is None for b in NEEDED),
+                    reason="the media stack is missing (scripts/setup.sh)")
 def test_two_minutes_of_chaos_are_survived_without_a_leak(tmp_path):
     out = tmp_path / "chaos.json"
     result = subprocess.run([sys.executable, "bench/chaos.py", "--minutes", "2", "--gap", "3", "8",

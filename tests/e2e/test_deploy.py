@@ -66,7 +66,7 @@ def test_a_pinned_display_or_port_that_is_taken_names_its_key(tmp_path):
     lock = Path(f"/tmp/.X{number}-lock")
     lock.write_text(f"{os.getpid():>10}\n")
     try:
-        with pytest.raises(ConfigError, match=r"stream\.display: :%d is taken" % number):
+        with pytest.raises(ConfigError, match=rf"stream\.display: :{number} is taken"):
             choose_display(f":{number}")
     finally:
         lock.unlink()
@@ -75,7 +75,7 @@ def test_a_pinned_display_or_port_that_is_taken_names_its_key(tmp_path):
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with pytest.raises(ConfigError, match=r"control\.port: %d on 127\.0\.0\.1 is taken" % port):
+        with pytest.raises(ConfigError, match=rf"control\.port: {port} on 127\.0\.0\.1 is taken"):
             choose_control_port(port)
 
 
@@ -165,7 +165,7 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
                                   sink=f"two{i}")
             ups.append(start_up_process(config, base / f"run{i}", STANDIN_CONTROLLER, base / f"up{i}.log"))
         infos = []
-        for i, up in enumerate(ups):
+        for i in range(len(ups)):
             tree = StateLayout(base / f"s{i}").tree_json
             wait_until(tree.exists, 30, f"appliance {i}'s tree.json")
             infos.append(json.loads(tree.read_text()))
@@ -181,7 +181,8 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
         started = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "appliance.up", "--config", str(pinned), "--", "true"],
                              capture_output=True, text=True, timeout=60,
-                             env=dict(os.environ, APPLIANCE_HOLD_ON_ERROR="0", APPLIANCE_RUNTIME_DIR=str(base / "run2")))
+                             env=dict(os.environ, APPLIANCE_HOLD_ON_ERROR="0",
+                                      APPLIANCE_RUNTIME_DIR=str(base / "run2")))
         assert out.returncode == 2, out
         assert f"stream.display: {infos[0]['display']} is taken" in out.stderr, out.stderr
         assert not (base / "run2" / "supervisor.sock").exists() and time.monotonic() - started < 30
@@ -306,7 +307,8 @@ def test_kubernetes_render_is_committed_renders_and_validates(tmp_path):
         assert volumes["token"]["secret"]["optional"] is True
         assert volumes["config"]["configMap"]["name"].startswith(f"retake-appliance-config-{agent}-")
         assert sts["spec"]["selector"]["matchLabels"]["retake.tv/agent"] == agent
-    assert sets["retake-appliance-bob"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1536Mi"
+    bob = sets["retake-appliance-bob"]["spec"]["template"]["spec"]["containers"][0]
+    assert bob["resources"]["limits"]["memory"] == "1536Mi"
     configs = {d["metadata"]["name"].rsplit("-", 1)[0]: yaml.safe_load(d["data"]["appliance.yaml"])
                for d in docs if d["kind"] == "ConfigMap"}
     assert configs["retake-appliance-config-alice"]["agent"]["name"] == "alice"
@@ -394,17 +396,20 @@ def test_fleet_up_is_idempotent_replaces_what_changed_and_prunes_what_is_gone(tm
     assert ann.options["env"] == {"RETAKE_ACCESS_TOKEN": "tok-ann"} and client.running["ben"].options["env"] == {}
     assert ann.options["nano_cpus"] == 500_000_000 and ann.options["mem_limit"] == "700m"
     assert ann.options["read_only"] and ann.options["cap_drop"] == ["ALL"]
-    assert ann.options["security_opt"] == ["no-new-privileges"] and ann.options["restart_policy"]["Name"] == "on-failure"
+    assert ann.options["security_opt"] == ["no-new-privileges"]
+    assert ann.options["restart_policy"]["Name"] == "on-failure"
     assert ann.options["volumes"]["ann-state"]["bind"] == "/state" and "network_mode" not in ann.options
     assert ann.labels["tv.retake.agent"] == "ann" and ann.labels["tv.retake.fleet"] == "f"
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged", "ben": "unchanged"}
     (tmp_path / "ann.env").write_text("RETAKE_ACCESS_TOKEN=tok-new\n")  # a new token: replaced, with an orderly stop
     assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "replaced", "ben": "unchanged"}
-    assert ann.events[:2] == [("stop", 30), ("remove",)] and client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
+    assert ann.events[:2] == [("stop", 30), ("remove",)]
+    assert client.running["ann"].options["env"]["RETAKE_ACCESS_TOKEN"] == "tok-new"
     client.running["ben"].status = "exited"
     assert fleet.up(load_fleet(tmp_path, load_config))["ben"] == "started"
     (tmp_path / "ben.yaml").unlink()
-    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged"}  # a gone YAML is left alone without --prune
+    # a gone YAML is left alone without --prune
+    assert fleet.up(load_fleet(tmp_path, load_config)) == {"ann": "unchanged"}
     assert fleet.up(load_fleet(tmp_path, load_config), prune=True) == {"ann": "unchanged", "ben": "pruned"}
     assert "ben" not in client.running
     (tmp_path / "ann.yaml").chmod(0o600)

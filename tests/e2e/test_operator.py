@@ -232,17 +232,17 @@ def test_mcp_over_http_reads_replies_says_and_stops(app: LiveAppliance) -> None:
                                                            "Host": "evil.example"}).status_code == 421
 
     async def run() -> None:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {control.token}"},
-                                      timeout=httpx2.Timeout(150)) as http:
-            async with Client(streamable_http_client(url, http_client=http), read_timeout_seconds=150) as client:
-                assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
-                starts = stream_starts(app)
-                live = structured(await client.call_tool("go_live", {"wait_s": 90}))
-                assert live["state"] == "live"
-                assert stream_starts(app) == max(starts, 1)  # already live: nothing started again
-                await converse(app, client, "httpviewer")
-                stopping = structured(await client.call_tool("stop", {}))
-                assert stopping == {"stopping": True}
+        async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {control.token}"},
+                                       timeout=httpx2.Timeout(150)) as http,
+                    Client(streamable_http_client(url, http_client=http), read_timeout_seconds=150) as client):
+            assert {t.name for t in (await client.list_tools()).tools} >= TOOLS
+            starts = stream_starts(app)
+            live = structured(await client.call_tool("go_live", {"wait_s": 90}))
+            assert live["state"] == "live"
+            assert stream_starts(app) == max(starts, 1)  # already live: nothing started again
+            await converse(app, client, "httpviewer")
+            stopping = structured(await client.call_tool("stop", {}))
+            assert stopping == {"stopping": True}
     asyncio.run(run())
     assert app.proc is not None
     assert app.proc.wait(60) == 0, app.tail()

@@ -142,7 +142,8 @@ def test_content_window_sits_in_the_scenes_content_region(process_tree: TreeRun,
     try:
         wait_until(inside, 10, f"the window in the content region {(x, y, w, h)}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: {geometry()}\n{window_tree(process_tree.display, process_tree.x_env())}") from None
+        tree = window_tree(process_tree.display, process_tree.x_env())
+        raise AssertionError(f"{exc}: {geometry()}\n{tree}") from None
 
 
 def test_content_window_waits_for_the_window_manager(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(NGINX_MISSING is not None, reason=NGINX_MISSING or "")
 def test_rehearsal_goes_live_chats_records_and_stops(tmp_path):
     data = yaml.safe_load((REPO / "config.example.yaml").read_text())
-    data["paths"] = {**(data.get("paths") or {}), "state_dir": str(tmp_path / "state")}  # the example leaves it commented
+    # the example leaves it commented
+    data["paths"] = {**(data.get("paths") or {}), "state_dir": str(tmp_path / "state")}
     cfg = tmp_path / "appliance.yaml"
     cfg.write_text(yaml.safe_dump(data))
     # the operator's real token, both ways it can be given: neither may reach the sandbox (the

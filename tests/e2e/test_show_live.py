@@ -134,7 +134,7 @@ def check_controls(app: LiveAppliance) -> None:
     wait_until(lambda: app.call("POST", "/voice", {})["pending"] == 1, 10, "the first line speaking")
     stopped = app.call("POST", "/voice", {"flush": True, "interrupt": True})
     assert stopped["flushed"] == 1 and stopped["interrupted"] is True and stopped["pending"] == 0, stopped
-    with pytest.raises(ApplianceError, match="no scene .*live.*starting"):
+    with pytest.raises(ApplianceError, match=r"no scene .*live.*starting"):
         app.call("POST", "/scene", {"name": "nope"})
     assert app.cli("scene", "ending").strip()
     time.sleep(1.5)

@@ -46,7 +46,8 @@ def test_llm_gets_viewer_text_fenced_and_never_a_secret(sandbox, tmp_path):
         assert len(fake.requests) == 1
         request = fake.requests[0]
         assert request["headers"]["Authorization"] == f"Bearer {KEY}"
-        assert token not in request["raw"] and KEY not in request["raw"] and "control-token-abcdef123" not in request["raw"]
+        assert token not in request["raw"] and KEY not in request["raw"]
+        assert "control-token-abcdef123" not in request["raw"]
         assert "[redacted]" in request["body"]["messages"][0]["content"]
         user = request["body"]["messages"][1]["content"]
         nonce = re.search(r"<<<chat-([0-9a-f]{12})\n", user).group(1)
@@ -104,8 +105,9 @@ def test_a_tip_read_from_a_page_is_thanked_by_amount():
     reads ``type`` and ``tip_data.amount``/``amount``) is thanked by amount, not acknowledged."""
     from appliance.chat.brains import ChatContext, HostBrain, Incoming, plan_turns
     from appliance.retake.normalize import normalize_comment
-    item = {"_id": "6b09a19c1bed47aec10067ac", "streamId": "s", "text": "tipped 0.3 SOL", "timestamp": "2026-11-27T15:00:00.000Z",
-            "type": "tip", "tip_data": {"amount": 0.3}, "author": {"walletAddress": "W", "fusername": "gus", "fid": 1}}
+    item = {"_id": "6b09a19c1bed47aec10067ac", "streamId": "s", "text": "tipped 0.3 SOL",
+            "timestamp": "2026-11-27T15:00:00.000Z", "type": "tip", "tip_data": {"amount": 0.3},
+            "author": {"walletAddress": "W", "fusername": "gus", "fid": 1}}
     comment = normalize_comment(item)
     assert (comment.kind, comment.amount) == ("tip", 0.3)
     turns = plan_turns([Incoming(comment, "gus", comment.text, 0.0)])

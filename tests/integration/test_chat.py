@@ -113,7 +113,8 @@ def test_one_message_under_two_ids_over_socket_and_page_is_answered_once(sandbox
         wait_for(loop.socket.joined.is_set, 10, "the Socket.IO rooms")
         for viewer in ("ann", "ben", "cat"):
             sandbox.post_comment(text=f"hello from {viewer}", username=viewer, user_db_id=me)
-            wait_for(lambda: any(viewer in line for line in agent_lines(client, me)), 10, f"a reply to {viewer}")
+            wait_for(lambda viewer=viewer: any(viewer in line for line in agent_lines(client, me)), 10,
+                     f"a reply to {viewer}")
         sandbox.event("tip", username="ann", amount=0.3, user_db_id=me)  # a tip message and tip_received
         wait_for(lambda: any("0.3 SOL" in line for line in agent_lines(client, me)), 10, "thanks for the tip")
         pages = loop.pager.pages_fetched  # two more polls: the page shows every message again

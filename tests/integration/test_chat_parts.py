@@ -57,7 +57,8 @@ def test_incoming_policy_blocklist_links_length_and_rate():
     assert m.inbound(comment("x", wallet_address="WALLETX"), "k1").action == "blocked"
     assert m.inbound(comment(text="a BADWORD here"), "k2").action == "blocked"
     verdict = m.inbound(comment(text="see https://x.io/a and www.y.com " + "z" * 80), "k3")
-    assert verdict.action == "ok" and "x.io" not in verdict.text and "[link]" in verdict.text and len(verdict.text) <= 40
+    assert verdict.action == "ok" and "x.io" not in verdict.text and "[link]" in verdict.text
+    assert len(verdict.text) <= 40
     assert [m.inbound(comment(), "k4").action for _ in range(3)] == ["ok", "ok", "limited"]
     now[0] += 61
     assert m.inbound(comment(), "k4").action == "ok"
@@ -242,7 +243,8 @@ def test_one_message_from_both_paths_is_paired_one_to_one(tmp_path):
                        timestamp=t0 + timedelta(seconds=second))
 
     # the socket saw "gm" twice from one viewer and "lol" from two viewers in the same second
-    for item in (c("101", "gm", 0, 101), c("102", "gm", 1, 102), c("103", "lol", 2, 103), c("104", "lol", 2, 104, "W2")):
+    for item in (c("101", "gm", 0, 101), c("102", "gm", 1, 102), c("103", "lol", 2, 103),
+                 c("104", "lol", 2, 104, "W2")):
         assert journal.receive(item, state="new", source="socket")
     assert journal.recognize(c("105", "gm", 0), "socket") is None  # one path never shows one message twice
     assert journal.recognize(c("a1", "gm", 0), "poll") == "101"

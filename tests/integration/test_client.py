@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_connection_refused_is_unavailable_and_bounded():
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[dict] = []
+    seen: ClassVar[list[dict]] = []
 
     def do_GET(self):
         type(self).seen.append({"path": self.path, "authorization": self.headers.get("Authorization")})

@@ -57,7 +57,8 @@ SAMPLES = {
          "author": {"walletAddress": W1, "fusername": "viewer1", "fid": 12345, "favatar": "https://x/a.png"}},
         {"_id": "c2", "streamId": "user_abc", "text": "anon here", "timestamp": "2025-02-01T14:20:05Z",
          "author": {"walletAddress": W2, "fusername": None, "fid": None}},
-    ]}, [("c1", "Great stream!", "viewer1", "", W1, "12345", None), ("c2", "anon here", short_wallet(W2), "", W2, "", None)]),
+    ]}, [("c1", "Great stream!", "viewer1", "", W1, "12345", None),
+         ("c2", "anon here", short_wallet(W2), "", W2, "", None)]),
     "observed (bare, newest first)": ([
         {"chat_event_id": "1002", "sender_user_id": "u2", "sender_username": None, "sender_display_name": None,
          "sender_wallet_address": W1, "text": "second", "type": "message", "timestamp": "1738419605000"},
@@ -115,7 +116,8 @@ def test_text_that_cannot_be_found_is_skipped_never_empty(caplog):
 
 def test_ordering_uses_timestamps_then_numeric_ids_never_string_order():
     same = "1738419600000"
-    page = [{"chat_event_id": "10", "text": "b", "timestamp": same}, {"chat_event_id": "9", "text": "a", "timestamp": same},
+    page = [{"chat_event_id": "10", "text": "b", "timestamp": same},
+            {"chat_event_id": "9", "text": "a", "timestamp": same},
             {"chat_event_id": "100", "text": "c", "timestamp": "1738419601000"}]
     assert [c.text for c in parse_comments(page)] == ["a", "b", "c"]
     assert [c.text for c in parse_comments([{"chat_event_id": str(i), "text": str(i)} for i in (10, 100, 9)])] == \
@@ -226,7 +228,8 @@ def test_each_rtmp_spelling_goes_live(rtmp_sandbox):
             publishers.append(publish_test_stream(creds.url, creds.key.reveal(), seconds=6, background=True))
             clients.append(client)
         for shape, client in zip(RTMP_SHAPES, clients, strict=False):
-            assert sb.wait_for(lambda: client.stream_status().is_live, timeout=15), f"{shape} never went live"
+            assert sb.wait_for(lambda client=client: client.stream_status().is_live, timeout=15), \
+                f"{shape} never went live"
     finally:
         for proc in publishers:
             proc.kill()
@@ -234,7 +237,8 @@ def test_each_rtmp_spelling_goes_live(rtmp_sandbox):
 
 
 def fake_publish(sb, key: str) -> None:
-    requests.post(f"{sb.origin}/_sandbox/rtmp/on_publish", data={"name": key, "app": "live"}, timeout=5).raise_for_status()
+    requests.post(f"{sb.origin}/_sandbox/rtmp/on_publish", data={"name": key, "app": "live"},
+                  timeout=5).raise_for_status()
 
 
 @pytest.mark.parametrize("drift", list(FIELD_DRIFT))
@@ -257,7 +261,8 @@ def test_status_stats_and_live_users_keep_their_numbers(sandbox, drift):
 # --- end to end: each comments shape through the chat loop ----------------------------------------------
 
 def agent_replies(sandbox, me: str, after: int) -> list[str]:
-    chats = requests.get(f"{sandbox.base_url}/chat/", params={"streamer_id": me, "limit": 100}, timeout=5).json()["chats"]
+    chats = requests.get(f"{sandbox.base_url}/chat/", params={"streamer_id": me, "limit": 100},
+                         timeout=5).json()["chats"]
     return [c["text"] for c in reversed(chats) if c["sender_user_id"] == me][after:]
 
 

@@ -34,7 +34,8 @@ def test_go_live_order_chat_and_stop(rtmp_sandbox, tmp_path, xvfb_display):
     first = {n: key_order.index(n) for n in reversed(key_order)}
     assert first["agent/rtmp"] < first["agent/stream/start"] < first["RTMP publish"] \
         < first["agent/update-thumbnail"] < first["agent/stream/chat/send"]
-    statuses_before_thumb = [i for i, n in enumerate(key_order) if n == "agent/stream/status" and i < first["agent/update-thumbnail"]]
+    statuses_before_thumb = [i for i, n in enumerate(key_order)
+                             if n == "agent/stream/status" and i < first["agent/update-thumbnail"]]
     assert statuses_before_thumb and max(statuses_before_thumb) > first["RTMP publish"]
     thumb = next(r for r in log if r["path"].endswith("update-thumbnail"))
     assert thumb["status"] == 200 and thumb.get("image", {}).get("format") in ("png", "PNG")
@@ -53,7 +54,8 @@ def test_encoder_killed_comes_back_live_with_a_new_key(rtmp_sandbox, tmp_path, x
         os.kill(run.encoder.pid, signal.SIGKILL)
         t0 = time.monotonic()
         wait_for(lambda: run.lc.metrics.restarts >= 1, 5, "a recovery")
-        wait_for(lambda: run.lc.metrics.state is State.LIVE and agent["client"].stream_status().is_live, 15, "live again")
+        wait_for(lambda: run.lc.metrics.state is State.LIVE and agent["client"].stream_status().is_live, 15,
+                 "live again")
         back_s = time.monotonic() - t0
         after = paths(sb.requests(), mark)
     assert back_s <= 10, f"back live after {back_s:.1f}s"
@@ -97,7 +99,7 @@ def test_unverified_blocks_and_notifies(sandbox, tmp_path):
     agent = make_agent(sandbox, tmp_path, "UnverifiedAgent", verified=False)
     settings = settings_for(sandbox, tmp_path, agent, ":1", recovery={"verification_recheck_s": 5})
     with Running(settings) as run:
-        wait_for(lambda: any("post this exact message" in l for l in run.lines), 10, "tweet instructions")
+        wait_for(lambda: any("post this exact message" in line for line in run.lines), 10, "tweet instructions")
         assert run.lc.metrics.state is State.VERIFICATION
         notes = settings.notify_file().read_text()
         assert "verification_required" in notes and "Code" in notes

@@ -197,7 +197,8 @@ def test_comments_documented_shape_oldest_first_with_paging(sandbox: Sandbox, sa
     assert a.get("agent/stream/comments").status_code == 400
     bad = a.post("agent/stream/chat/send", json={"message": "x", "destination_user_id": "nobody"})
     assert bad.status_code == 404
-    assert a.post("agent/stream/chat/send", json={"message": "x" * 5000, "destination_user_id": a.user_id}).status_code == 400
+    too_long = {"message": "x" * 5000, "destination_user_id": a.user_id}
+    assert a.post("agent/stream/chat/send", json=too_long).status_code == 400
 
 
 def test_comments_observed_shape_is_a_bare_array_newest_first(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
@@ -212,11 +213,13 @@ def test_comments_observed_shape_is_a_bare_array_newest_first(sandbox: Sandbox, 
 
 
 def test_control_surface_comment_injection_over_http(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
-    resp = requests.post(f"{sandbox.origin}/_sandbox/comments", json={"username": "eve", "text": "\x1b[31mred"}, timeout=5)
+    resp = requests.post(f"{sandbox.origin}/_sandbox/comments", json={"username": "eve", "text": "\x1b[31mred"},
+                         timeout=5)
     assert resp.status_code == 201
     chats = requests.get(f"{sandbox.base_url}/chat/", params={"streamer_id": sandbox_agent.user_id}, timeout=5).json()
     assert chats["chats"][0]["text"] == "\x1b[31mred" and chats["chats"][0]["sender_username"] == "eve"
-    too_long = requests.post(f"{sandbox.origin}/_sandbox/comments", json={"username": "e", "text": "x" * 9000}, timeout=5)
+    too_long = requests.post(f"{sandbox.origin}/_sandbox/comments", json={"username": "e", "text": "x" * 9000},
+                             timeout=5)
     assert too_long.status_code == 400
 
 
@@ -341,7 +344,8 @@ def test_redirect_and_echo_headers(sandbox: Sandbox) -> None:
     assert echo["authorization"] == "present" and "rtk_secret" not in json.dumps(echo)
     with Sandbox(port=0, rtmp=False) as other:
         target = f"{other.origin}/_sandbox/echo-headers"
-        resp = requests.get(f"{sandbox.origin}/_sandbox/redirect", params={"to": target}, allow_redirects=False, timeout=5)
+        resp = requests.get(f"{sandbox.origin}/_sandbox/redirect", params={"to": target}, allow_redirects=False,
+                            timeout=5)
         assert resp.status_code == 302 and resp.headers["Location"] == target
         followed = requests.get(f"{sandbox.origin}/_sandbox/redirect", params={"to": target},
                                 headers={"Authorization": "Bearer rtk_secret"}, timeout=5)
@@ -370,7 +374,8 @@ def test_public_endpoints(sandbox: Sandbox) -> None:
     live = get("users/live/")
     assert {"user_id", "username", "ticker", "token_address", "market_cap", "rank"} <= set(live[0])
     assert get("users/newest")[0]["username"] == "PublicOne"
-    assert {"username", "bio", "wallet_address", "social_links", "profile_picture_url"} <= set(get(f"users/metadata/{a.user_id}"))
+    metadata = set(get(f"users/metadata/{a.user_id}"))
+    assert {"username", "bio", "wallet_address", "social_links", "profile_picture_url"} <= metadata
     assert get("users/streamer/publicone")["streamer_id"] == a.user_id
     assert get(f"users/streamer/{a.user_id}")["session"]["is_live"] is True
     session = get("sessions/active/")[0]
@@ -413,7 +418,8 @@ def test_viewer_simulator_posts_hostile_comments_and_varies_viewers(sandbox: San
     for _ in range(15):
         sandbox.call(sandbox.simulator.tick)
         counts.add(a.get("agent/stream/status").json()["viewers"])
-    texts = [c["text"] for c in a.get("agent/stream/comments", params={"userDbId": a.user_id, "limit": 100}).json()["comments"]]
+    page = a.get("agent/stream/comments", params={"userDbId": a.user_id, "limit": 100}).json()["comments"]
+    texts = [c["text"] for c in page]
     assert len(texts) >= 15
     assert any(any(ord(ch) < 32 for ch in t) or len(t) > 500 or t.startswith("!") for t in texts)
     assert len(counts) > 1

@@ -33,14 +33,15 @@ def test_tee_command_keys_and_config(tmp_path: Path) -> None:
     assert KEY_B not in " ".join(cmd)  # the secondary's key is only in its relay's argv
     redact = Redactor(f"rtmp://in.example/live/{KEY_A}")
     line = redact(f"[tee] {cmd[-1]} and rtmp://live.twitch.tv/app/{KEY_B}: Broken pipe")
-    assert KEY_A not in line and KEY_B not in line and "redacted> redacted>" not in line and "udp://127.0.0.1:5000" in line
+    assert KEY_A not in line and KEY_B not in line
+    assert "redacted> redacted>" not in line and "udp://127.0.0.1:5000" in line
 
     key = tmp_path / "twitch.key"
     output = SimulcastOutput(name="twitch", url="rtmp://live.twitch.tv/app/", key_file=key)
-    with pytest.raises(ConfigError, match="simulcast output 'twitch': key_file .* cannot read"):
+    with pytest.raises(ConfigError, match=r"simulcast output 'twitch': key_file .* cannot read"):
         read_key(output)
     key.write_text("two words\n")
-    with pytest.raises(ConfigError, match="'twitch'.*not a stream key"):
+    with pytest.raises(ConfigError, match=r"'twitch'.*not a stream key"):
         read_key(output)
     key.write_text(KEY_B + "\n")
     assert read_key(output) == KEY_B
@@ -48,7 +49,8 @@ def test_tee_command_keys_and_config(tmp_path: Path) -> None:
     agent = {"name": "A", "description": "d", "image_url": "https://example.com/a.png",
              "wallet_address": "11111111111111111111111111111111", "ticker": "A"}
     with pytest.raises(ConfigError, match=r"simulcast\.outputs\.0\.url: must be rtmp://host/app"):
-        parse_config({"agent": agent, "simulcast": {"outputs": [{"name": "x", "url": "https://x/app", "key_file": "/k"}]}})
+        parse_config({"agent": agent,
+                      "simulcast": {"outputs": [{"name": "x", "url": "https://x/app", "key_file": "/k"}]}})
 
 
 @requires_nginx
@@ -97,7 +99,8 @@ def test_a_failing_secondary_never_touches_the_retake_stream(xvfb_display, pulse
         assert len(main) == 1, main  # one publish: the retake.tv stream never restarted
         times = frame_times(Path(main[0]["path"]))
         gaps = [b - a for a, b in itertools.pairwise(times) if a >= 1.0]
-        assert times[-1] - times[0] > 11 and max(gaps) < 0.1, f"span {times[-1] - times[0]:.1f} s, gap {max(gaps):.3f} s"
+        assert times[-1] - times[0] > 11 and max(gaps) < 0.1, \
+            f"span {times[-1] - times[0]:.1f} s, gap {max(gaps):.3f} s"
         copies = [r for r in secondary.recordings() if r["size"] > 10_000]
         assert len(copies) >= 2, secondary.recordings()  # before the drop and after it came back
         for copy in copies:

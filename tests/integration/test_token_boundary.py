@@ -325,4 +325,5 @@ def test_canonical_spellings_are_accepted_and_stored_rebuilt() -> None:
 def test_a_config_built_around_validation_still_cannot_point_the_client_elsewhere() -> None:
     for url in ("https://evil.com/api/v1", "http://evil.com:1\\@127.0.0.1:2/api/v1", "http://127.0.0.1:9/api/v1"):
         with pytest.raises(SecurityError, match="base_url refused"):
-            RetakeClient(RetakeConfig.model_construct(base_url=url, sandbox=False, timeout_s=1, retries=0), Secret(TOKEN))
+            RetakeClient(RetakeConfig.model_construct(base_url=url, sandbox=False, timeout_s=1, retries=0),
+                         Secret(TOKEN))

@@ -216,7 +216,8 @@ def test_command_engine_wav_raw_and_fallback(tmp_path, caplog):
             calls.append(text)
             return write_wav(workdir / f"e{len(calls)}.wav")
 
-    failing = FallbackVoice(CommandVoice(CommandVoiceConfig(engine="command", command=[sys.executable, str(script), "fail"])), Espeak())
+    failing_cfg = CommandVoiceConfig(engine="command", command=[sys.executable, str(script), "fail"])
+    failing = FallbackVoice(CommandVoice(failing_cfg), Espeak())
     with caplog.at_level(logging.WARNING, logger="appliance.voice"):
         for _ in range(3):
             failing.synthesize("one", tmp_path)
@@ -237,7 +238,8 @@ def test_gtts_caches_per_text_and_throttles(tmp_path):
             Path(path).write_bytes(b"ID3 fake mp3")
 
     voice = GttsVoice(GttsVoiceConfig(engine="gtts", min_interval_s=2, cache_entries=2), cache_dir=tmp_path / "cache",
-                      tts_factory=FakeTTS, clock=lambda: clock[0], sleep=lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+                      tts_factory=FakeTTS, clock=lambda: clock[0],
+                      sleep=lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
     for text in ("a", "a", "b", "c", "a"):
         voice.synthesize(text, tmp_path)
     assert made == ["a", "b", "c", "a"]  # "a" again came from the cache; evicted after b and c

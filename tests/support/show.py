@@ -139,7 +139,8 @@ class LiveAppliance:
         self.publish_at = next(entry_time(r) for r in self.sb.requests()[mark:] if entry_name(r) == "RTMP publish")
         # a chat poll after the opening message: the first poll (which takes what is already in
         # chat as history, never to be answered) is behind us, so a viewer's comment gets a reply
-        sent = next(i for i, r in enumerate(self.sb.requests()) if i >= mark and entry_name(r) == "agent/stream/chat/send")
+        sent = next(i for i, r in enumerate(self.sb.requests())
+                    if i >= mark and entry_name(r) == "agent/stream/chat/send")
         while not any(entry_name(r) == "agent/stream/comments" for r in self.sb.requests()[sent + 1:]):
             if time.monotonic() > deadline:
                 raise AssertionError(f"no chat poll after going live\n{self.tail()}")

@@ -69,7 +69,7 @@ def test_chat_limit_bound():
 def test_yaml_errors_and_missing_file(tmp_path):
     broken = tmp_path / "c.yaml"
     broken.write_text("agent: [unclosed\n")
-    with pytest.raises(ConfigError, match="line 2 is not valid YAML|is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"line 2 is not valid YAML|is not valid YAML"):
         load_config(broken)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")

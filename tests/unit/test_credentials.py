@@ -17,7 +17,7 @@ from appliance.retake.credentials import (
 )
 
 
-def make(token="rtk_test"):
+def make(token="rtk_test"):  # noqa: S107 (a test token)
     return Credentials(access_token=Secret(token), agent_name="A", agent_id="agent_1", userDbId="user_1",
                        wallet_address="w", ticker="T")
 
