@@ -50,7 +50,7 @@ bash scripts/go.sh --seconds '"$REHEARSAL_S"' 2>&1 | tee /tmp/go.log | grep -E "
 grep -q -- "-> live" /tmp/go.log || { tail -n 40 /tmp/go.log; echo "fresh: the rehearsal never went live"; exit 1; }
 grep -qE "rehearsal: recording .* \([1-9][0-9]{4,} bytes\)" /tmp/go.log || { echo "fresh: the rehearsal recorded nothing"; exit 1; }
 part "go.sh (set-up + rehearsal of '"$REHEARSAL_S"' s)"
-TEST_REQUIRE_ALL=1 bash scripts/test.sh -p no:cacheprovider '"$tests"'
+TEST_REQUIRE_ALL=1 bash scripts/test.sh -p no:cacheprovider --durations=8 '"$tests"'
 part "test.sh (set-up --test + tests)"
 '
 started=$(date +%s)

@@ -99,7 +99,7 @@ opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.coo
                                      urllib.request.ProxyHandler({}))
 opener.open(sys.argv[1], timeout=10)
 state = opener.open(sys.argv[1].split("/console/")[0] + "/console/state", timeout=10)
-print(state.status, json.load(state).get("agent"))
+print(state.status, json.dumps(json.load(state)))
 """
 
 
