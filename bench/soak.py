@@ -326,7 +326,7 @@ class Run:
             counts[what] += 1
             if what == "sample" and counts[what] % 10 == 0:
                 total = sum(r for _, (name, r) in self.samples[-1][1].items() if name not in NOT_THE_TREE)
-                self.log(f"tree RSS {total / 1024:.0f} MB, {len(self.samples[-1][1])} processes")
+                self.log(f"tree PSS {total / 1024:.0f} MB, {len(self.samples[-1][1])} processes")
 
 
 def _every(period: float, end: float) -> list[float]:
