@@ -17,3 +17,4 @@ class ControlConfig(SettingsModel):
     preview_fps: Annotated[float, Field(ge=0.2, le=2)] = 1.0       # the console's preview of the display
     preview_width: Annotated[int, Field(ge=160, le=1280)] = 640    # its width in pixels (height follows)
     session_hours: Annotated[float, Field(gt=0, le=168)] = 12.0    # a console login lasts this long
+    mcp_terminal: bool = True  # the MCP `terminal` tool (an agent typing into the on-screen shell); false: no such tool

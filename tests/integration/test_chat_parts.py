@@ -19,7 +19,8 @@ from appliance.chat.settings import MemoryConfig, ModerationConfig
 from appliance.cli import main
 from appliance.config import parse_config
 from appliance.control.events import EventBus
-from appliance.live.notify import Notifier, StreamWatch
+from appliance.live.notify import Notifier
+from appliance.live.watch import StreamWatch
 from appliance.retake.credentials import Credentials, Secret, save_credentials
 from appliance.retake.normalize import Comment, short_wallet
 from tests.support.chat import agent_lines, chat_agent
