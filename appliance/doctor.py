@@ -10,7 +10,6 @@ display (with its X cookie) and sink (on its PulseAudio socket) must answer.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -18,13 +17,16 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .config import Settings
 from .core.errors import ApplianceError, MediaError
 from .core.files import RuntimeLayout
 from .core.proc import run_capture
+
+if TYPE_CHECKING:
+    from .control.where import Where
 from .media.display import X_SOCKET, display_number
 
 Verdict = Literal["ok", "FAIL", "warn", "up"]  # up: started by `appliance up`, not running now
@@ -156,34 +158,30 @@ def check_sink(sink: str, env: Mapping[str, str] | None = None) -> Check:
     return Check(f"sink {sink}", "FAIL", "no such sink", f"pactl load-module module-null-sink sink_name={sink}")
 
 
-def running_tree(settings: Settings) -> dict[str, Any] | None:
-    """What ``<state>/tree.json`` says of the tree `appliance up` runs with this state (its
-    display and runtime folder), when its /health answers; None before `up` (or after it ended)."""
-    from .up.place import probe
+def running_tree(settings: Settings) -> Where | None:
+    """Where the tree `appliance up` runs with this state is (its display, its runtime folder:
+    :mod:`appliance.control.where`), when its /health answers; None before `up` (or after it)."""
+    from .control.probe import probe
+    from .control.where import find
     try:
-        info = json.loads(settings.layout.tree_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict):
-        return None
-    try:
+        where = find(settings.state_dir)
         alive, _ = probe("health", settings.state_dir)
     except ApplianceError:
         return None
-    return info if alive else None
+    return where if alive else None
 
 
-def check_tree(settings: Settings, tree: dict[str, Any] | None) -> list[Check]:
+def check_tree(settings: Settings, tree: Where | None) -> list[Check]:
     """Display and sink: the running tree's, through its cookie and socket; before `up`, marked
     as started by it."""
     sink = settings.stream.sink if settings.stream.audio_source == "pulse" else None
-    if tree is None or tree.get("held") or not tree.get("display"):
+    if tree is None or tree.held or not tree.display:
         why = STARTED_BY_UP if tree is None else "started by `appliance up` (it is holding: see `appliance status`)"
         rows = [Check("display", "up", why)]
         return rows + ([Check(f"sink {sink}", "up", why)] if sink else [])
-    runtime = RuntimeLayout(Path(tree.get("runtime_dir") or "/nonexistent"))
+    runtime = RuntimeLayout(Path(str(tree.data.get("runtime_dir") or "/nonexistent")))
     env = {"XAUTHORITY": str(runtime.xauthority), "PULSE_SERVER": f"unix:{runtime.pulse_socket}"}
-    rows = [check_display(str(tree["display"]), env)]
+    rows = [check_display(tree.display, env)]
     return rows + ([check_sink(sink, env)] if sink else [])
 
 
@@ -302,7 +300,7 @@ def run_doctor(settings: Settings | None, config_path: str, *, out: Callable[[st
         rows.append(Check("config", "FAIL", f"{config_path} not found", "copy config.example.yaml there"))
     else:
         tree = running_tree(settings)
-        running = "" if tree is None else f" (a tree runs: pid {tree.get('pid')})"
+        running = "" if tree is None else f" (a tree runs: pid {tree.data.get('pid')})"
         rows.append(Check("config", "ok", config_path + running))
         rows += check_tree(settings, tree)
         if tree is None:

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 from appliance.config import parse_config
+from appliance.control.where import Where
 from appliance.doctor import Check, check_fonts, check_ports, check_tree, summary
 from tests.support.data import WALLET
 
@@ -25,7 +26,8 @@ def test_before_up_display_and_sink_are_started_by_up_not_failed(tmp_path: Path)
     assert all("appliance up" in r.detail for r in rows)
     silent = check_tree(settings(tmp_path, stream={"audio_source": "silent"}), None)
     assert [r.name for r in silent] == ["display"]
-    held = check_tree(settings(tmp_path), {"display": None, "held": True})
+    held = check_tree(settings(tmp_path), Where(path=tmp_path / "control.json", url="http://127.0.0.1:1", token=None,
+                                                display=None, held=True, data={}))
     assert {r.verdict for r in held} == {"up"} and "holding" in held[0].detail
 
 

@@ -97,9 +97,11 @@ def python_programs(path: Path) -> set[str]:
                     lists.setdefault(target.id, head)
     found = set()
     for node in ast.walk(tree):
-        # a list that starts with a module constant naming a program is an argv wherever it is built
-        if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Name) \
-                and node.elts[0].id in constants and node.elts[0].id.isupper():
+        # a list that starts with a module constant and goes on with an option (FFMPEG, "-i", ...)
+        # is an argv wherever it is built
+        if isinstance(node, ast.List) and len(node.elts) > 1 and isinstance(node.elts[0], ast.Name) \
+                and node.elts[0].id in constants and isinstance(node.elts[1], ast.Constant) \
+                and str(node.elts[1].value).startswith("-"):
             found.add(constants[node.elts[0].id])
         if not isinstance(node, ast.Call):
             continue
