@@ -24,10 +24,10 @@ from .config import Settings
 from .core.errors import ApplianceError, MediaError
 from .core.files import RuntimeLayout
 from .core.proc import run_capture
+from .media.display import X_SOCKET, display_number
 
 if TYPE_CHECKING:
     from .control.where import Where
-from .media.display import X_SOCKET, display_number
 
 Verdict = Literal["ok", "FAIL", "warn", "up"]  # up: started by `appliance up`, not running now
 STARTED_BY_UP = "started by `appliance up` (not running now)"
@@ -187,7 +187,7 @@ def check_tree(settings: Settings, tree: Where | None) -> list[Check]:
 
 def check_ports(settings: Settings) -> list[Check]:
     """Before `up`: a pinned display or control port must be free (unpinned ones are chosen then)."""
-    from .media.display import display_number, display_taken
+    from .media.display import display_taken
     from .up.place import AUTO_DISPLAY, port_taken
     rows = []
     if settings.stream.display != AUTO_DISPLAY:
