@@ -74,7 +74,8 @@ def console_login(project: ComposeProject) -> dict:
     browser.trust_env = False
     assert browser.get(f"{base}/console/state", timeout=10).status_code == 401  # not logged in
     page = browser.get(url.group(1), timeout=10)
-    assert page.status_code == 200 and "appliance_session" in browser.cookies, page.status_code
+    assert page.status_code == 200 and any(c.name.startswith("appliance_session") for c in browser.cookies), \
+        page.status_code
     state = browser.get(f"{base}/console/state", timeout=10)
     assert state.status_code == 200, state.text
     return state.json()
