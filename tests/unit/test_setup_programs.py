@@ -35,7 +35,7 @@ ELSEWHERE = {
     "appliance": "the venv's entry point",
     "supervisord": "the venv (a project dependency)",
 }
-# Debian programs the tree's shell scripts run that are not in a bin folder's list under their name
+# words at a command position of the shell scripts that are not programs
 SHELL_WORDS_IGNORED = {
     # bash keywords and builtins, and the functions lib.sh defines
     "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "in",
