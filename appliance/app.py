@@ -172,7 +172,8 @@ def run_live(settings: Settings) -> int:
                             terminal=Terminal.from_environment(), preview=preview,
                             outgoing=OutgoingFilter(secrets, max_chars=MAX_TEXT))
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port,
+                           listen=settings.control.listen, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
                            mcp_terminal=settings.control.mcp_terminal, mcp_instructions=mcp_instructions(settings),
                            notifications=notifier.file, preview_fps=settings.control.preview_fps)

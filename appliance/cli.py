@@ -142,7 +142,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .up.hold import (
         up_or_hold,  # holds (alive, unready) instead of exiting where a restart would loop
     )
-    return up_or_hold(Path(args.config))
+    control = {k: v for k, v in (("port", args.control_port), ("listen", args.control_listen)) if v is not None}
+    return up_or_hold(Path(args.config), control=control)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -286,7 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--comments-shape", choices=SANDBOX_COMMENT_SHAPES, default="documented",
                    help="answer stream/comments in this shape (README: accepted payload variants)")
     p.add_argument("--record-dir", help="where the ingest records streams (default: a temp folder)")
-    add("up", cmd_up)
+    p = add("up", cmd_up)
+    p.add_argument("--control-port", type=int, choices=range(1, 65536), metavar="PORT",
+                   help="control.port for this run (appliance fleet pins it)")
+    p.add_argument("--control-listen", choices=["127.0.0.1", "0.0.0.0"],  # noqa: S104
+                   help="control.listen for this run (appliance fleet: 0.0.0.0 where the engine publishes the port)")
     add("live", cmd_live)
     add("rehearse", cmd_rehearse).add_argument("--seconds", type=float, default=0,
                                                help="stop by itself after this long (0: until Ctrl-C)")

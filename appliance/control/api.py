@@ -108,14 +108,17 @@ class ControlServer:
     thread. The port is bound at construction (``port`` 0: a free one); :meth:`start` serves
     and publishes the token, :meth:`close` stops and withdraws it."""
 
-    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0, bus: EventBus | None = None,
+    def __init__(self, commands: Commands, *, state_dir: Path, port: int = 0, listen: str = "127.0.0.1",
+                 bus: EventBus | None = None,
                  request_timeout_s: float = REQUEST_TIMEOUT_S, write_timeout_s: float = WRITE_TIMEOUT_S,
                  session_hours: float | None = None, mcp: bool = False, mcp_terminal: bool = True,
                  mcp_instructions: str | None = None, notifications: Path | None = None,
                  preview_fps: float = 1.0, max_connections: int | None = None,
                  max_event_streams: int = MAX_EVENT_STREAMS, stream_min_age_s: float = STREAM_MIN_AGE_S) -> None:
         """``bus``: serve ``/events``; ``session_hours``: serve the console (its logins last this
-        long); ``mcp``: serve the MCP tools at /mcp (``mcp_terminal``: with the terminal tool)."""
+        long); ``mcp``: serve the MCP tools at /mcp (``mcp_terminal``: with the terminal tool);
+        ``listen``: 127.0.0.1, or 0.0.0.0 in a container whose port the engine publishes on the
+        host's loopback (:class:`~appliance.control.settings.ControlConfig`)."""
         self.commands, self.bus, self.state_dir = commands, bus, Path(state_dir)
         self.token = secrets.token_urlsafe(32)
         self.request_timeout_s, self.write_timeout_s = request_timeout_s, write_timeout_s
@@ -125,7 +128,7 @@ class ControlServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self.sock.bind(("127.0.0.1", port))
+            self.sock.bind((listen, port))
         except OSError:
             self.sock.close()
             raise

@@ -174,16 +174,21 @@ def _held_port(config: Path) -> int:
     return port if 0 <= port <= 65535 else 0
 
 
-def prepare(config: Path, *, checks: Callable[[Settings], None]) -> Settings:
-    """Load the config and run ``checks`` (each raises an ApplianceError to hold on)."""
+def prepare(config: Path, *, checks: Callable[[Settings], None], control: Mapping[str, Any] | None = None) -> Settings:
+    """Load the config, apply the command line's ``control`` settings (``port``, ``listen``:
+    `appliance up --control-port/--control-listen`) and run ``checks`` (each raises an
+    ApplianceError to hold on)."""
     settings = load_config(config)
+    if control:
+        settings = settings.model_copy(update={"control": settings.control.model_copy(update=dict(control))})
     checks(settings)
     return settings
 
 
 def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[Settings], None],
                      stop: threading.Event, environ: Mapping[str, str] = os.environ,
-                     poll_s: float = POLL_S, recheck_s: float = RECHECK_S) -> Settings | None:
+                     poll_s: float = POLL_S, recheck_s: float = RECHECK_S,
+                     control: Mapping[str, Any] | None = None) -> Settings | None:
     """Serve the held control API until :func:`prepare` succeeds (returns the settings) or
     ``stop`` is set or the API's /stop is called (returns None)."""
     log.error("cannot start: %s", error)
@@ -192,7 +197,9 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
     state_dir = probe_state_dir(config)
     server: ControlServer | None = None
     try:
-        server = ControlServer(commands, state_dir=state_dir, port=_held_port(config))
+        control = control or {}
+        server = ControlServer(commands, state_dir=state_dir, port=control.get("port") or _held_port(config),
+                               listen=control.get("listen", "127.0.0.1"))
         where.announce(state_dir, port=server.port, display=None, config=config, held=True)
         server.start()
     except (OSError, ApplianceError) as exc:
@@ -214,7 +221,7 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
                 continue
             seen, last_check = current, now
             try:
-                settings = prepare(config, checks=checks)
+                settings = prepare(config, checks=checks, control=control)
             except ApplianceError as exc:
                 if str(exc) != str(commands.error):
                     log.error("still cannot start: %s", exc)
@@ -244,7 +251,7 @@ def startup_checks(settings: Settings) -> None:
 
 
 def up_or_hold(config: Path, *, controller: list[str] | None = None,
-               environ: Mapping[str, str] = os.environ) -> int:
+               environ: Mapping[str, str] = os.environ, control: Mapping[str, Any] | None = None) -> int:
     """`appliance up`: start the tree; when it cannot start (:func:`is_holdable`) and holding
     is on (:func:`hold_enabled`), hold until it can, then start it. A stand-in ``controller``
     (tests) skips the credentials check."""
@@ -256,12 +263,12 @@ def up_or_hold(config: Path, *, controller: list[str] | None = None,
     while True:
         try:
             if settings is None:
-                settings = prepare(config, checks=checks)
+                settings = prepare(config, checks=checks, control=control)
             return run_up(config, settings, controller=controller)
         except ApplianceError as exc:
             if not (holding and is_holdable(exc)):
                 raise
-            settings = _hold_with_signals(exc, config, checks=checks, stop=stop, environ=environ)
+            settings = _hold_with_signals(exc, config, checks=checks, stop=stop, environ=environ, control=control)
             if settings is None:
                 log.info("stopped while held")
                 return 0
@@ -274,12 +281,13 @@ def _without_credentials(settings: Settings) -> None:
 
 
 def _hold_with_signals(error: ApplianceError, config: Path, *, checks: Callable[[Settings], None],
-                       stop: threading.Event, environ: Mapping[str, str]) -> Settings | None:
+                       stop: threading.Event, environ: Mapping[str, str],
+                       control: Mapping[str, Any] | None = None) -> Settings | None:
     """:func:`hold_until_fixed` with SIGTERM/SIGINT ending the hold (an orderly stop)."""
     import signal
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return hold_until_fixed(error, config, checks=checks, stop=stop, environ=environ)
+        return hold_until_fixed(error, config, checks=checks, stop=stop, environ=environ, control=control)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

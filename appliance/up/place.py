@@ -28,6 +28,7 @@ import yaml
 from ..config import Settings, parse_config
 from ..core.errors import ApplianceError, ConfigError
 from ..core.files import write_private
+from ..core.net import free_port
 from ..core.settings import DEFAULT_STATE_DIR, IN_CONTAINER
 from ..media.display import X_LOCK, display_number, display_taken, free_display, reserve_display
 
@@ -63,12 +64,6 @@ def port_taken(port: int, host: str = "127.0.0.1") -> bool:
                 return True
             raise
     return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def choose_control_port(setting: int) -> int:
