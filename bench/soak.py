@@ -26,8 +26,9 @@ Reports (printed as tables, and with --json as one object):
   chat         our viewer's comments posted, answered once, answered twice, never answered
   thumbnails   uploads, the least expected (one per (re)start + one per interval of each stream),
                the largest gap, gaps longer than the interval (+10 %, +10 s)
-  restarts     stream/start calls (1 + one per kill expected), helpers whose pid changed
-               (a process supervisord restarted that we did not kill)
+  restarts     stream/start calls (1 + one per kill expected), why the controller recovered
+               (its log lines), helpers whose pid changed (a process supervisord restarted that
+               we did not kill)
 
     .venv/bin/python bench/soak.py --minutes 120 --json soak.json     # the figure (about 2 h 15 min)
     .venv/bin/python bench/soak.py --minutes 4 --kill-every-minutes 2  # a short look
@@ -60,6 +61,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from appliance.core.sanitize import clean_text  # noqa: E402
 from tests.support.compose import (  # noqa: E402
     REHEARSAL_CONFIG,
     REHEARSAL_RECORDINGS,
@@ -375,6 +377,8 @@ def finish(run: Run, work: Path) -> dict[str, Any]:
         time.sleep(2)
     requests_log = run.sb.requests()
     run.ended = time.time()
+    # why the controller recovered, from its own log lines ("state live -> recovering (why)")
+    recoveries = re.findall(r"INFO state \w+ -> recovering \((.{0,120})", project.logs(project.rehearsal))
     stopped = project.compose("stop", "-t", "40", "sandbox", timeout=180)
     if stopped.returncode != 0:
         run.errors.append(f"compose stop: {stopped.stderr[-300:]}")
@@ -446,6 +450,7 @@ def finish(run: Run, work: Path) -> dict[str, Any]:
                        "largest_gap_s": round(max(gaps), 1) if gaps else None,
                        "late": sum(1 for g in gaps if g > interval * 1.1 + 10)},
         "restarts": {"stream_starts": len(starts), "encoder_kills": len(run.kills),
+                     "recoveries": [clean_text(r, 120) for r in recoveries][:50],
                      "helpers_restarted_unasked": restarted},
         "actions": dict(run.events), "errors": run.errors[:50],
     }
@@ -479,6 +484,8 @@ def print_report(r: dict[str, Any]) -> None:
           f"{th['largest_gap_s']} s, {th['late']} later than the interval allows")
     print(f"restarts: {rs['stream_starts']} stream/start ({rs['encoder_kills']} encoder kills), "
           f"helpers restarted unasked {rs['helpers_restarted_unasked'] or 'none'}")
+    for why in rs["recoveries"][:10]:
+        print(f"  recovery: {why}")
     print(f"actions: {r['actions']}" + (f"; errors: {r['errors'][:5]}" if r["errors"] else ""))
 
 
