@@ -86,10 +86,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 class FakeOpenAI:
     """``POST /v1/chat/completions`` on 127.0.0.1: records each request (headers and body) and
-    answers ``answer(body)``'s text after ``delay`` seconds (a hang when the delay is long)."""
+    answers ``answer(body)``'s text after ``delay`` seconds (a hang when the delay is long); with
+    ``key``, a request without ``Authorization: Bearer <key>`` gets 401 as OpenAI answers it."""
 
-    def __init__(self, answer: Callable[[dict], str] = lambda body: "Hello from the model.", delay: float = 0.0):
-        self.answer, self.delay = answer, delay
+    def __init__(self, answer: Callable[[dict], str] = lambda body: "Hello from the model.", delay: float = 0.0,
+                 key: str | None = None):
+        self.answer, self.delay, self.key = answer, delay, key
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -103,6 +105,14 @@ class FakeOpenAI:
                 outer.requests.append({"path": self.path, "headers": dict(self.headers), "raw": raw.decode(),
                                        "body": body})
                 time.sleep(outer.delay)
+                if outer.key is not None and self.headers.get("Authorization") != f"Bearer {outer.key}":
+                    refused = b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(refused)))
+                    self.end_headers()
+                    self.wfile.write(refused)
+                    return
                 data = json.dumps({"id": "x", "object": "chat.completion", "model": body.get("model"),
                                    "choices": [{"index": 0, "finish_reason": "stop",
                                                 "message": {"role": "assistant", "content": outer.answer(body)}}]})

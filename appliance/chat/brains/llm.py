@@ -176,6 +176,12 @@ class LlmBrain:
             raise RuntimeError("no text in the answer")
         return content
 
+    def check(self, timeout: float) -> str:
+        """One short completion through the same call as every turn (`appliance doctor`): the
+        model's answer; requests' exception when the endpoint does not answer, RuntimeError
+        ``HTTP <status>`` when it refuses (401/403: the key)."""
+        return self._complete([{"role": "user", "content": "Reply with the single word: ready"}], timeout)
+
     def _tidy(self, text: str, ctx: ChatContext) -> str:
         text = clean_text(text, 2000).strip().strip('"').strip()
         for prefix in (f"{ctx.agent_name}:", f"{ctx.agent_name} >", "Reply:"):
