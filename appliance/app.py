@@ -135,7 +135,9 @@ def run_live(settings: Settings) -> int:
     secrets = Secrets(sources=[held.values_list,
                                lambda: [lifecycle.creds.access_token.reveal()] if lifecycle.creds else []])
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show), secrets=secrets, environ=held,
-                        viewers=lambda: lifecycle.metrics.viewers)
+                        viewers=lambda: lifecycle.metrics.viewers,
+                        token_address=lambda: lifecycle.metrics.token_address or (
+                            lifecycle.creds.token_address if lifecycle.creds else None))
     parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
                   capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
                   chat=chat_factory(settings, store, services=chat), publish=bus.publish,

@@ -134,10 +134,8 @@ class Settings(SettingsModel):
     def secret_refs(self) -> list[SecretRef]:
         """Every secret this config names (:mod:`appliance.core.secrets`): the access token, the
         LLM key, the webhook brain's header values, the simulcast stream keys."""
-        refs = [TOKEN, SecretRef(self.chat.llm.api_key_env, what="chat.llm.api_key_env")]
-        if self.chat.webhook is not None:
-            refs += [SecretRef(name, what=f"chat.webhook.headers_env.{header}")
-                     for header, name in self.chat.webhook.headers_env.items()]
+        refs = [TOKEN, *(SecretRef(name, what=f"a key of chat.brain ({self.chat.brain.engine})")
+                         for name in self.chat.secret_env_names())]
         refs += [output.secret() for output in self.simulcast.outputs]
         return refs
 

@@ -1,7 +1,7 @@
 """Secrets: read once, from files, by the process that needs them; never a child's environment.
 
 A secret has a *name* (``RETAKE_ACCESS_TOKEN``, the names the config gives in
-``chat.llm.api_key_env`` and ``chat.webhook.headers_env``). Its value is found (:func:`find`,
+``chat.brain.api_key_env`` and ``chat.brain.headers_env``). Its value is found (:func:`find`,
 first match wins) in:
 
   1. the store `appliance up` hands to its process tree: the file ``NAME`` in
@@ -84,7 +84,7 @@ class SecretRef:
 
     name: str
     file: Path | None = None
-    what: str = ""  # for messages: which setting asks for it ("chat.llm.api_key_env")
+    what: str = ""  # for messages: which setting asks for it ("chat.brain.api_key_env")
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

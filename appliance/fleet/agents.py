@@ -3,7 +3,7 @@
     fleet/
       alice.yaml        an appliance config (agent.name: alice)
       alice.env         its secrets, NAME=value lines: RETAKE_ACCESS_TOKEN=..., OPENAI_API_KEY=...,
-                        the names of chat.webhook.headers_env (optional; mode 600; git-ignored)
+                        the names of chat.brain.headers_env (optional; mode 600; git-ignored)
       alice.token       the access token alone (optional; older folders)
 
 The secrets reach the agent's container as files, one per name, mounted read-only at

@@ -163,12 +163,13 @@ class Compose:
 
     def __init__(self, project: Path, name: str) -> None:
         self.project, self.name = project, name
-        self.container = f"{name}_appliance_1"
+        self.container = f"{name}-appliance"
 
     def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         pytest.importorskip("podman_compose", reason="podman-compose (PyPI) drives the compose test")
         return subprocess.run([sys.executable, "-m", "podman_compose", "-p", self.name, *args], cwd=self.project,
-                              env=dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG), capture_output=True, text=True,
+                              env=dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG, APPLIANCE_NETWORK_MODE="host",
+                                       APPLIANCE_CONTAINER=self.container), capture_output=True, text=True,
                               timeout=timeout)
 
     def logs(self) -> str:
@@ -185,12 +186,11 @@ def compose(world: tuple[Any, FakeOpenAI]) -> Iterator[tuple[Compose, dict[str, 
     sb, fake = world
     agent = register_agent(sb, verified=True)
     project = short_tmpdir("apsec-")
-    # the VPS user's two edits: /state on a folder of the host, and the host's network (the
+    # the VPS user's edit: /state on a folder of the host (and, in .env, the host's network: the
     # sandbox and the fake model listen on this host's loopback; a sandbox must be loopback)
     shipped = (REPO / "compose.yaml").read_text()
-    assert "appliance-state:/state" in shipped and "  appliance:\n    <<: *appliance\n" in shipped
-    (project / "compose.yaml").write_text(shipped.replace("appliance-state:/state", "./state:/state").replace(
-        "  appliance:\n    <<: *appliance\n", "  appliance:\n    <<: *appliance\n    network_mode: host\n"))
+    assert "appliance-state:/state" in shipped
+    (project / "compose.yaml").write_text(shipped.replace("appliance-state:/state", "./state:/state"))
     shutil.copytree(REPO / "overlays", project / "overlays")
     for folder in ("config", "state", "secrets"):
         (project / folder).mkdir()
