@@ -80,24 +80,27 @@ def test_a_file_of_its_own_and_a_clear_error_for_an_unreadable_one(tmp_path: Pat
 
 
 def test_the_config_names_every_secret_and_the_store_reads_each_once(tmp_path: Path) -> None:
-    settings = parse_config({"agent": AGENT, "chat": {"responder": "webhook", "llm": {"api_key_env": "MY_LLM_KEY"},
-                                                       "webhook": {"url": "https://example.com/hook",
-                                                                   "headers_env": {"Authorization": "HOOK_AUTH"}}},
+    settings = parse_config({"agent": AGENT, "chat": {"brain": {"engine": "webhook", "url": "https://example.com/hook",
+                                                                "headers_env": {"Authorization": "HOOK_AUTH"}}},
                              "simulcast": {"outputs": [{"name": "tw", "url": "rtmp://live.twitch.tv/app",
                                                         "key_file": str(tmp_path / "tw.key")}]}})
     refs = settings.secret_refs()
-    assert [r.name for r in refs] == ["RETAKE_ACCESS_TOKEN", "MY_LLM_KEY", "HOOK_AUTH", "simulcast-tw"]
+    # the brain's (a webhook's header) and the usual LLM key's name, whichever brain runs
+    assert [r.name for r in refs] == ["RETAKE_ACCESS_TOKEN", "HOOK_AUTH", "OPENAI_API_KEY", "simulcast-tw"]
+    llm = parse_config({"agent": AGENT, "chat": {"brain": {"engine": "llm", "api_key_env": "MY_LLM_KEY"}}})
+    assert [r.name for r in llm.secret_refs()] == ["RETAKE_ACCESS_TOKEN", "MY_LLM_KEY", "OPENAI_API_KEY"]
     (tmp_path / "tw.key").write_text("live_key_1\n")
-    env = {"MY_LLM_KEY": "sk-llm-1234567890", "HOOK_AUTH": "Bearer hook-1234567890", ENV_MOUNT: str(tmp_path / "none")}
+    env = {"OPENAI_API_KEY": "sk-llm-1234567890", "HOOK_AUTH": "Bearer hook-1234567890",
+           ENV_MOUNT: str(tmp_path / "none")}
     store = SecretStore.load(refs, environ=env)
-    assert dict(store) == {"MY_LLM_KEY": "sk-llm-1234567890", "HOOK_AUTH": "Bearer hook-1234567890",
+    assert dict(store) == {"OPENAI_API_KEY": "sk-llm-1234567890", "HOOK_AUTH": "Bearer hook-1234567890",
                            "simulcast-tw": "live_key_1"}
     (tmp_path / "tw.key").write_text("live_key_2\n")
-    env["MY_LLM_KEY"] = "changed"
-    assert store["MY_LLM_KEY"] == "sk-llm-1234567890" and store["simulcast-tw"] == "live_key_1"  # read once
+    env["OPENAI_API_KEY"] = "changed"
+    assert store["OPENAI_API_KEY"] == "sk-llm-1234567890" and store["simulcast-tw"] == "live_key_1"  # read once
     assert sorted(store.values_list()) == sorted(["sk-llm-1234567890", "Bearer hook-1234567890", "live_key_1"])
     assert store.get("NOT_NAMED") is None and "sk-" not in repr(store)
-    assert set(collect(refs, environ=env)) == {"MY_LLM_KEY", "HOOK_AUTH", "simulcast-tw"}
+    assert set(collect(refs, environ=env)) == {"OPENAI_API_KEY", "HOOK_AUTH", "simulcast-tw"}
 
 
 # -- the one child environment -------------------------------------------------------------------

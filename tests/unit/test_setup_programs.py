@@ -41,6 +41,7 @@ SHELL_WORDS_IGNORED = {
     "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "in",
     "function", "return", "exit", "local", "export", "source", "set", "unset", "printf", "echo", "read",
     "shift", "trap", "wait", "exec", "command", "test", "true", "false", "cd", "eval", "declare", "kill",
+    "continue", "break", "ulimit",
     "log", "die", "require_env", "wait_for", "drop_secrets", "display_answers", "wait_for_display",
     "wm_running", "wait_for_window_manager", "sink_exists", "wait_for_sink", "session_exists",
 }
@@ -135,6 +136,7 @@ def shell_programs(text: str) -> set[str]:
         code = re.sub(r"(^|\s)#.*", "", line)
         code = re.sub(r"'[^']*'", "''", code)
         code = re.sub(r'"[^"]*"', lambda m: m.group(0).strip('"') if "$(" in m.group(0) else '""', code)
+        code = re.sub(r"\$\(\([^()]*(\([^()]*\)[^()]*)*\)\)", "0", code)  # $(( arithmetic )): no command
         code = re.sub(r"\b(exec|command|timeout\s+\d+)\s+", "; ", code)
         code = re.sub(r"\b\w+\+?=(\$\()", r"\1", code)  # a=$(command ...): the command stays
         code = re.sub(r"\b\w+\+?=\S*", "", code)  # other assignments (a=1, a+=(b))
