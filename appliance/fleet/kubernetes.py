@@ -178,6 +178,9 @@ def render(agents: list[Agent], out: Path, *, image: str | None = None) -> list[
         folder = out / "agents" / name
         folder.mkdir(parents=True, exist_ok=True)
         data = agent.settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        brain = data.get("chat", {}).get("brain")
+        if isinstance(brain, dict):  # the union's discriminator is a default, yet the config requires it
+            brain["engine"] = agent.settings.chat.brain.engine
         data.setdefault("paths", {}).pop("state_dir", None)  # always /state (the PVC) in the pod
         data["paths"] = data["paths"] or None
         if data["paths"] is None:

@@ -445,7 +445,10 @@ def test_the_rendered_kubernetes_manifest_delivers_the_llm_key_and_the_brain_ans
         podman("rm", "-f", name)
         started = podman(*args)
         assert started.returncode == 0, started.stderr
-        wait_until(lambda: published(sb, agent), 120, "the pod's container to publish", interval=2)
+        try:
+            wait_until(lambda: published(sb, agent), 120, "the pod's container to publish", interval=2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{args}\n{podman('logs', name).stdout[-4000:]}") from None
         the_model_answers(sb, agent, fake, key, lambda: podman("logs", name).stdout[-4000:])
         no_secret_in(name, {"llm key": key, "access token": agent.access_token})
     finally:
