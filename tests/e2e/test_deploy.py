@@ -487,3 +487,17 @@ def test_fleet_status_with_a_bad_yaml_shows_the_others_and_names_the_file(tmp_pa
     with pytest.raises(ConfigError, match=r"ben\.yaml"):  # up starts nothing while a file is bad
         fleet_cli.run_fleet(type("A", (), {"action": "up", "folder": str(tmp_path), "fleet": "f", "image": None,
                                            "names": [], "prune": False})(), load_config)
+
+
+def test_the_rendered_configmap_keeps_the_brain_it_was_given(tmp_path):
+    """A config dumped without its defaults lost chat.brain's engine (a default, yet required):
+    the pod held on 'chat.brain.engine: required'. The ConfigMap loads as the agent's YAML does."""
+    from appliance.fleet.agents import load_fleet
+    from appliance.fleet.kubernetes import k8s_name, render
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "kai.yaml").write_text(yaml.safe_dump({"agent": {**AGENT, "name": "kai"}, "chat": {
+        "brain": {"engine": "llm", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "KAI_KEY"}}}))
+    render(load_fleet(fleet, load_config), tmp_path / "out")
+    rendered = load_config(tmp_path / "out" / "agents" / k8s_name("kai") / "appliance.yaml")
+    assert rendered.chat.brain.engine == "llm" and rendered.chat.secret_env_names()[0] == "KAI_KEY"
