@@ -228,7 +228,8 @@ def cmd_viewers(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `appliance` command line: every subcommand with its arguments (each ``func`` set)."""
     parser = argparse.ArgumentParser(prog="appliance",
                                      description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -295,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=40, help="lines of the pane to print (default 40)")
     add("console", cmd_console)
     add("mcp", cmd_mcp)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from .core.logs import setup_logging
     setup_logging(args.verbose)
     try:
