@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_CONFIG, Settings, load_config
 from .core.errors import ApplianceError
+from .core.paths import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance")
@@ -55,6 +56,7 @@ HELP = {
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from .config import load_config  # each command loads what it needs: --help and probe stay cheap
     return load_config(args.config)
 
 
@@ -147,6 +149,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    from .config import load_config
     from .fleet.cli import run_fleet
     return run_fleet(args, load_config)
 

@@ -69,17 +69,15 @@ def _with_preexec(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def popen(cmd: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen`` whose child dies with us."""
-    return subprocess.Popen(cmd, **_with_preexec(kwargs))
+def popen(cmd: list[str], *, die_with_parent: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` whose child dies with us (``die_with_parent=False``: one that may
+    outlive the thread that starts it, such as a supervisord started from a short-lived thread)."""
+    return subprocess.Popen(cmd, **(_with_preexec(kwargs) if die_with_parent else kwargs))
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run`` whose child dies with us (a timeout kills it, as ``run`` does)."""
     return subprocess.run(cmd, **_with_preexec(kwargs))
-
-
-
 
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]

@@ -11,19 +11,17 @@ import logging
 import os
 import shutil
 import socket
-import struct
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..core.errors import MediaError
+from ..core.images import ImageError, check_jpeg, check_png
 from ..core.proc import run_capture, run_tool
 
 log = logging.getLogger("appliance.display")
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CAPTURE_TIMEOUT_S = 15.0
 # X's own fixed names in the shared /tmp (not temporary files of ours): display N's socket and lock
 X_SOCKET = "/tmp/.X11-unix/X{}"  # noqa: S108
@@ -136,38 +134,12 @@ def wait_for_display(display: str, timeout: float, *, interval: float = 0.1,
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """Decode a PNG enough to trust it (chunk CRCs, zlib data, row count); return its size."""
-    if not data.startswith(PNG_MAGIC):
-        raise MediaError("screenshot is not a PNG")
-    pos, idat, header = len(PNG_MAGIC), [], b""
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        crc = data[pos + 8 + length:pos + 12 + length]
-        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
-            raise MediaError("screenshot PNG is truncated or corrupt")
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    else:
-        raise MediaError("screenshot PNG has no end")
-    if len(header) != 13 or not idat:
-        raise MediaError("screenshot PNG has no header or no image data")
-    width, height, depth, color = struct.unpack(">IIBB", header[:10])
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color)
-    if not width or not height or channels is None or header[12] != 0:
-        raise MediaError("screenshot PNG has an unexpected format")
+    """A screenshot's size, once it is decoded enough to trust (:func:`~appliance.core.images.check_png`)."""
     try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise MediaError(f"screenshot PNG does not decode: {exc}") from None
-    if len(raw) != height * (1 + (width * channels * depth + 7) // 8):
-        raise MediaError("screenshot PNG has the wrong amount of pixel data")
-    return width, height
+        info = check_png(data)
+    except ImageError as exc:
+        raise MediaError(f"screenshot: {exc}") from None
+    return info.width, info.height
 
 
 def _run(cmd: list[str], display: str) -> None:
@@ -208,6 +180,8 @@ def capture_jpeg(display: str, *, max_width: int = 1280, quality: int = 4) -> by
         out = Path(tmp) / "shot.jpg"
         _run(_ffmpeg_grab(display, out, max_width, "-q:v", str(quality)), display)
         data = out.read_bytes() if out.exists() else b""
-    if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise MediaError(f"screenshot of {display} is not a JPEG")
+    try:
+        check_jpeg(data)
+    except ImageError as exc:
+        raise MediaError(f"screenshot of {display}: {exc}") from None
     return data

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, Literal
 
 from ..core.errors import MediaError
-from ..core.proc import parent_death_preexec
+from ..core.proc import popen as popen_child
 from .settings import StreamConfig
 
 log = logging.getLogger("appliance.encoder")
@@ -268,7 +268,7 @@ def default_audio_probe(stream: StreamConfig) -> bool:
 class Encoder:
     """One FFmpeg process at a time, started with :meth:`start` and ended with :meth:`stop`."""
 
-    def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = subprocess.Popen,
+    def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = popen_child,
                  clock: Callable[[], float] = time.monotonic,
                  audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
                  stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None) -> None:
@@ -318,9 +318,9 @@ class Encoder:
         redact = Redactor(target)
         try:
             # argv holds the key: readable by same-host users in /proc/<pid>/cmdline (see top)
+            # the child dies with us (core/proc): it never streams on without us
             proc = self._popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                               preexec_fn=parent_death_preexec())  # never streams on without us
+                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
         except OSError as exc:
             if self.simulcast:
                 self.simulcast.stop()

@@ -16,6 +16,7 @@ is a start-up error (:func:`check_state_on_volume`).
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import os
 import re
@@ -23,20 +24,21 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-import requests
-import yaml
-
-from ..config import Settings, parse_config
 from ..core.errors import ApplianceError, ConfigError
 from ..core.files import StateLayout, write_json, write_private
-from ..core.settings import DEFAULT_STATE_DIR, IN_CONTAINER
+from ..core.paths import DEFAULT_STATE_DIR, IN_CONTAINER
 from ..media.display import X_LOCK, display_number, display_taken, free_display, reserve_display
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 AUTO_DISPLAY = "auto"
 DISPLAY_CANDIDATES = range(90, 290)  # where an unpinned display is looked for
 PROBE_TIMEOUT_S = 4.0
+MAX_PROBE_BODY = 65536  # /health and /ready answer a small JSON object
 
 
 # -- display and control port ----------------------------------------------------------------
@@ -131,6 +133,9 @@ def place(settings: Settings, *, runtime_dir: Path) -> tuple[Path, Settings]:
     for output in data["simulcast"]["outputs"]:
         output["key_file"] = _absolute(output["key_file"])
     path = runtime_dir / "appliance.yaml"
+    import yaml
+
+    from ..config import parse_config
     write_private(path, yaml.safe_dump(data, sort_keys=False))
     return path, parse_config(data, str(path))
 
@@ -215,21 +220,28 @@ def check_state_on_volume(settings: Settings, *, in_container: bool = IN_CONTAIN
 def probe(kind: str, state_dir: Path, *, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, dict[str, Any]]:
     """GET /health or /ready of the appliance whose state is in ``state_dir`` (no token needed)."""
     url = control_url(state_dir) + ("/ready" if kind == "ready" else "/health")
-    session = requests.Session()
-    session.trust_env = False  # 127.0.0.1: never through a proxy
+    parts = urlsplit(url)
+    # the standard library's client straight to 127.0.0.1 (never a proxy): a probe runs every few
+    # seconds in every pod, so it loads nothing it does not need
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
-        response = session.get(url, timeout=timeout)
-    except requests.RequestException as exc:
+        connection.request("GET", parts.path)
+        response = connection.getresponse()
+        raw = response.read(MAX_PROBE_BODY)
+    except (OSError, http.client.HTTPException) as exc:
         return False, {"error": f"{url} does not answer ({type(exc).__name__})"}
+    finally:
+        connection.close()
     try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
-        body = {"body": response.text[:200]}
-    return response.status_code == 200, body if isinstance(body, dict) else {"body": body}
+        body = {"body": raw[:200].decode("utf-8", "replace")}
+    return response.status == 200, body if isinstance(body, dict) else {"body": body}
 
 
 def raw_setting(config: Path, section: str, key: str) -> Any:
     """``section.key`` from a config file that may not validate (None when absent/unreadable)."""
+    import yaml
     try:
         data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
         return ((data or {}).get(section) or {}).get(key)
@@ -239,10 +251,17 @@ def raw_setting(config: Path, section: str, key: str) -> Any:
 
 def probe_state_dir(config: Path) -> Path:
     """Which state folder a probe (or a held appliance) uses: the config's when it loads, else
-    its ``paths.state_dir`` as written, else the default (``/state`` in the container)."""
+    its ``paths.state_dir`` as written, else the default (``/state`` in the container).
+
+    A probe runs every few seconds in every pod: the YAML alone is read (the whole config is
+    validated only in the container, and only when it names a state folder of its own)."""
+    raw = raw_setting(config, "paths", "state_dir")
+    if not isinstance(raw, str) or not raw:
+        return DEFAULT_STATE_DIR
+    if not IN_CONTAINER:
+        return Path(raw).expanduser()
     from ..config import load_config
     try:
         return load_config(config).state_dir
     except ApplianceError:
-        raw = raw_setting(config, "paths", "state_dir")
-        return Path(raw).expanduser() if isinstance(raw, str) and raw and not IN_CONTAINER else DEFAULT_STATE_DIR
+        return DEFAULT_STATE_DIR  # a read-only root: a held appliance writes to the volume

@@ -44,7 +44,7 @@ from ..core.files import (
     write_private,
     xauthority_entry,
 )
-from ..core.proc import parent_death_preexec
+from ..core.proc import popen
 from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE
 
 log = logging.getLogger("appliance.up")
@@ -203,11 +203,10 @@ class ProcessTree:
         self.runtime.controller_exit.unlink(missing_ok=True)
         self._hand_over_token()
         self._make_x_cookie()
-        self.process = subprocess.Popen(
+        self.process = popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
-            start_new_session=True,
-            preexec_fn=parent_death_preexec() if self.die_with_parent else None)
+            start_new_session=True, die_with_parent=self.die_with_parent)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 import socketio
 
+from appliance.core.images import ImageError, inspect_image
 from appliance.sandbox import Sandbox
-from appliance.sandbox.images import ImageError, inspect_image
 from tests.support.sandbox import (
     WALLET,
     SandboxAgent,
