@@ -88,7 +88,7 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
 
 def run_live(settings: Settings) -> int:
     from .live.show import epoch_since, start_show
-    from .media.audio import ensure_sink, pulse_available
+    from .media.audio import ensure_sink, keep_sink_clock, pulse_available
     from .media.content import ContentLog
     from .media.display import capture_png
     from .media.encoder import Encoder
@@ -101,8 +101,10 @@ def run_live(settings: Settings) -> int:
     store = StateStore(state_dir)
     content = ContentLog(settings.content_log(), settings.overlay.max_line_chars)
     pulse = settings.stream.audio_source == "pulse" and pulse_available()
+    sink_clock = None
     if pulse:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
+        sink_clock = keep_sink_clock(settings.stream.sink)  # the encoder's audio opens at once
     bus = EventBus()
     # scene, voice, captions (show.speak / show.caption); the speech queue's utterance_* and
     # sentence_* events come back to the bus through forward
@@ -146,6 +148,8 @@ def run_live(settings: Settings) -> int:
         overlays.stop()
         server.close()
         preview.close()
+        if sink_clock is not None:
+            sink_clock.terminate()
         show.close()
         notifier.close()
         for sig, handler in previous.items():

@@ -420,8 +420,10 @@ class ControlServer:
         if mcp:
             from .asgi import AsgiBridge
             from .mcp import build_server
-            app = build_server(commands).streamable_http_app(json_response=True, stateless_http=True)  # type: ignore[arg-type]
-            self.extras.bridge = AsgiBridge(app, name="mcp")
+            self.extras.bridge = AsgiBridge(  # the MCP SDK is loaded by the first /mcp request
+                lambda: build_server(commands).streamable_http_app(  # type: ignore[arg-type]
+                    json_response=True, stateless_http=True),
+                name="mcp")
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(
             commands, self.token, bus, self.closing, request_timeout_s, self.extras))
         self.httpd.daemon_threads = True

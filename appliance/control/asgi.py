@@ -14,8 +14,10 @@ threaded server serves as is.
 
 So the stdlib server stays, and :class:`AsgiBridge` hands a request that has passed every
 bound and the bearer check to the ASGI app on one asyncio loop in a background thread, and
-streams the app's answer back (the MCP transport may answer with SSE). The app's lifespan
-(the SDK's session manager) is started and stopped with the bridge.
+streams the app's answer back (the MCP transport may answer with SSE). The app is built, and
+its lifespan (the SDK's session manager) started, on the first request: importing the MCP SDK
+costs about a second of CPU, which must not sit on the way to the initial thumbnail. The
+lifespan is stopped with the bridge.
 """
 
 from __future__ import annotations
@@ -33,22 +35,33 @@ Start = Callable[[int, list[tuple[str, str]]], None]
 
 
 class AsgiBridge:
-    """Runs ``app`` on its own event loop thread; :meth:`handle` serves one request from a
-    server thread (blocking until the app's response is complete)."""
+    """Runs the app ``make_app()`` returns on its own event loop thread; :meth:`handle` serves one
+    request from a server thread (blocking until the app's response is complete). The app is
+    made, and started, by the first request."""
 
-    def __init__(self, app: Any, *, name: str = "asgi", timeout_s: float = 300.0) -> None:
-        self.app, self.timeout_s = app, timeout_s
+    def __init__(self, make_app: Callable[[], Any], *, name: str = "asgi", timeout_s: float = 300.0) -> None:
+        self.make_app, self.timeout_s = make_app, timeout_s
+        self.app: Any = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._lifespan_done: asyncio.Future[None] | None = None
         self._shutdown: asyncio.Queue[dict[str, Any]] | None = None
+        self._ready = threading.Lock()
 
     # -- lifespan --
 
     def start(self) -> AsgiBridge:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._startup(), self.loop).result(30)
         return self
+
+    def _app(self) -> Any:
+        """The app, made and its lifespan started by the first caller (the others wait)."""
+        with self._ready:
+            if self.app is None:
+                app = self.make_app()
+                self.app = app
+                asyncio.run_coroutine_threadsafe(self._startup(), self.loop).result(30)
+            return self.app
 
     async def _startup(self) -> None:
         started: asyncio.Future[None] = self.loop.create_future()
@@ -69,6 +82,10 @@ class AsgiBridge:
 
     def close(self) -> None:
         if not self._thread.is_alive():
+            return
+        if self.app is None:  # never asked: nothing was started
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
             return
 
         async def stop() -> None:
@@ -124,7 +141,8 @@ class AsgiBridge:
                 if not message.get("more_body", False):
                     disconnected.set()
 
-        future = asyncio.run_coroutine_threadsafe(self.app(scope, receive, send), self.loop)
+        app = self._app()
+        future = asyncio.run_coroutine_threadsafe(app(scope, receive, send), self.loop)
         try:
             future.result(self.timeout_s)
         finally:

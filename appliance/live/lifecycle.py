@@ -66,6 +66,7 @@ log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the heartbeat's token performance read (reference section 8)
 LIVENESS_WINDOW_S = 60.0  # /health fails when the LIVE loop has not turned for this long
 CREDENTIALS_RECHECK_S = 15.0  # how often a controller waiting for credentials looks again
+WAIT_LIVE_FIRST_POLL_S = 0.25  # waiting for is_live: poll again after this, doubling up to status_poll_s
 STOP_CALL_TIMEOUT_S = 4.0  # stream/stop at shutdown: one attempt, this deadline (supervisord's grace is 25 s)
 
 
@@ -400,6 +401,9 @@ class Lifecycle:
             if health.state in ("exited", "stopped"):
                 raise MediaError(f"encoder exited before going live: {health.reason}")
             self._wait(0.1)
+        # then again soon (the ingest may take a moment to report the publish), backing off to
+        # every status_poll_s: a first poll that came too early no longer costs a whole interval
+        interval = WAIT_LIVE_FIRST_POLL_S
         while True:
             status = self.client.stream_status()
             self._record_status(status)
@@ -411,7 +415,8 @@ class Lifecycle:
             if self.clock() >= deadline:
                 raise MediaError(f"not live after {cfg.live_timeout_s:.0f}s although the encoder runs: "
                                  "the ingest refused the stream or the key is stale")
-            self._wait(min(cfg.status_poll_s, max(0.0, deadline - self.clock())))
+            self._wait(min(interval, cfg.status_poll_s, max(0.0, deadline - self.clock())))
+            interval *= 2
 
     def _record_status(self, status: StreamStatus) -> None:
         self.metrics.is_live = status.is_live

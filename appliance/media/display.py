@@ -163,15 +163,14 @@ def capture_png(display: str, *, max_width: int = 1280) -> bytes:
             _run(_ffmpeg_grab(display, out, max_width), display)
         if not out.exists():
             raise MediaError(f"screenshot of {display} produced no file")
-        width, _ = png_size(out.read_bytes())
-        if width > max_width:
+        data = out.read_bytes()
+        if png_size(data)[0] > max_width:  # checked once, as it is uploaded
             scaled = Path(tmp) / "scaled.png"
             _run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(out),
                   "-vf", f"scale={max_width}:-2", "-y", str(scaled)], display)
-            out = scaled
-        data = out.read_bytes()
-    png_size(data)
-    return data
+            data = scaled.read_bytes()
+            png_size(data)
+        return data
 
 
 def capture_jpeg(display: str, *, max_width: int = 1280, quality: int = 4) -> bytes:

@@ -54,6 +54,8 @@ STDERR_LINES = 50
 STARTUP_GRACE_S = 10.0      # the first frame may wait for the RTMP handshake
 SPEED_WINDOW_S = 10.0       # speed is judged over this window, once this much has been encoded
 STOP_TIMEOUT_S = 5.0
+PROGRESS_PERIOD_S = 0.1     # -progress every 0.1 s (FFmpeg: 0.5): going live sees the first bytes written sooner
+
 
 AudioMode = Literal["pulse", "silent"]
 HealthState = Literal["stopped", "running", "stalled", "exited"]
@@ -135,7 +137,7 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
         raise ValueError(f"audio must be 'pulse' or 'silent', not {audio!r}")
     cmd = [FFMPEG, "-hide_banner", "-nostats", "-loglevel", "info"]
     if progress:
-        cmd += ["-progress", progress]
+        cmd += ["-progress", progress, "-stats_period", f"{PROGRESS_PERIOD_S:g}"]
     if audio == "pulse":
         # PulseAudio first, and both inputs on one wall clock (see the note at PULSE_FRAGMENT_S)
         cmd += ["-copyts", *audio_input(stream, audio, pulse_source), *video_input(stream)]

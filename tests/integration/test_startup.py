@@ -90,3 +90,26 @@ def test_probe_asks_the_running_appliance(tmp_path: Path) -> None:
     nobody = subprocess.run([sys.executable, "-m", "appliance", "probe", "--state", str(tmp_path)],
                             capture_output=True, text=True, timeout=30)
     assert nobody.returncode == 1 and "does not answer" in json.loads(nobody.stdout)["error"]
+
+
+SERVER_WITH_MCP = """
+import sys
+from pathlib import Path
+from appliance.control.api import ControlServer
+
+class Held:
+    def health(self): return {"alive": True}
+    def ready(self): return False, "test"
+    def status(self): return {}
+    def metrics(self): return ""
+
+server = ControlServer(Held(), state_dir=Path(sys.argv[1]), mcp=True).start()
+print("mcp" in sys.modules, flush=True)
+server.close()
+"""
+
+
+def test_the_control_server_loads_the_mcp_sdk_only_when_mcp_is_asked(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", SERVER_WITH_MCP, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "False", out.stderr  # main: True (about a second of CPU before going live)

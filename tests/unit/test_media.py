@@ -40,7 +40,7 @@ def test_build_command_defaults_are_the_reference_settings() -> None:
                   "-b:v 1500k -maxrate 1500k -bufsize 3000k", "-pix_fmt yuv420p -g 60",
                   "-c:a aac -b:a 128k -ar 44100 -ac 2", "-f flv rtmp://host/live/KEY",
                   "-f lavfi -i anullsrc=channel_layout=stereo:sample_rate=44100",
-                  "-progress pipe:1"):
+                  "-progress pipe:1 -stats_period 0.1"):
         assert piece in line
     assert "x264-params" not in line and "pulse" not in line
 

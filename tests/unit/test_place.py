@@ -13,6 +13,7 @@ import pytest
 from appliance.config import parse_config
 from appliance.core.errors import ConfigError
 from appliance.core.files import StateLayout
+from appliance.core.paths import DEFAULT_STATE_DIR
 from appliance.up.place import (
     check_state_on_volume,
     control_url,
@@ -63,3 +64,13 @@ def test_live_alone_takes_an_auto_display_from_its_environment(tmp_path):
     assert display_for_live(pinned, {"DISPLAY": ":42"}).stream.display == ":7"
 
 
+
+
+def test_a_probe_finds_the_state_folder_from_the_yaml_as_written(tmp_path):
+    from appliance.up.place import probe_state_dir
+    config = tmp_path / "c.yaml"
+    config.write_text(f"agent: {{name: not valid}}\npaths: {{state_dir: {tmp_path / 'st'}}}\n")
+    assert probe_state_dir(config) == tmp_path / "st"  # on a bare host, even when the rest does not validate
+    config.write_text("agent: {name: A}\n")
+    assert probe_state_dir(config) == DEFAULT_STATE_DIR
+    assert probe_state_dir(tmp_path / "missing.yaml") == DEFAULT_STATE_DIR
