@@ -1,6 +1,7 @@
 """The composition root of `appliance live`: wires the real parts together (client, encoder,
-display capture, voice, content window log, state, notifications, the lifecycle and the
-control API)."""
+display capture, the show, the content window, state, notifications and what watches the bus
+for them, the builder's direction, the scenes that follow the stream, the heartbeat, the
+lifecycle and the control API)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ from typing import Any
 
 from .chat import ChatServices
 from .config import Settings
-from .control.api import ControlServer
-from .control.commands import OperatorCommands
+from .control.api import MAX_TEXT, ControlServer
+from .control.commands import LiveCommands
 from .control.events import Event, EventBus
+from .control.mcp import mcp_instructions
 from .core.files import ensure_private_dir
+from .core.outgoing import OutgoingFilter, Secrets
 from .core.store import StateStore
+from .live.direction import Directions
+from .live.heartbeat import Heartbeat
 from .live.lifecycle import Lifecycle
-from .live.notify import Notifier, StreamWatch
+from .live.notify import Notifier
+from .live.parts import Parts, chat_factory
+from .live.scenes import SceneFollow, Stage
+from .live.watch import StreamWatch
 from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance.live")
@@ -42,6 +50,17 @@ def media_identity(settings: Settings) -> tuple[object, object]:
     pulse = server_socket()
     return (_socket_identity(X_SOCKET.format(display_number(settings.stream.display))),
             _socket_identity(str(pulse[1])) if pulse and pulse[0] == socket.AF_UNIX else None)
+
+
+def simulcast_keys(settings: Settings) -> list[str]:
+    """The simulcast outputs' stream keys (each alone in its key file)."""
+    keys = []
+    for output in settings.simulcast.outputs:
+        try:
+            keys.append(output.key_file.read_text(encoding="utf-8").strip())
+        except OSError:
+            continue
+    return keys
 
 
 def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
@@ -86,6 +105,20 @@ def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
     return bus.subscribe(deliver)
 
 
+def content_lines(write: Callable[[str], object], settings: Settings) -> Callable[[Event], None]:
+    """The content window's lines from the event bus: what viewers say (chat, tips, trades,
+    follows), what the agent sends to chat, and the moment it is live."""
+    def deliver(event: Event) -> None:
+        data = event.data
+        if event.kind in ("chat", "tip", "trade", "follow"):
+            write(f"{(data.get('user') or {}).get('name', '')}: {data.get('text', '')}")
+        elif event.kind == "reply" and "chat" in (data.get("routes") or ["chat"]):
+            write(f"{settings.agent.name} > {data.get('text', '')}")
+        elif event.kind == "state" and data.get("state") == "live" and str(data.get("detail")).startswith("stream #"):
+            write(f"LIVE at {settings.stream_url()} — say hi in chat")
+    return deliver
+
+
 def run_live(settings: Settings) -> int:
     from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, keep_sink_clock, pulse_available
@@ -112,28 +145,42 @@ def run_live(settings: Settings) -> int:
     connect_show(bus, show)
     encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()
-    notifier = Notifier(settings)
-    bus.subscribe(StreamWatch(notifier, settings))
-    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show),
-                        secrets=lambda: [server.token, *config_secrets(settings)],
+    # the builder's direction: the topic on screen, the brain's context; from the CLI, the console,
+    # MCP (POST /direction) and a notification webhook's answer
+    directions = Directions(settings.live.direction, store=store, topic=show.scene.set_topic, publish=bus.publish)
+    notifier = Notifier(settings, on_direction=directions.from_webhook)
+    bus.subscribe(StreamWatch(notifier, settings, store=store))  # warnings, unusual activity, milestones
+    # the one outgoing filter's secrets: every value the appliance holds (the control bearer joins
+    # once the server has one, the access token once the lifecycle has read the credentials)
+    secrets = Secrets(sources=[lambda: config_secrets(settings), lambda: simulcast_keys(settings),
+                               lambda: [lifecycle.creds.access_token.reveal()] if lifecycle.creds else []])
+    chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show), secrets=secrets,
                         viewers=lambda: lifecycle.metrics.viewers)
-    lifecycle = Lifecycle(settings, client=RetakeClient(settings.retake), encoder=encoder,
-                          capture=lambda: capture_png(settings.stream.display),
-                          notifier=notifier, state=store, stop_event=stop,
-                          content=content.write, progress=lambda line: print(line, flush=True),
-                          media_identity=lambda: media_identity(settings), chat_services=chat,
-                          on_state=lambda state, detail: bus.publish("state", {"state": state, "detail": detail}))
+    parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
+                  capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
+                  chat=chat_factory(settings, store, services=chat), publish=bus.publish,
+                  media_identity=lambda: media_identity(settings), directions=directions,
+                  scenes=SceneFollow(settings.scene, Stage(switch=show.set_scene, scenes=show.scenes,
+                                                           text=show.scene.show)),
+                  heartbeat=Heartbeat(settings.live.heartbeat, notifier=notifier, store=store))
+    lifecycle = Lifecycle(settings, parts, stop_event=stop, progress=lambda line: print(line, flush=True))
+    bus.subscribe(content_lines(content.write, settings))
     metrics = lifecycle.metrics
     show.follow(lambda: {"viewers": metrics.viewers, "market_cap": metrics.market_cap,
                          "live_since": epoch_since(metrics.live_since, lifecycle.clock)
                          if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
-    commands = OperatorCommands(lifecycle, speaker=show, content=content, encoder=encoder, bus=bus,
-                                terminal=Terminal.from_environment(), preview=preview)
+    commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
+                            terminal=Terminal.from_environment(), preview=preview,
+                            outgoing=OutgoingFilter(secrets, max_chars=MAX_TEXT))
     bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port, bus=bus,
+    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port,
+                           listen=settings.control.listen, bus=bus,
                            session_hours=settings.control.session_hours, mcp=True,
-                           notifications=notifier.file, preview_fps=settings.control.preview_fps).start()
+                           mcp_terminal=settings.control.mcp_terminal, mcp_instructions=mcp_instructions(settings),
+                           notifications=notifier.file, preview_fps=settings.control.preview_fps)
+    secrets.add(server.token)
+    server.start()
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -19,6 +19,7 @@ from .core.paths import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .control.client import ControlClient
     from .retake.client import RetakeClient
 
 log = logging.getLogger("appliance")
@@ -48,6 +49,7 @@ HELP = {
     "viewers": "List the viewers the agent remembers (first/last seen, messages, tips, trades, notes).",
     "scene": "Switch the on-screen scene to NAME (live, starting, brb, ending, or a template of yours).",
     "voice": "Control the voice: --flush the queue, --interrupt the current line, --volume PERCENT, --mute/--unmute.",
+    "direct": "Give the agent a direction (the answer to \"which direction?\"): the topic on screen and in the brain.",
     "go-live": "Start the stream of an appliance standing by (control.autostart: false); wait until it is live.",
     "terminal": "Type a command into the on-screen terminal (viewers see it), press --keys, and print the pane.",
     "console": "Print a one-time login URL for the browser console (valid 2 minutes, usable once).",
@@ -58,6 +60,13 @@ HELP = {
 def _settings(args: argparse.Namespace) -> Settings:
     from .config import load_config  # each command loads what it needs: --help and probe stay cheap
     return load_config(args.config)
+
+
+def _control_client(args: argparse.Namespace) -> ControlClient:
+    """The client of the appliance running with the config's state folder (or of the
+    rehearsal `appliance rehearse` started there)."""
+    from .control.client import ControlClient
+    return ControlClient.from_state(_settings(args).state_dir)
 
 
 def _client(settings: Settings, *, auth: bool = True) -> RetakeClient:
@@ -96,11 +105,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .control.api import ControlClient
+    from .control.client import ControlClient
     settings = _settings(args)
     try:
-        data = ControlClient.from_state(settings.state_dir).call("GET", "/status")
-        source = "running appliance"
+        control = ControlClient.from_state(settings.state_dir)
+        data = control.status()
+        source = f"the running appliance at {control.url}"
     except ApplianceError:
         client = _client(settings)
         status = client.stream_status()
@@ -133,14 +143,35 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .up.hold import (
         up_or_hold,  # holds (alive, unready) instead of exiting where a restart would loop
     )
-    return up_or_hold(Path(args.config))
+    control = {k: v for k, v in (("port", args.control_port), ("listen", args.control_listen)) if v is not None}
+    return up_or_hold(Path(args.config), control=control)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .up.place import probe, probe_state_dir
-    ok, body = probe(args.kind, Path(args.state) if args.state else probe_state_dir(Path(args.config)))
-    print(json.dumps(body))
-    return 0 if ok else 1
+    from .control.probe import main as probe
+    from .up.place import probe_state_dir
+    return probe(args.kind, Path(args.state) if args.state else probe_state_dir(Path(args.config)))
+
+
+def fast_probe(argv: list[str]) -> int | None:
+    """``appliance [-v] probe [health|ready] --state DIR``, answered with the standard library
+    alone (:mod:`appliance.control.probe`); None for any other command line."""
+    if "probe" not in argv or not any(a == "--state" or a.startswith("--state=") for a in argv):
+        return None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--config")
+    parser.add_argument("command", choices=["probe"])
+    parser.add_argument("kind", nargs="?", choices=["health", "ready"], default="health")
+    parser.add_argument("--state", required=True)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except SystemExit:
+        return None
+    if rest:
+        return None
+    from .control.probe import main as probe
+    return probe(args.kind, Path(args.state))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -166,36 +197,31 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> int:
-    from .control.api import ControlClient
-    result = ControlClient.from_state(_settings(args).state_dir).call(method, path, body)
+    result = _control_client(args).call(method, path, body, timeout=150.0)
     print(json.dumps(result) if not isinstance(result, str) else result)
     return 0
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from .control.api import ControlClient
     from .control.console import login_instructions
-    client = ControlClient.from_state(_settings(args).state_dir)
+    client = _control_client(args)
     print(login_instructions(client.url, client.call("POST", "/console/ticket", {})["path"]))
     return 0
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from .control.api import ControlClient
-    from .control.mcp import run_stdio
-    state_dir = _settings(args).state_dir
-
-    def locate() -> tuple[str, str]:
-        client = ControlClient.from_state(state_dir)
-        return client.url, client.token
-    run_stdio(locate)
+    from .control.client import ControlClient
+    from .control.mcp import mcp_instructions, run_stdio
+    from .control.where import find
+    settings = _settings(args)
+    run_stdio(ControlClient(lambda: find(settings.state_dir), timeout=150.0),  # may start before the appliance
+              with_terminal=settings.control.mcp_terminal, instructions=mcp_instructions(settings))
     return 0
 
 
 def cmd_terminal(args: argparse.Namespace) -> int:
-    from .control.api import ControlClient
-    body = {"text": args.text, "enter": not args.no_enter, "keys": args.keys or None, "lines": args.lines}
-    result = ControlClient.from_state(_settings(args).state_dir).call("POST", "/terminal", body)
+    result = _control_client(args).terminal(text=args.text, enter=not args.no_enter, keys=args.keys or None,
+                                            lines=args.lines)
     print(result.get("screen", ""))
     return 0
 
@@ -258,7 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comments-shape", choices=SANDBOX_COMMENT_SHAPES, default="documented",
                    help="answer stream/comments in this shape (README: accepted payload variants)")
     p.add_argument("--record-dir", help="where the ingest records streams (default: a temp folder)")
-    add("up", cmd_up)
+    p = add("up", cmd_up)
+    p.add_argument("--control-port", type=int, choices=range(1, 65536), metavar="PORT",
+                   help="control.port for this run (appliance fleet pins it)")
+    p.add_argument("--control-listen", choices=["127.0.0.1", "0.0.0.0"],  # noqa: S104
+                   help="control.listen for this run (appliance fleet: 0.0.0.0 where the engine publishes the port)")
     add("live", cmd_live)
     add("rehearse", cmd_rehearse).add_argument("--seconds", type=float, default=0,
                                                help="stop by itself after this long (0: until Ctrl-C)")
@@ -274,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="how many, most recently seen first (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add("scene", lambda a: _control(a, "POST", "/scene", {"name": a.name})).add_argument("name")
+    add("direct", lambda a: _control(a, "POST", "/direction", {"text": a.text, "source": "cli"})).add_argument("text")
     p = add("voice", lambda a: _control(a, "POST", "/voice", {
         "flush": a.flush, "interrupt": a.interrupt, "volume": a.volume, "mute": a.mute}))
     p.add_argument("--flush", action="store_true", help="drop every line waiting to be spoken")
@@ -303,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    fast = fast_probe(argv)
+    if fast is not None:
+        return fast
     args = build_parser().parse_args(argv)
     from .core.logs import setup_logging
     setup_logging(args.verbose)

@@ -24,7 +24,7 @@ from .core.files import StateLayout
 from .core.paths import DEFAULT_STATE_DIR, IN_CONTAINER
 from .core.settings import SettingsModel, validation_problems, yaml_problem
 from .fleet.settings import DeployConfig
-from .live.settings import NotifyConfig, RecoveryConfig
+from .live.settings import LiveConfig, NotifyConfig, RecoveryConfig
 from .media.settings import OverlayConfig, SimulcastConfig, StreamConfig, TerminalConfig
 from .retake.settings import AgentConfig, RetakeConfig
 from .scene.settings import SceneConfig
@@ -79,6 +79,7 @@ class Settings(SettingsModel):
     control: ControlConfig = Field(default_factory=ControlConfig)
     terminal: TerminalConfig = Field(default_factory=TerminalConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     simulcast: SimulcastConfig = Field(default_factory=SimulcastConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
 

@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from appliance.config import load_config  # noqa: E402
-from appliance.control.api import ControlClient  # noqa: E402
+from appliance.control.client import ControlClient  # noqa: E402
 from appliance.core.errors import ApplianceError  # noqa: E402
 from appliance.core.files import RuntimeLayout, StateLayout  # noqa: E402
 from appliance.media.settings import StreamConfig  # noqa: E402
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 trees = [start_tree(sb, work, stream)]
                 try:
                     wait_live(trees, 90)
-                    info = json.loads(StateLayout(trees[0].state).tree_json.read_text())
+                    info = json.loads(StateLayout(trees[0].state).control_json.read_text())
                     encoder_options(info["display"], trees[0].runtime.xauthority, work)
                 finally:
                     stop_trees(trees)

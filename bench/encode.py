@@ -36,6 +36,13 @@ tee's MPEG-TS copy to a local UDP port, and the copy-only relay pushing it to th
 under another name; the relay's CPU is the ``rend`` column). Measured (``--simulcast
 --seconds 30 --rounds 4``): 0.246 without, 0.249 with (ratio 1.013, noise), relay 0.7 % of a core.
 
+``--publisher`` compares the appliance's command pushing to the ingest itself (``direct``, the
+key in its argv) with FLV on a pipe published by :class:`appliance.media.rtmp.Publisher` in this
+process (``publisher``, the encoder's way; the thread's CPU counted with FFmpeg's and alone in
+the ``rend`` column). Measured (``--publisher --seconds 30 --rounds 4``, 2026-12-07): 0.290
+direct, 0.289 publisher (ratio 0.995), the publisher thread 1.0 % of a core, speed 0.994 vs
+1.002, 2.5 vs 1 frames dropped after warm-up.
+
 Measured on the shared 2-core machine (2026-11-27), steady state (after 5 s), medians:
 ``--seconds 60 --rounds 3``: reference 0.228, appliance 0.235 CPU-s per stream-s (ratio 1.03);
 ``--seconds 20 --rounds 6``: reference 0.232, appliance 0.229 (ratio 0.99). The same command
@@ -58,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +106,7 @@ class Run:
     steady_drop: int = 0
     start_s: float = 0.0                     # wall time before the first media second
     renderer_cpu: float = float("nan")       # the scene renderer's CPU-s per wall-s (scene runs)
+    notes_cpu: float = 0.0                   # a publisher thread's CPU-s (publisher runs)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -192,14 +201,57 @@ def run_simulcast(cfg: StreamConfig, target: str, workdir: Path, ingest_url: str
         simulcast.stop()
 
 
+def thread_cpu_seconds(native_id: int) -> float:
+    """utime+stime of one thread of this process (/proc/self/task/<tid>/stat)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_publisher(cfg: StreamConfig, target: str, seconds: float, round_no: int, env: dict[str, str]) -> Run:
+    """The appliance's command as the encoder runs it: FLV on a pipe, published by a
+    :class:`appliance.media.rtmp.Publisher` thread of this process; its CPU is counted with
+    FFmpeg's (the ``rend`` column shows it alone, per wall second)."""
+    from appliance.media.rtmp import Publisher, RtmpTarget
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    publisher = Publisher(RtmpTarget.parse(target))
+    tid: list[int] = []
+
+    def started() -> None:
+        os.close(write_fd)
+        publisher.start(read_fd)
+        assert publisher._thread is not None and publisher._thread.native_id is not None
+        tid.append(publisher._thread.native_id)
+
+    def cpu() -> float:
+        try:
+            return thread_cpu_seconds(tid[0]) if tid else 0.0
+        except OSError:  # the thread ended
+            return 0.0
+    wall = time.monotonic()
+    run = run_ffmpeg("publisher", build_command(cfg, f"pipe:{write_fd}", audio="pulse"), seconds, round_no, env,
+                     progress=True, pass_fds=(write_fd,), after_start=started, extra_cpu=cpu)
+    run.renderer_cpu = run.notes_cpu / (time.monotonic() - wall)
+    publisher.wait(10)
+    if publisher.error:
+        run.notes.append(publisher.error)
+    return run
+
+
 def run_ffmpeg(name: str, cmd: list[str], seconds: float, round_no: int, env: dict[str, str],
-               progress: bool) -> Run:
-    """Run one FFmpeg for ``seconds``, sample its CPU just before asking it to quit."""
+               progress: bool, pass_fds: tuple[int, ...] = (), after_start: Callable[[], None] | None = None,
+               extra_cpu: Callable[[], float] | None = None) -> Run:
+    """Run one FFmpeg for ``seconds``, sample its CPU just before asking it to quit (plus
+    ``extra_cpu()``: a publisher thread's)."""
     run = Run(name, round_no)
     stats = EncoderStats()
     tail: list[str] = []
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, env=env, start_new_session=True, pass_fds=pass_fds)
+    if after_start is not None:
+        after_start()
+
+    def cpu_now() -> float:
+        return proc_cpu_seconds(proc.pid) + (extra_cpu() if extra_cpu else 0.0)
 
     def read_progress() -> None:
         block = EncoderStats()
@@ -240,10 +292,11 @@ def run_ffmpeg(name: str, cmd: list[str], seconds: float, round_no: int, env: di
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         if warm is None and time.monotonic() - started >= WARMUP_S and stats.out_time_s > 0:
-            warm = (time.monotonic(), proc_cpu_seconds(proc.pid), EncoderStats(**stats.__dict__))
+            warm = (time.monotonic(), cpu_now(), EncoderStats(**stats.__dict__))
     if proc.poll() is not None:
         raise SystemExit(f"{name}: ffmpeg exited early ({proc.returncode}): " + " | ".join(tail[-5:]))
-    end_wall, run.cpu_s = time.monotonic(), proc_cpu_seconds(proc.pid)
+    end_wall, run.cpu_s = time.monotonic(), cpu_now()
+    run.notes_cpu = extra_cpu() if extra_cpu else 0.0
     run.rss_mb = proc_peak_rss_mb(proc.pid)
     snapshot = EncoderStats(**stats.__dict__)
     proc.stdin.write(b"q")
@@ -287,7 +340,7 @@ def median_run(runs: list[Run], name: str) -> Run:
     mine = [r for r in runs if r.name == name]
     med = Run(name, 0)
     for attr in ("cpu_s", "media_s", "frames", "drop", "dup", "speed", "kbps", "wire_kbps", "rss_mb",
-                 "steady_cpu_per_s", "steady_speed", "steady_drop", "start_s", "renderer_cpu"):
+                 "steady_cpu_per_s", "steady_speed", "steady_drop", "start_s", "renderer_cpu", "notes_cpu"):
         setattr(med, attr, statistics.median(getattr(r, attr) for r in mine))
     med.cpu_s = statistics.median(r.cpu_per_s for r in mine) * med.media_s
     return med
@@ -303,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-rate", type=float, default=2.0, help="chat messages a second in the scene run")
     parser.add_argument("--simulcast", action="store_true",
                         help="only the appliance runs, without and with one simulcast output (tee + relay)")
+    parser.add_argument("--publisher", action="store_true",
+                        help="only the appliance's command, FFmpeg's own RTMP (direct) against FLV on a pipe "
+                             "published by this process (publisher: the key off the command line)")
     args = parser.parse_args(argv)
     missing = missing_binaries()
     if missing:
@@ -350,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             names = ["appliance", "scene"]
         elif args.simulcast:
             names = ["appliance", "simulcast"]
+        elif args.publisher:
+            names = ["direct", "publisher"]
         elif args.scene:
             names.append("scene")
         print(f"display {display}, {os.cpu_count()} cores, {args.seconds:g} s per run, "
@@ -376,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                                      round_no, env, progress=False)
                 elif name == "simulcast":
                     run = run_simulcast(cfg, target, workdir, ingest.url, args.seconds, round_no, env)
+                elif name == "publisher":
+                    run = run_publisher(cfg, target, args.seconds, round_no, env)
                 elif scene is None:
                     run = run_ffmpeg(name, build_command(cfg, target, audio="pulse"),
                                      args.seconds, round_no, env, progress=True)
@@ -410,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     medians = {name: median_run(runs, name) for name in {r.name for r in runs}}
     for name in sorted(medians):
         print(row(medians[name]))
+    if "publisher" in medians and "direct" in medians:
+        direct, pub = medians["direct"], medians["publisher"]
+        print(f"\npublisher/direct: cpu per stream second {pub.cpu_per_s / direct.cpu_per_s:.3f} "
+              f"(steady {pub.steady_cpu_per_s / direct.steady_cpu_per_s:.3f}, FFmpeg + the publisher thread); "
+              f"the publisher thread alone {pub.renderer_cpu * 100:.2f} % of a core (rend column); "
+              f"speed {pub.steady_speed:.3f} vs {direct.steady_speed:.3f}, dropped after warm-up "
+              f"{pub.steady_drop} vs {direct.steady_drop}")
     if "simulcast" in medians and "appliance" in medians:
         app, sim = medians["appliance"], medians["simulcast"]
         ratio = sim.steady_cpu_per_s / app.steady_cpu_per_s

@@ -26,5 +26,11 @@ if [ -e "$lock" ]; then
   fi
 fi
 
+# Listening: only on the socket file /tmp/.X11-unix/X<n> (every X client here, xcb included,
+# falls back to it). Not on TCP, and not on Linux's abstract socket (-nolisten local): abstract
+# sockets belong to the network namespace, which containers sharing the host's network (fleet
+# agents on a local sandbox) share while each has its own /tmp and lock; two of them on one
+# number collided there ("Cannot establish any listening sockets"), a restart ~30 s later.
 log INFO "starting Xvfb :$number ${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24"
-exec Xvfb ":$number" -screen 0 "${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24" -auth "$XAUTHORITY" -nolisten tcp -noreset
+exec Xvfb ":$number" -screen 0 "${APPLIANCE_WIDTH}x${APPLIANCE_HEIGHT}x24" -auth "$XAUTHORITY" \
+  -nolisten tcp -nolisten local -noreset

@@ -327,8 +327,17 @@ class ChatLoop:
     # --- the outside world --------------------------------------------------------------------
 
     def send(self, text: str) -> bool:
-        """Post one line of the operator's (opening line, ``/chat``): filtered and rate-capped."""
-        return self.outbox.deliver(text, routes=("chat",), brain="operator", trusted=True, wait_s=3.0).ok
+        """Post one line of the operator's (``/chat``): filtered and rate-capped."""
+        return self.post(text).ok
+
+    def post(self, text: str, *, trusted: bool = True, wait_s: float = 3.0) -> Delivery:
+        """One line into our chat (the opening line, the operator's, the offline reply); the
+        Delivery says whether it went out and why not (see :meth:`retry`)."""
+        return self.outbox.deliver(text, routes=("chat",), brain="operator", trusted=trusted, wait_s=wait_s)
+
+    def retry(self, failed: Delivery, *, wait_s: float = 3.0) -> Delivery:
+        """:meth:`post`'s line once more, never as a second copy (:meth:`.outbox.Outbox.retry`)."""
+        return self.outbox.retry(failed, wait_s=wait_s)
 
     def reply_to(self, message_id: str, text: str, routes: Iterable[str] | None = None) -> dict[str, Any]:
         """``POST /reply``: answer a given message (from the event feed) now."""

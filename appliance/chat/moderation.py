@@ -8,11 +8,10 @@ In (:class:`Moderator`, before anything else sees a message):
     domains, bounded, and a name posing as the agent or as staff (``admin``, ``retake``, ...)
     — compared after folding case, accents and look-alike characters — becomes ``viewer-xxxx``.
 
-Out (:class:`OutgoingFilter`, on everything the agent posts, speaks or captions):
-  * refuses a text that contains a secret (the access token, the control token, any API key
-    the config names) — also with separators, case or zero-width characters in between;
-  * drops ``@`` pings, applies the link policy to brain output, cuts to ``max_reply_chars``.
-:meth:`OutgoingFilter.scrub` takes secrets out of anything headed for a prompt.
+Out: :class:`appliance.core.outgoing.OutgoingFilter`, the one filter of every outgoing word
+(re-exported here with :class:`Refused` and :func:`strip_links` for the chat's modules): it
+refuses a text that carries a secret or a piece of one; on the chat path it also drops ``@``
+pings, applies the link policy to brain output and cuts to ``max_reply_chars``.
 """
 
 from __future__ import annotations
@@ -22,21 +21,14 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.errors import ApplianceError
-from ..core.sanitize import clean_text
+from ..core.outgoing import OutgoingFilter, Refused
+from ..core.sanitize import LINK, clean_text, strip_links
 from ..retake.normalize import Comment
 from .settings import ModerationConfig
 
-_TLDS = ("com|net|org|io|tv|gg|xyz|me|co|app|dev|ly|link|sh|to|ru|cn|info|biz|site|online|live|"
-         "fun|club|top|ai|so|fm|cc|us|uk|de|fr|eu|in|be|it|nl|pw|ws|lol|sol|eth|cash|money|win")
-LINK = re.compile(
-    r"(?i)(?:\b[a-z][a-z0-9+.-]{1,15}://\S+"          # scheme://...
-    r"|\bwww\.\S+"                                     # www....
-    r"|\b[a-z0-9-]{1,63}(?:\s*(?:\.|\(dot\)|\[dot\])\s*[a-z0-9-]{1,63})*"
-    r"\s*(?:\.|\(dot\)|\[dot\])\s*(?:" + _TLDS + r")\b(?:/\S*)?)")
 _STAFF = ("admin", "administrator", "moderator", "mod", "retake", "retaketv", "system", "official",
           "support", "staff", "owner", "streamer", "host")
 _STAFF_PREFIXES = ("admin", "moderator", "retake", "official", "support")
@@ -45,10 +37,6 @@ _CONFUSABLE = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "
                              "@": "a", "5": "s", "$": "s", "7": "t", "8": "b", "9": "g",
                              "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y",
                              "і": "l", "ӏ": "l", "ο": "o", "α": "a", "ν": "v", "ι": "l"})
-
-
-class Refused(ApplianceError):
-    """The outgoing filter would not let a text leave (it names why, never the secret)."""
 
 
 def skeleton(text: str) -> str:
@@ -60,11 +48,6 @@ def skeleton(text: str) -> str:
 
 _STAFF_PREFIX_SKELETONS = tuple(skeleton(word) for word in _STAFF_PREFIXES)
 _STAFF_NAME = re.compile(r"(?:" + "|".join(skeleton(word) for word in _STAFF) + r")\d*")
-
-
-def strip_links(text: str, placeholder: str = "[link]") -> tuple[str, int]:
-    """``text`` with every link replaced; and how many there were."""
-    return LINK.subn(placeholder, text)
 
 
 @dataclass(frozen=True)
@@ -143,52 +126,4 @@ class Moderator:
         return Verdict("ok", name, text)
 
 
-def _compact(text: str) -> str:
-    """Letters and digits only, case folded: separators and zero-width tricks fall away."""
-    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text)).casefold()
-
-
-class OutgoingFilter:
-    """Outgoing side: never a secret, no pings, the link policy, a length cap."""
-
-    def __init__(self, secrets: Callable[[], Iterable[str]], *, max_chars: int = 280,
-                 links: str = "strip") -> None:
-        self._secrets = secrets
-        self.max_chars = max_chars
-        self.links = links
-
-    def _values(self) -> list[str]:
-        return [s for s in (str(v) for v in self._secrets() if v) if len(s) >= 8]
-
-    def contains_secret(self, text: str) -> bool:
-        compact = _compact(text)
-        for secret in self._values():
-            if secret in text:
-                return True
-            core = _compact(secret)
-            if len(core) >= 8 and core in compact:
-                return True
-            # a long secret leaked in part (16 characters in a row) counts too
-            if len(core) >= 24 and any(core[i:i + 16] in compact for i in range(0, len(core) - 15, 4)):
-                return True
-        return False
-
-    def check(self, text: str, *, trusted: bool = False) -> str:
-        """The text as it may leave; Refused when it must not leave at all."""
-        if self.contains_secret(text):
-            raise Refused("refused to send a message containing a secret")
-        out = clean_text(text, max(self.max_chars * 2, 600))
-        out = re.sub(r"@+(?=\w)", "", out)  # no pings: @everyone, @admin, @someone
-        if not trusted and self.links != "allow":
-            out, _ = strip_links(out, "")
-            out = re.sub(r"\s+", " ", out).strip()
-        out = clean_text(out, self.max_chars)
-        if not out:
-            raise Refused("nothing left to send after filtering")
-        return out
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret replaced by ``[redacted]`` (for prompts and payloads)."""
-        for secret in self._values():
-            text = text.replace(secret, "[redacted]")
-        return text
+__all__ = ["LINK", "Moderator", "OutgoingFilter", "Refused", "Verdict", "skeleton", "strip_links"]

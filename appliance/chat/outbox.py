@@ -76,6 +76,7 @@ class Delivery:
     reason: str = ""
     text: str = ""
     refused: bool = False  # the outgoing filter stopped it
+    row: int | None = None  # the journal's row of a line the platform did not take (see Outbox.retry)
 
 
 class Outbox:
@@ -114,7 +115,8 @@ class Outbox:
             self.capped += 1
             log.info("global rate cap: not sent (%s): %s", brain or "operator", clean_text(text, 60))
             self.journal.finish(ids)
-            return Delivery(False, reason="the global outgoing rate cap (chat.max_messages_per_minute) is reached")
+            return Delivery(False, reason="the global outgoing rate cap (chat.max_messages_per_minute) is reached",
+                            text=text)
         with self._lock:
             n = self.journal.begin(text, to_ids=ids, routes=routes, brain=brain)
             return self._send(n, text, ids, routes, brain, attempts=0)
@@ -128,7 +130,7 @@ class Outbox:
             except RetakeError as exc:
                 self.journal.failed(n, final=attempts + 1 >= MAX_ATTEMPTS)
                 self._failed_at[n] = self.journal.db.clock()
-                return Delivery(False, reason=exc.message)
+                return Delivery(False, reason=exc.message, text=text, row=n)
         self.journal.sent(n, message_id)
         self.sent_count += 1
         for route in routes:
@@ -143,6 +145,26 @@ class Outbox:
             log.info("chat > %s", text)
             self.on_sent(text)
         return Delivery(True, message_id, text=text)
+
+    def retry(self, failed: Delivery, *, brain: str = "operator", wait_s: float | None = None) -> Delivery:
+        """Send a chat line that did not go out once more: the same journal row when the platform
+        refused it (never a second copy, whoever resends first), anew when the rate cap held it."""
+        if failed.ok or failed.refused:
+            return failed
+        if failed.row is None:
+            return self.deliver(failed.text, routes=("chat",), brain=brain, trusted=True, wait_s=wait_s)
+        if not self.limiter.acquire(self.stop_event, wait_s):
+            self.capped += 1
+            return failed
+        with self._lock:
+            current = self.journal.outgoing(failed.row)
+            if current is None or current.state != "pending":
+                sent = current is not None and current.state == "sent"
+                return Delivery(sent, current.message_id if sent and current else None, text=failed.text,
+                                reason="" if sent else f"given up after {MAX_ATTEMPTS} attempts: {failed.reason}")
+            self._failed_at.pop(failed.row, None)
+            return self._send(failed.row, current.text, list(current.to_ids), current.routes, current.brain,
+                              attempts=current.attempts)
 
     def _post(self, text: str) -> str | None:
         for attempt in (1, 2):

@@ -15,8 +15,8 @@ in microseconds), so a client's ``Last-Event-ID`` from before a restart is never
 newer event. The ring buffer is bounded; a client that fell further behind than it holds gets a
 ``gap`` event naming the ids it lost, never a silent hole.
 
-:func:`sse_stream` writes the SSE wire format: ``retry:`` once, ``id:``/``event:``/``data:`` per
-event, and a ``:`` comment line as keep-alive every 15 s.
+:func:`sse_stream` writes the SSE wire format (for the control server's event loop): ``retry:``
+once, ``id:``/``event:``/``data:`` per event, and a ``:`` comment line as keep-alive every 15 s.
 
 This module imports only the standard library, so any layer may take ``bus.publish`` as a callable.
 """
@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,12 +135,14 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(value) if value.isdigit() and len(value) <= 20 else None
 
 
-def sse_stream(bus: EventBus, last_id: int | None, *, closing: threading.Event,
-               kinds: Iterable[str] | None = None, keepalive_s: float = KEEPALIVE_S,
-               retry_ms: int = RETRY_MS) -> Iterator[bytes]:
+async def sse_stream(bus: EventBus, last_id: int | None, *, wait: Callable[[float], Awaitable[None]],
+                     open_: Callable[[], bool], kinds: Iterable[str] | None = None,
+                     keepalive_s: float = KEEPALIVE_S, retry_ms: int = RETRY_MS) -> AsyncIterator[bytes]:
     """The byte chunks of one SSE response: ``retry:`` once, then every event after ``last_id``
     (None: only new ones), a ``gap`` event for ids the ring buffer lost, and a keep-alive
-    comment every ``keepalive_s``. Ends when ``closing`` is set."""
+    comment every ``keepalive_s``. ``wait(seconds)`` returns when something may have been
+    published (or after ``seconds``); the stream ends as soon as ``open_()`` is false (the
+    server closing, the console session revoked), checked at least once a second."""
     wanted = set(kinds) if kinds else None
     yield f"retry: {retry_ms}\n\n".encode()
     cursor = bus.last_id if last_id is None else last_id
@@ -155,12 +157,13 @@ def sse_stream(bus: EventBus, last_id: int | None, *, closing: threading.Event,
             if wanted is None or event.kind in wanted:
                 yield event.sse()
     quiet_since = time.monotonic()
-    while not closing.is_set():
-        events = bus.wait(cursor, min(1.0, keepalive_s))  # short waits: a closing server ends it soon
+    while open_():
+        events, _ = bus.since(cursor)
         if not events:
             if time.monotonic() - quiet_since >= keepalive_s:
                 quiet_since = time.monotonic()
                 yield b": keep-alive\n\n"
+            await wait(min(1.0, keepalive_s))
             continue
         quiet_since = time.monotonic()
         for event in events:

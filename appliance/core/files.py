@@ -88,14 +88,9 @@ class StateLayout:
 
     @property
     def control_json(self) -> Path:
-        """The running control API's URL and bearer token (mode 600)."""
+        """Where the running appliance is: its control API's URL and bearer token, its display
+        (mode 600; :mod:`appliance.control.where`)."""
         return self.root / "control.json"
-
-    @property
-    def tree_json(self) -> Path:
-        """Where `appliance up` put this appliance: its display and control URL (for the CLI,
-        the probes and `appliance fleet status`); see :mod:`appliance.up.place`."""
-        return self.root / "tree.json"
 
     @property
     def credentials(self) -> Path:

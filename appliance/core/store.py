@@ -38,6 +38,9 @@ class PersistentState:
     last_stream: dict[str, Any] = field(default_factory=dict)
     last_error: str = ""
     hold_notified: str = ""  # the hold (waiting state) the operator was told about, told once
+    direction: dict[str, Any] = field(default_factory=dict)  # the builder's last direction: text, source, time
+    milestones: dict[str, float] = field(default_factory=dict)  # records told once: viewers, market cap step
+    last_heartbeat: float = 0.0  # wall-clock time of the last heartbeat while not live
 
 
 _NUMBER = (int, float)
@@ -46,6 +49,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "stream_count": (int,), "stream_starts": (list,), "seen_comment_ids": (list,),
     "newest_comment_ts": (*_NUMBER, type(None)), "chat_baselined": (bool,), "messages_in": (int,),
     "messages_out": (int,), "last_stream": (dict,), "last_error": (str,), "hold_notified": (str,),
+    "direction": (dict,), "milestones": (dict,), "last_heartbeat": _NUMBER,
 }
 _ITEM_TYPES: dict[str, tuple[type, ...]] = {"stream_starts": _NUMBER, "seen_comment_ids": (str,)}
 LEGACY = {"restart_times": "stream_starts"}  # older names of the same facts

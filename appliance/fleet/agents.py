@@ -6,7 +6,8 @@
       alice.token       the token alone, mounted as a file (a Docker secret); optional
 
 Every YAML is validated as `appliance up` would; a bad one names its file and key, and
-nothing is started. Two files naming the same agent are an error.
+nothing is started (`fleet status` still shows every other agent, and names the bad file).
+Two files naming the same agent are an error.
 """
 
 from __future__ import annotations
@@ -70,26 +71,39 @@ class Agent:
         return digest.hexdigest()[:16]
 
 
-def load_fleet(folder: Path, load: Loader) -> list[Agent]:
+def load_fleet(folder: Path, load: Loader, *, errors: list[ConfigError] | None = None) -> list[Agent]:
     """Every ``*.yaml`` of ``folder`` as an :class:`Agent` (each read by ``load``: the config
-    loader), sorted by name."""
+    loader), sorted by name. The first bad file raises its ConfigError; with ``errors`` given,
+    each bad file's error is added there instead and the good agents are returned."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder", fix="pass the folder holding one <agent>.yaml per agent")
     agents: dict[str, Agent] = {}
-    for config in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        settings = load(config)
-        name = settings.agent.name
-        if not _DOCKER_NAME.match(name):
-            raise ConfigError(f"{config}: agent.name: {name!r} cannot name a container",
-                              fix="start it with a letter or digit")
-        if name in agents:
-            raise ConfigError(f"{config}: agent.name: {name} is also the agent of {agents[name].config}",
-                              fix="one file per agent")
-        env_file, token_file = config.with_suffix(".env"), config.with_suffix(".token")
-        agents[name] = Agent(config.resolve(), settings, env_file.resolve() if env_file.is_file() else None,
-                             token_file.resolve() if token_file.is_file() else None)
-    if not agents:
+    configs = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    for config in configs:
+        try:
+            agent = _load_agent(config, load, agents)
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            continue
+        agents[agent.name] = agent
+    if not configs:
         raise ConfigError(f"{folder}: no *.yaml agent configs",
                           fix="add one appliance.yaml per agent (see `appliance init`)")
     return sorted(agents.values(), key=lambda a: a.name)
+
+
+def _load_agent(config: Path, load: Loader, agents: dict[str, Agent]) -> Agent:
+    settings = load(config)
+    name = settings.agent.name
+    if not _DOCKER_NAME.match(name):
+        raise ConfigError(f"{config}: agent.name: {name!r} cannot name a container",
+                          fix="start it with a letter or digit")
+    if name in agents:
+        raise ConfigError(f"{config}: agent.name: {name} is also the agent of {agents[name].config}",
+                          fix="one file per agent")
+    env_file, token_file = config.with_suffix(".env"), config.with_suffix(".token")
+    return Agent(config.resolve(), settings, env_file.resolve() if env_file.is_file() else None,
+                 token_file.resolve() if token_file.is_file() else None)

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import ApplianceError
+from ..core.errors import ApplianceError, ConfigError
 from .agents import Loader, load_fleet
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-ACTIONS = ("up", "down", "status", "logs", "restart", "render")
+ACTIONS = ("up", "down", "status", "logs", "console", "restart", "render")
 ENGINE_FALLBACK = "unix:///run/podman-docker.sock"  # podman's Docker-compatible socket
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("folder", help="one <agent>.yaml per agent (and <agent>.env with its token)")
-    parser.add_argument("names", nargs="*", help="logs/restart/down: these agents only")
+    parser.add_argument("names", nargs="*", help="logs/console/restart/down: these agents only")
     parser.add_argument("--fleet", help="the fleet's name (its label; default: the folder's name)")
     parser.add_argument("--image", help="the image (default: each agent's deploy.image)")
     parser.add_argument("--prune", action="store_true", help="up: stop and remove agents whose YAML is gone")
@@ -55,7 +56,10 @@ def run_fleet(args: argparse.Namespace, load: Loader) -> int:
         print(f"wrote {len(files)} files to {out}: kubectl apply -k {out}")
         return 0
     from .docker import DockerFleet, format_table
-    agents = load_fleet(folder, load) if args.action in ("up", "status") else []
+    errors: list[ConfigError] = []
+    # status shows every agent it can, bad files named below the table; up starts nothing then
+    agents = load_fleet(folder, load, errors=errors if args.action == "status" else None) \
+        if args.action in ("up", "status") else []
     fleet = DockerFleet(docker_client(), fleet=args.fleet or folder.resolve().name, image=args.image)
     names = args.names or None
     if args.action == "up":
@@ -64,10 +68,17 @@ def run_fleet(args: argparse.Namespace, load: Loader) -> int:
         fleet.down(names)
     elif args.action == "restart":
         fleet.restart(names)
-    elif args.action == "logs":
+    elif args.action in ("logs", "console"):
         if not args.names or len(args.names) != 1:
-            raise ApplianceError("logs: name one agent", fix="appliance fleet logs DIR NAME")
-        print(fleet.logs(args.names[0], tail=args.tail), end="")
+            raise ApplianceError(f"{args.action}: name one agent", fix=f"appliance fleet {args.action} DIR NAME")
+        if args.action == "logs":
+            print(fleet.logs(args.names[0], tail=args.tail), end="")
+        else:
+            print(fleet.console(args.names[0]))
     else:
         print(format_table(fleet.status(agents)))
+        for error in errors:
+            print(f"config error: {error}", file=sys.stderr)
+        if errors:
+            return ConfigError.exit_code
     return 0

@@ -3,9 +3,11 @@
     appliance fleet up DIR [--prune]     create/replace/start what changed; nothing else
     appliance fleet status DIR           a table read from each appliance's control API
     appliance fleet logs DIR NAME        the container's log
+    appliance fleet console DIR NAME     a one-time console login URL that works from this host
     appliance fleet restart DIR [NAME]   restart one agent, or all
     appliance fleet down DIR             stop every agent (SIGTERM: stream/stop first) and remove
-                                         the containers; the state volumes stay
+                                         the containers and their anonymous volumes; the
+                                         state volumes stay
 
 Each container is named after its agent and has its own state volume ``<agent>-state``; it
 carries labels naming the fleet (the folder's name, or ``--fleet``), the agent and a
@@ -19,6 +21,14 @@ restart on failure, CPU and memory limits and /dev/shm from the agent's ``deploy
 rotated logs. An agent whose config targets a sandbox on this host's loopback shares the
 host's network namespace (the token boundary allows only loopback for a sandbox); every
 other agent gets the engine's default network.
+
+The operator's surfaces (the console, MCP at /mcp, the CLI's control calls) reach each agent on
+a control port of its own on this host's loopback, kept for the container's life (the label
+``tv.retake.control``) and listed by `fleet status`. The appliance listens on that same port
+(``appliance up --control-port``): with the host's network on 127.0.0.1 itself; on the engine's
+network on the container's interfaces (``--control-listen 0.0.0.0``: a published port reaches
+them, never the container's loopback), published on ``127.0.0.1:<port>`` only. One number
+inside and out keeps the console's URL and its per-port session cookie apart per agent.
 """
 
 from __future__ import annotations
@@ -32,11 +42,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..core.errors import ApplianceError, ConfigError
+from ..core.net import free_port
 from .agents import Agent
 
 LABEL_FLEET = "tv.retake.fleet"
 LABEL_AGENT = "tv.retake.agent"
 LABEL_HASH = "tv.retake.fingerprint"
+LABEL_CONTROL = "tv.retake.control"     # the control port on this host's loopback (and inside)
 STOP_TIMEOUT_S = 30     # compose's stop_grace_period: stream/stop, then FFmpeg closes the stream
 STATUS_TIMEOUT_S = 15
 # everything the tree writes outside /state (see Dockerfile): a private tmpfs per container
@@ -60,8 +72,9 @@ class Row:
     restarts: str = "-"
     health: str = "-"
     uptime: str = "-"
+    control: str = "-"
 
-    COLUMNS = ("agent", "state", "live", "viewers", "speed", "restarts", "health", "uptime")
+    COLUMNS = ("agent", "state", "live", "viewers", "speed", "restarts", "health", "uptime", "control")
 
 
 def format_table(rows: Iterable[Row]) -> str:
@@ -103,12 +116,31 @@ class DockerFleet:
     def image_for(self, agent: Agent) -> str:
         return self.image or agent.settings.deploy.image
 
-    def run_options(self, agent: Agent) -> dict[str, Any]:
+    def control_port(self, agent: Agent, containers: dict[str, Any]) -> int:
+        """The agent's control port on this host's loopback: its container's (kept while it
+        exists), else its pinned ``control.port``, else a free one no other agent has."""
+        current = containers.get(agent.name)
+        if current is not None and str(current.labels.get(LABEL_CONTROL, "")).isdigit():
+            return int(current.labels[LABEL_CONTROL])
+        if agent.settings.control.port:
+            return agent.settings.control.port
+        taken = {str(c.labels.get(LABEL_CONTROL)) for c in containers.values()}
+        for _ in range(20):
+            port = free_port()
+            if str(port) not in taken:
+                return port
+        raise ApplianceError("no free control port on 127.0.0.1")
+
+    def run_options(self, agent: Agent, control_port: int) -> dict[str, Any]:
         """Everything `docker run` gets for ``agent`` (the token excepted: :meth:`environment`)."""
         deploy = agent.settings.deploy
+        host_network = agent.uses_local_sandbox
+        listen = "127.0.0.1" if host_network else "0.0.0.0"  # noqa: S104 - see the module's docstring
         options: dict[str, Any] = {
             "name": agent.name,
-            "command": ["up", "--config", "/config/appliance.yaml"],  # the image's entrypoint is `appliance`
+            # the image's entrypoint is `appliance`
+            "command": ["up", "--config", "/config/appliance.yaml", "--control-port", str(control_port),
+                        "--control-listen", listen],
             "volumes": {volume_name(agent.name): {"bind": "/state", "mode": "rw"},
                         str(agent.config): {"bind": "/config/appliance.yaml", "mode": "ro"}},
             "restart_policy": {"Name": "on-failure"},
@@ -122,8 +154,10 @@ class DockerFleet:
             "log_config": LOG_CONFIG,
             "stop_signal": "SIGTERM",
         }
-        if agent.uses_local_sandbox:
+        if host_network:
             options["network_mode"] = "host"
+        else:
+            options["ports"] = {f"{control_port}/tcp": ("127.0.0.1", control_port)}
         return options
 
     def environment(self, agent: Agent) -> dict[str, str]:
@@ -134,9 +168,9 @@ class DockerFleet:
             token = agent.token_file.read_text(encoding="utf-8").strip() or None
         return {"RETAKE_ACCESS_TOKEN": token} if token else {}
 
-    def fingerprint(self, agent: Agent) -> str:
+    def fingerprint(self, agent: Agent, control_port: int) -> str:
         image = self.client.images.get(self.image_for(agent)).id
-        options = json.dumps(self.run_options(agent), sort_keys=True, default=str)
+        options = json.dumps(self.run_options(agent, control_port), sort_keys=True, default=str)
         return agent.fingerprint(image, options)
 
     def _check_readable(self, agent: Agent) -> None:
@@ -153,8 +187,9 @@ class DockerFleet:
         actions: dict[str, str] = {}
         for agent in agents:
             self._check_readable(agent)
+            port = self.control_port(agent, running)
             try:
-                wanted = self.fingerprint(agent)
+                wanted = self.fingerprint(agent, port)
             except docker.errors.ImageNotFound:
                 raise ApplianceError(f"image {self.image_for(agent)} not found",
                                      fix="build it: docker build -t retake-appliance:latest .") from None
@@ -169,18 +204,19 @@ class DockerFleet:
                 continue
             if current is not None:
                 self._stop(current)
-                current.remove(force=True)
+                current.remove(force=True, v=True)
             elif self._name_taken(agent.name):
                 raise ApplianceError(f"a container named {agent.name} exists outside fleet {self.fleet}",
                                      fix=f"remove or rename it (docker rm {agent.name}), or rename the agent")
-            labels = {LABEL_FLEET: self.fleet, LABEL_AGENT: agent.name, LABEL_HASH: wanted}
+            labels = {LABEL_FLEET: self.fleet, LABEL_AGENT: agent.name, LABEL_HASH: wanted, LABEL_CONTROL: str(port)}
             self.client.containers.run(self.image_for(agent), detach=True, labels=labels,
-                                       environment=self.environment(agent), **self.run_options(agent))
+                                       environment=self.environment(agent), **self.run_options(agent, port))
+            running[agent.name] = self.client.containers.get(agent.name)  # its port is taken now
             actions[agent.name] = "replaced" if current is not None else "created"
         if prune:
             for name in sorted(set(running) - {a.name for a in agents}):
                 self._stop(running[name])
-                running[name].remove(force=True)
+                running[name].remove(force=True, v=True)
                 actions[name] = "pruned"
         for name, action in actions.items():
             self.out(f"fleet {self.fleet}: {name}: {action}")
@@ -202,12 +238,13 @@ class DockerFleet:
             container.stop(timeout=STOP_TIMEOUT_S)
 
     def down(self, names: Iterable[str] | None = None) -> list[str]:
-        """Stop (orderly) and remove the containers; the state volumes stay."""
+        """Stop (orderly) and remove the containers with their anonymous volumes (the image
+        declares ``VOLUME /config /state``: /config gets one); the named state volumes stay."""
         containers = self.containers()
         chosen = sorted(containers) if names is None else [n for n in names if n in containers]
         for name in chosen:
             self._stop(containers[name])
-            containers[name].remove(force=True)
+            containers[name].remove(force=True, v=True)
             self.out(f"fleet {self.fleet}: {name}: stopped and removed (volume {volume_name(name)} kept)")
         return chosen
 
@@ -226,6 +263,26 @@ class DockerFleet:
         if name not in containers:
             raise ApplianceError(f"no agent {name} in fleet {self.fleet}", fix="see `appliance fleet status`")
         return containers[name].logs(tail=tail).decode(errors="replace")
+
+    def console(self, name: str) -> str:
+        """`appliance console` run in the agent's container, its one-time URL pointed at the
+        agent's control port on this host."""
+        containers = self.containers()
+        if name not in containers:
+            raise ApplianceError(f"no agent {name} in fleet {self.fleet}", fix="see `appliance fleet status`")
+        container = containers[name]
+        port = container.labels.get(LABEL_CONTROL)
+        result = container.exec_run(["timeout", str(STATUS_TIMEOUT_S), "appliance", "console",
+                                     "--config", "/config/appliance.yaml"], demux=True)
+        out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+        text = (out or b"").decode(errors="replace")
+        match = re.search(r"http://127\.0\.0\.1:(\d+)(/\S*)", text)
+        if result.exit_code != 0 or match is None or not port:
+            reason = ((err or b"") + (out or b"")).decode(errors="replace").strip()[-300:]
+            raise ApplianceError(f"{name}: no console login ({reason or 'no answer'})",
+                                 fix=f"see `appliance fleet logs {self.fleet} {name}`")
+        return (f"Open within 2 minutes (it works once): http://127.0.0.1:{port}{match.group(2)}\n"
+                f"From another machine: ssh -N -L {port}:127.0.0.1:{port} <this host>, then the same URL")
 
     def appliance_status(self, container: Any) -> dict[str, Any]:
         """The appliance's own /status, asked inside the container (its control API listens
@@ -256,6 +313,8 @@ class DockerFleet:
             attrs = container.attrs
             row.state = container.status
             row.health = ((attrs.get("State") or {}).get("Health") or {}).get("Status") or "-"
+            port = container.labels.get(LABEL_CONTROL)
+            row.control = f"127.0.0.1:{port}" if port else "-"
             engine_restarts = int(attrs.get("RestartCount") or 0)
             if container.status == "running":
                 started = _started_at(attrs)

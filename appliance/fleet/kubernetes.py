@@ -18,7 +18,7 @@ Security (issue 7, item 9): non-root uid 10001, read-only root filesystem with e
 the tree writes (/tmp: runtime folder, X socket and lock, openbox's and fontconfig's caches;
 /dev/shm in memory), every capability dropped, no privilege escalation, the runtime's
 default seccomp profile, no service account token. Probes run `appliance probe`, which reads
-the control port the appliance chose from /state/tree.json: no hard-coded port.
+the control port the appliance chose from /state/control.json: no hard-coded port.
 """
 
 from __future__ import annotations

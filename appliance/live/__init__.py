@@ -1,1 +1,2 @@
-"""Going live and staying live: the lifecycle state machine and its restart budget."""
+"""Going live and staying live: the lifecycle state machine (machine), its steps (steps), its
+supervision (supervise), the restart budget, holds, and the builder's notifications."""

@@ -10,10 +10,10 @@ kept for the benchmark (``bench/encode.py``).
 :class:`EncoderStats`, keeps the last stderr lines with the stream key redacted, and answers
 :meth:`Encoder.health` with running / stalled / exited / stopped.
 
-The RTMP key is a secret. It never reaches a log line, an exception, ``repr`` or the stderr
-ring buffer. It does reach FFmpeg's argv, which any user of the same host can read in
-``/proc/<pid>/cmdline`` (``ps``): FFmpeg has no way to read its output URL from a file or
-stdin. Run the appliance where no untrusted user shares the host (its container).
+The RTMP key is a secret. It never reaches a log line, an exception, ``repr``, the stderr
+ring buffer, or FFmpeg's argv (which every local user reads in ``/proc/<pid>/cmdline``): for an
+``rtmp(s)://`` target FFmpeg writes FLV to an inherited pipe and a
+:class:`~appliance.media.rtmp.Publisher` thread of this process publishes it, holding the key.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from typing import IO, Any, Literal
 
 from ..core.errors import MediaError
 from ..core.proc import popen as popen_child
+from .rtmp import Publisher, RtmpTarget, is_rtmp_url
 from .settings import StreamConfig
 
 log = logging.getLogger("appliance.encoder")
@@ -130,8 +132,8 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
                   relays: Sequence[str] = ()) -> list[str]:
     """The appliance's FFmpeg argv: the reference's output settings, audio from PulseAudio.
 
-    ``target`` is the RTMP URL with its key (or a file, for tests); it ends up in argv.
-    ``relays``: simulcast copies (see :func:`tee_output`).
+    ``target`` is FFmpeg's output: ``pipe:N`` (the publisher's pipe, see :class:`Encoder`), or a
+    file for tests. ``relays``: simulcast copies (see :func:`tee_output`).
     """
     if audio not in ("pulse", "silent"):
         raise ValueError(f"audio must be 'pulse' or 'silent', not {audio!r}")
@@ -273,10 +275,13 @@ class Encoder:
     def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = popen_child,
                  clock: Callable[[], float] = time.monotonic,
                  audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
-                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None) -> None:
+                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None,
+                 publisher: Callable[[RtmpTarget], Publisher] = Publisher) -> None:
         self.stream = stream
         self.simulcast = simulcast  # appliance.media.simulcast.Simulcast: relays started with FFmpeg
         self._popen = popen
+        self._new_publisher = publisher
+        self._publisher: Publisher | None = None
         self._clock = clock
         self._audio_probe = audio_probe
         self._stop_timeout = stop_timeout_s
@@ -312,25 +317,35 @@ class Encoder:
         return "silent"
 
     def start(self, target: str) -> None:
-        """Start FFmpeg pushing to ``target`` (a secret RTMP URL); stops a running one first."""
+        """Start FFmpeg pushing to ``target`` (a secret RTMP URL, or a file); stops a running one
+        first. An RTMP target is published by a :class:`Publisher` from FFmpeg's ``pipe:N``."""
         self.stop()
+        rtmp = RtmpTarget.parse(target) if is_rtmp_url(target) else None
         audio = self.choose_audio()
         relays = self.simulcast.start() if self.simulcast else []
-        cmd = build_command(self.stream, target, audio=audio, relays=relays)
         redact = Redactor(target)
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC) if rtmp else (-1, -1)
+        output = f"pipe:{write_fd}" if rtmp else target
+        cmd = build_command(self.stream, output, audio=audio, relays=relays)
         try:
-            # argv holds the key: readable by same-host users in /proc/<pid>/cmdline (see top)
             # the child dies with us (core/proc): it never streams on without us
             proc = self._popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                               stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                               pass_fds=(write_fd,) if rtmp else ())
         except OSError as exc:
+            if rtmp:
+                os.close(read_fd)
             if self.simulcast:
                 self.simulcast.stop()
             raise MediaError(f"cannot start {FFMPEG}: {redact(exc.strerror or str(exc))}",
                              fix="install ffmpeg (Debian package ffmpeg)") from None
+        finally:
+            if rtmp:
+                os.close(write_fd)  # FFmpeg holds the only writer: its end is the publisher's EOF
+        publisher = self._new_publisher(rtmp).start(read_fd) if rtmp else None
         now = self._clock()
         with self._lock:
-            self._proc, self._redact, self.audio = proc, redact, audio
+            self._proc, self._redact, self.audio, self._publisher = proc, redact, audio, publisher
             self._stderr.clear()
             self._stats = EncoderStats()
             self._samples.clear()
@@ -361,6 +376,11 @@ class Encoder:
             except (OSError, ValueError, AttributeError):
                 pass
             code = self._wait(proc, timeout)
+            if code is None and self._publisher is not None:
+                # blocked on a full pipe (the ingest stopped reading), FFmpeg cannot read q:
+                # ending the publish makes its write fail (EPIPE), and it ends as it would have
+                self._publisher.stop()
+                code = self._wait(proc, timeout)
             if code is None:
                 log.warning("ffmpeg (pid %s) ignored q: SIGTERM", proc.pid)
                 self._signal(proc, signal.SIGCONT)  # a stopped process would sit on SIGTERM
@@ -377,6 +397,9 @@ class Encoder:
                 pass
         for thread in self._threads:
             thread.join(timeout=2.0)
+        publisher = self._publisher
+        if publisher is not None and not publisher.wait(2.0):  # FFmpeg's end is its EOF: it unpublishes
+            publisher.stop()
         if self.simulcast:
             self.simulcast.stop()
         log.info("ffmpeg (pid %s) stopped, exit code %s", proc.pid, proc.returncode)
@@ -438,9 +461,17 @@ class Encoder:
 
     def has_output(self) -> bool:
         """True once FFmpeg has encoded frames and written bytes to its output (with simulcast's
-        tee, which reports no size, once media time advanced: the first slave took packets)."""
+        tee, which reports no size, once media time advanced: the first slave took packets) and,
+        for an RTMP target, the publisher has sent media to the ingest."""
         with self._lock:
-            return self._stats.frame > 0 and (self._stats.total_size > 0 or self._stats.out_time_s > 0)
+            wrote = self._stats.frame > 0 and (self._stats.total_size > 0 or self._stats.out_time_s > 0)
+            publisher = self._publisher
+        return wrote and (publisher is None or publisher.media_sent)
+
+    def publisher_error(self) -> str:
+        """Why the publish failed (key-free), or ""."""
+        publisher = self._publisher
+        return publisher.error if publisher is not None and publisher.failed else ""
 
     def last_stderr(self) -> list[str]:
         with self._lock:
@@ -473,7 +504,10 @@ class Encoder:
             if stopping:
                 return EncoderHealth("stopped", "stopped on request", code, last, audio)
             tail = " | ".join(last[-3:]) or "no output"
-            return EncoderHealth("exited", f"ffmpeg exited with code {code}: {tail}", code, last, audio)
+            why = self.publisher_error()
+            reason = (f"rtmp: {why} (ffmpeg exited with code {code})" if why
+                      else f"ffmpeg exited with code {code}: {tail}")
+            return EncoderHealth("exited", reason, code, last, audio)
         now = self._clock()
         if first_frame is None:
             waited = now - started

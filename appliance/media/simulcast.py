@@ -11,14 +11,17 @@ again after a backoff, from the next keyframe. Plain tee slaves with ``onfail=ig
 never retried (dead until the encoder restarts), and tee's ``use_fifo`` recovery in
 FFmpeg 5.1 (Debian bookworm) fails with "Invalid argument" after its first reconnection.
 
-Keys are secrets: read from their files at each start, never logged; every line a relay
-prints passes through a :class:`~appliance.media.encoder.Redactor` holding the key.
+Keys are secrets: read from their files at each start, never logged, never in a command line.
+The relay's FFmpeg writes FLV to an inherited pipe (``pipe:N``) and a
+:class:`~appliance.media.rtmp.Publisher` thread of this process publishes it with the key; every
+line a relay prints passes through a :class:`~appliance.media.encoder.Redactor` holding the key.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -32,6 +35,7 @@ from typing import Any
 from ..core import proc
 from ..core.errors import ConfigError, MediaError
 from .encoder import FFMPEG, Redactor
+from .rtmp import Publisher, RtmpTarget
 from .settings import SimulcastConfig, SimulcastOutput
 
 log = logging.getLogger("appliance.simulcast")
@@ -65,13 +69,13 @@ def local_url(port: int) -> str:
     return f"udp://127.0.0.1:{port}?pkt_size={UDP_PACKET}"
 
 
-def relay_command(port: int, target: str) -> list[str]:
-    """Copy the MPEG-TS on ``port`` to ``target`` (RTMP with its key) as FLV; no re-encode.
-    Leaves after 5 s without a packet (the encoder stopped or restarted)."""
+def relay_command(port: int, output: str) -> list[str]:
+    """Copy the MPEG-TS on ``port`` to ``output`` (``pipe:N``, the publisher's pipe) as FLV; no
+    re-encode. Leaves after 5 s without a packet (the encoder stopped or restarted)."""
     source = (f"udp://127.0.0.1:{port}?fifo_size=100000&overrun_nonfatal=1&buffer_size=4194304"
               "&timeout=5000000")
     return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "warning", "-i", source,
-            "-map", "0", "-c", "copy", "-f", "flv", target]
+            "-map", "0", "-c", "copy", "-f", "flv", output]
 
 
 @dataclass
@@ -87,12 +91,15 @@ class Relay:
     doubling backoff (``retry_s`` .. ``retry_max_s``) whenever it exits."""
 
     def __init__(self, output: SimulcastOutput, port: int, *, retry_s: float, retry_max_s: float,
-                 popen: Callable[..., Any] = proc.popen) -> None:
+                 popen: Callable[..., Any] = proc.popen,
+                 publisher: Callable[[RtmpTarget], Publisher] | None = None) -> None:
         self.output, self.port = output, port
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
         self._popen = popen
+        self._new_publisher = publisher or (lambda target: Publisher(target, name=f"simulcast {output.name}"))
         self._stop = threading.Event()
         self._proc: Any = None
+        self._publisher: Publisher | None = None
         self._thread: threading.Thread | None = None
         self.status = RelayStatus(output.name)
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -126,14 +133,20 @@ class Relay:
 
     def _once(self) -> int | None:
         key = read_key(self.output)
-        target = f"{self.output.url}/{key}"
-        redact = Redactor(target)
+        target = RtmpTarget.parse(f"{self.output.url}/{key}")
+        redact = Redactor(f"{self.output.url}/{key}")
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
-            proc = self._popen(relay_command(self.port, target), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            proc = self._popen(relay_command(self.port, f"pipe:{write_fd}"), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                               pass_fds=(write_fd,))
         except OSError as exc:
+            os.close(read_fd)
             raise MediaError(f"cannot start {FFMPEG}: {exc.strerror}") from None
+        finally:
+            os.close(write_fd)
         self._proc = proc
+        self._publisher = publisher = self._new_publisher(target).start(read_fd)
         if self._stop.is_set():
             proc.terminate()
         self.status.state = "running"
@@ -143,10 +156,17 @@ class Relay:
                 self.stderr.append(line)
                 self.status.last_error = line[:300]
                 log.debug("simulcast %s: %s", self.output.name, line)
-        return proc.wait()
+        code = proc.wait()
+        if not publisher.wait(5.0):
+            publisher.stop()
+        if publisher.error:
+            self.status.last_error = publisher.error
+        return code
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        if self._publisher is not None:
+            self._publisher.stop(timeout)  # the relay's next write fails: it ends too
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()  # by pid: our own child

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.net import free_port
 from ..core.proc import popen
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -38,12 +39,6 @@ DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
 
 class IngestError(RuntimeError):
     """nginx is missing or would not start; the message is one line saying what to do."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def find_nginx(module: Path = RTMP_MODULE) -> str:

@@ -5,7 +5,7 @@ or port that is taken, or no credentials at all cannot be fixed by starting agai
 exit would become a restart loop under any orchestrator (compose's ``on-failure``, a
 Kubernetes Deployment's ``Always``). So `appliance up` holds instead: it serves the control
 API's ``/health`` (200: alive, do not restart me), ``/ready`` (503 with the reason) and
-``/status`` (the error and its fix) on a free port written to ``<state>/tree.json`` (where
+``/status`` (the error and its fix) on a free port written to ``<state>/control.json`` (where
 `appliance probe` looks), logs the problem once, and checks again whenever the config file
 or the credentials change (and every ``RECHECK_S``). Once the problem is gone the tree starts
 in the same process: fixing the ConfigMap or running ``appliance register`` is enough.
@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, load_config
-from ..control.api import ControlServer, prometheus
+from ..control import where
+from ..control.api import ControlServer
+from ..control.metrics import render_values
+from ..control.protocols import Json
 from ..core.errors import ApplianceError, ConfigError, CredentialsError
-from ..core.files import StateLayout
 from ..core.settings import IN_CONTAINER
 from ..live.waiting import Hold
 from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE, resolve_credentials
-from .place import probe_state_dir, raw_setting, remove_tree_info, write_tree_info
+from .place import probe_state_dir, raw_setting
 
 log = logging.getLogger("appliance.up.hold")
 
@@ -60,7 +62,8 @@ def check_credentials(settings: Settings, environ: Mapping[str, str] = os.enviro
 
 
 class HoldCommands:
-    """The control API of a held appliance (the :class:`appliance.control.api.Commands` shape)."""
+    """The control API of a held appliance (a :class:`appliance.control.protocols.Commands`):
+    alive, not ready, saying why; every command that needs the stream refuses with the reason."""
 
     def __init__(self, error: ApplianceError, *, config: Path, clock: Callable[[], float] = time.time) -> None:
         self.error = error
@@ -73,36 +76,82 @@ class HoldCommands:
         reason = "no_credentials" if isinstance(self.error, CredentialsError) else "bad_config"
         return Hold(reason, str(self.error))
 
-    def _why(self) -> dict[str, Any]:
+    def _why(self) -> Json:
         return {"state": "held", "reason": self.error.message, "fix": self.error.fix or "",
                 "config": str(self.config), "since": round(self.since, 1),
                 "until": "the problem is fixed: the appliance re-checks when the config or the "
                          f"credentials change, and every {RECHECK_S:.0f} s",
                 "waiting": self.hold().public()}
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Json:
         return {"alive": True, **self._why()}
 
     def ready(self) -> tuple[bool, str]:
         return False, f"held: {self.error}"
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Json:
         return self._why()
 
     def metrics(self) -> str:
-        return prometheus({"up": ("1 while the process runs", 1),
-                           "held": ("1 while `appliance up` waits for a fix (see /status)", 1),
-                           "waiting": ("1 while waiting on purpose (alive, not ready); the reason is a label", 1)},
-                          {"waiting": f'{{reason="{self.hold().reason}"}}'})
+        return render_values({"up": ("1 while the process runs", 1),
+                              "held": ("1 while `appliance up` waits for a fix (see /status)", 1),
+                              "waiting": ("1 while waiting on purpose (alive, not ready); the reason is a label", 1)},
+                             {"waiting": {"reason": self.hold().reason}}).decode()
 
-    def _refuse(self, *_args: Any, **_options: Any) -> dict[str, Any]:
-        raise ApplianceError(f"the appliance is held: {self.error}")
-
-    say = show = chat = scene = voice = reply = _refuse
-
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> Json:
         self.stop_event.set()
         return {"stopping": True}
+
+    def speech(self) -> Json:
+        return {"speaking": None, "pending": 0}
+
+    def _refuse(self) -> ApplianceError:
+        return ApplianceError(f"the appliance is held: {self.error}")
+
+    # everything else needs the stream's parts: refused with the reason (HTTP 503)
+    def go_live(self, wait_s: float = 60.0) -> Json:
+        raise self._refuse()
+
+    def say(self, text: str, *, wait: bool = False, priority: str = "operator") -> Json:
+        raise self._refuse()
+
+    def voice(self, *, flush: bool = False, interrupt: bool = False, volume: float | None = None,
+              mute: bool | None = None) -> Json:
+        raise self._refuse()
+
+    def show(self, text: str) -> Json:
+        raise self._refuse()
+
+    def scene(self, name: str) -> Json:
+        raise self._refuse()
+
+    def scene_state(self) -> Json:
+        raise self._refuse()
+
+    def screenshot(self) -> bytes:
+        raise self._refuse()
+
+    def terminal(self, *, text: str | None = None, enter: bool = True, keys: list[str] | None = None,
+                 lines: int = 40) -> Json:
+        raise self._refuse()
+
+    def direction(self, text: str, *, source: str = "api") -> Json:
+        raise self._refuse()
+
+    def chat(self, message: str) -> Json:
+        raise self._refuse()
+
+    def reply(self, message_id: str, text: str, routes: list[str] | None = None) -> Json:
+        raise self._refuse()
+
+    def read_chat(self, since: int | None = None, limit: int = 50) -> Json:
+        raise self._refuse()
+
+    def viewers(self, limit: int = 20) -> Json:
+        raise self._refuse()
+
+    def chat_to(self, name: str, message: str) -> Json:
+        raise self._refuse()
 
 
 def _fingerprint(paths: list[Path]) -> tuple[Any, ...]:
@@ -125,16 +174,21 @@ def _held_port(config: Path) -> int:
     return port if 0 <= port <= 65535 else 0
 
 
-def prepare(config: Path, *, checks: Callable[[Settings], None]) -> Settings:
-    """Load the config and run ``checks`` (each raises an ApplianceError to hold on)."""
+def prepare(config: Path, *, checks: Callable[[Settings], None], control: Mapping[str, Any] | None = None) -> Settings:
+    """Load the config, apply the command line's ``control`` settings (``port``, ``listen``:
+    `appliance up --control-port/--control-listen`) and run ``checks`` (each raises an
+    ApplianceError to hold on)."""
     settings = load_config(config)
+    if control:
+        settings = settings.model_copy(update={"control": settings.control.model_copy(update=dict(control))})
     checks(settings)
     return settings
 
 
 def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[Settings], None],
                      stop: threading.Event, environ: Mapping[str, str] = os.environ,
-                     poll_s: float = POLL_S, recheck_s: float = RECHECK_S) -> Settings | None:
+                     poll_s: float = POLL_S, recheck_s: float = RECHECK_S,
+                     control: Mapping[str, Any] | None = None) -> Settings | None:
     """Serve the held control API until :func:`prepare` succeeds (returns the settings) or
     ``stop`` is set or the API's /stop is called (returns None)."""
     log.error("cannot start: %s", error)
@@ -142,10 +196,12 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
     commands = HoldCommands(error, config=config)
     state_dir = probe_state_dir(config)
     server: ControlServer | None = None
-    layout = StateLayout(state_dir)
     try:
-        server = ControlServer(commands, state_dir=state_dir, port=_held_port(config)).start()
-        write_tree_info(layout, display=None, port=server.port, config=config, held=True)
+        control = control or {}
+        server = ControlServer(commands, state_dir=state_dir, port=control.get("port") or _held_port(config),
+                               listen=control.get("listen", "127.0.0.1"))
+        where.announce(state_dir, port=server.port, display=None, config=config, held=True)
+        server.start()
     except (OSError, ApplianceError) as exc:
         log.error("holding without a control API (%s): probes will fail", exc)
     watched = [config]
@@ -165,7 +221,7 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
                 continue
             seen, last_check = current, now
             try:
-                settings = prepare(config, checks=checks)
+                settings = prepare(config, checks=checks, control=control)
             except ApplianceError as exc:
                 if str(exc) != str(commands.error):
                     log.error("still cannot start: %s", exc)
@@ -177,7 +233,7 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
     finally:
         if server is not None:
             server.close()
-        remove_tree_info(layout)
+        where.remove(state_dir)
 
 
 def is_holdable(error: ApplianceError) -> bool:
@@ -195,7 +251,7 @@ def startup_checks(settings: Settings) -> None:
 
 
 def up_or_hold(config: Path, *, controller: list[str] | None = None,
-               environ: Mapping[str, str] = os.environ) -> int:
+               environ: Mapping[str, str] = os.environ, control: Mapping[str, Any] | None = None) -> int:
     """`appliance up`: start the tree; when it cannot start (:func:`is_holdable`) and holding
     is on (:func:`hold_enabled`), hold until it can, then start it. A stand-in ``controller``
     (tests) skips the credentials check."""
@@ -207,12 +263,12 @@ def up_or_hold(config: Path, *, controller: list[str] | None = None,
     while True:
         try:
             if settings is None:
-                settings = prepare(config, checks=checks)
+                settings = prepare(config, checks=checks, control=control)
             return run_up(config, settings, controller=controller)
         except ApplianceError as exc:
             if not (holding and is_holdable(exc)):
                 raise
-            settings = _hold_with_signals(exc, config, checks=checks, stop=stop, environ=environ)
+            settings = _hold_with_signals(exc, config, checks=checks, stop=stop, environ=environ, control=control)
             if settings is None:
                 log.info("stopped while held")
                 return 0
@@ -225,12 +281,13 @@ def _without_credentials(settings: Settings) -> None:
 
 
 def _hold_with_signals(error: ApplianceError, config: Path, *, checks: Callable[[Settings], None],
-                       stop: threading.Event, environ: Mapping[str, str]) -> Settings | None:
+                       stop: threading.Event, environ: Mapping[str, str],
+                       control: Mapping[str, Any] | None = None) -> Settings | None:
     """:func:`hold_until_fixed` with SIGTERM/SIGINT ending the hold (an orderly stop)."""
     import signal
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return hold_until_fixed(error, config, checks=checks, stop=stop, environ=environ)
+        return hold_until_fixed(error, config, checks=checks, stop=stop, environ=environ, control=control)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

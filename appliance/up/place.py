@@ -4,9 +4,9 @@ Several appliances share one bare host (or one network namespace) only if each h
 display and control port. ``stream.display: auto`` and ``control.port: 0`` (the defaults) are
 *unpinned*: `appliance up` chooses a free one at start. A pinned value that is taken is a
 :class:`ConfigError` naming the key, raised before anything starts. What was chosen is written
-to ``<state>/tree.json`` (:attr:`StateLayout.tree_json`), where the CLI, the probes
-(`appliance probe`) and `appliance fleet status` find it, and into a resolved copy of the
-config in the tree's private runtime folder that the controller reads.
+to ``<state>/control.json`` (:mod:`appliance.control.where`), where the CLI, the probes
+(`appliance probe`) and the tests find it, and into a resolved copy of the config in the
+tree's private runtime folder that the controller reads.
 
 In a container the state must be on a volume: a ``paths.state_dir`` on the container's own
 filesystem would lose the one-time credentials and the chat cursor with the container, so it
@@ -16,19 +16,16 @@ is a start-up error (:func:`check_state_on_volume`).
 from __future__ import annotations
 
 import errno
-import http.client
-import json
 import os
 import re
 import socket
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..core.errors import ApplianceError, ConfigError
-from ..core.files import StateLayout, write_json, write_private
+from ..core.files import write_private
+from ..core.net import free_port
 from ..core.paths import DEFAULT_STATE_DIR, IN_CONTAINER
 from ..media.display import X_LOCK, display_number, display_taken, free_display, reserve_display
 
@@ -37,8 +34,6 @@ if TYPE_CHECKING:
 
 AUTO_DISPLAY = "auto"
 DISPLAY_CANDIDATES = range(90, 290)  # where an unpinned display is looked for
-PROBE_TIMEOUT_S = 4.0
-MAX_PROBE_BODY = 65536  # /health and /ready answer a small JSON object
 
 
 # -- display and control port ----------------------------------------------------------------
@@ -69,12 +64,6 @@ def port_taken(port: int, host: str = "127.0.0.1") -> bool:
                 return True
             raise
     return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def choose_control_port(setting: int) -> int:
@@ -140,38 +129,6 @@ def place(settings: Settings, *, runtime_dir: Path) -> tuple[Path, Settings]:
     return path, parse_config(data, str(path))
 
 
-def write_tree_info(layout: StateLayout, *, display: str | None, port: int, config: Path,
-                    runtime_dir: Path | None = None, held: bool = False) -> Path:
-    """``<state>/tree.json``: where this appliance's display and control API are."""
-    write_json(layout.tree_json, {"display": display, "control_url": f"http://127.0.0.1:{port}",
-                                  "pid": os.getpid(), "config": str(config),
-                                  "runtime_dir": str(runtime_dir) if runtime_dir else None,
-                                  "held": held, "started": round(time.time(), 1)})
-    return layout.tree_json
-
-
-def remove_tree_info(layout: StateLayout) -> None:
-    """Remove ``tree.json`` if this process wrote it."""
-    try:
-        if json.loads(layout.tree_json.read_text(encoding="utf-8")).get("pid") == os.getpid():
-            layout.tree_json.unlink()
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def control_url(state_dir: Path) -> str:
-    """The control API's URL: from ``tree.json`` (written by `appliance up` before the
-    controller starts), else from ``control.json`` (written by the control server)."""
-    layout = StateLayout(Path(state_dir))
-    for path, key in ((layout.tree_json, "control_url"), (layout.control_json, "url")):
-        try:
-            return str(json.loads(path.read_text(encoding="utf-8"))[key])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    raise ApplianceError(f"no appliance runs with state in {state_dir} (no tree.json or control.json)",
-                         fix="start it with `appliance up`")
-
-
 # -- the container's state volume -------------------------------------------------------------
 
 def _unescape(field: str) -> str:
@@ -215,29 +172,7 @@ def check_state_on_volume(settings: Settings, *, in_container: bool = IN_CONTAIN
                 "the state volume) or mount a volume there")
 
 
-# -- probes -----------------------------------------------------------------------------------
-
-def probe(kind: str, state_dir: Path, *, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, dict[str, Any]]:
-    """GET /health or /ready of the appliance whose state is in ``state_dir`` (no token needed)."""
-    url = control_url(state_dir) + ("/ready" if kind == "ready" else "/health")
-    parts = urlsplit(url)
-    # the standard library's client straight to 127.0.0.1 (never a proxy): a probe runs every few
-    # seconds in every pod, so it loads nothing it does not need
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
-    try:
-        connection.request("GET", parts.path)
-        response = connection.getresponse()
-        raw = response.read(MAX_PROBE_BODY)
-    except (OSError, http.client.HTTPException) as exc:
-        return False, {"error": f"{url} does not answer ({type(exc).__name__})"}
-    finally:
-        connection.close()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = {"body": raw[:200].decode("utf-8", "replace")}
-    return response.status == 200, body if isinstance(body, dict) else {"body": body}
-
+# -- what a probe or a held appliance reads of a config that may not load ------------------------
 
 def raw_setting(config: Path, section: str, key: str) -> Any:
     """``section.key`` from a config file that may not validate (None when absent/unreadable)."""

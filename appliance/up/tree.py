@@ -376,7 +376,8 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
 
     Returns the controller's exit status (0 after a requested stop).
     """
-    from .place import place, remove_tree_info, write_tree_info
+    from ..control import where
+    from .place import place
     runtime_dir, owned = make_runtime_dir()
     try:
         # display and control port: chosen free when unpinned, checked when pinned (before
@@ -384,10 +385,10 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         settings_path, settings = place(settings, runtime_dir=runtime_dir)
         env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
         ensure_private_dir(settings.state_dir)
-        write_tree_info(settings.layout, display=settings.stream.display, port=settings.control.port,
-                        config=settings_path, runtime_dir=runtime_dir)
+        found = where.announce(settings.state_dir, port=settings.control.port, display=settings.stream.display,
+                               config=settings_path, runtime_dir=runtime_dir)
         log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,
-                 settings.control.port, settings.layout.tree_json)
+                 settings.control.port, found)
         tree = ProcessTree(env, die_with_parent=True)
         try:
             with _Forwarder(tree):
@@ -395,7 +396,7 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
                 tree.wait()
         finally:
             tree.stop()  # ended already: only removes the handed-over token file
-            remove_tree_info(settings.layout)
+            where.remove(settings.state_dir)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)
         return status

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance.control.api import ControlClient
+from appliance.control.client import ControlClient
 from tests.support.data import WALLET
 from tests.support.live import make_agent
 from tests.support.sandbox import entry_name, entry_time

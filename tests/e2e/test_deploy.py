@@ -103,7 +103,7 @@ def test_up_holds_on_a_bad_config_and_starts_once_it_is_fixed():
         finally:
             del os.environ["APPLIANCE_HOLD_ON_ERROR"]
         try:
-            wait_until(lambda: StateLayout(state).tree_json.exists(), 30, "the held appliance's tree.json")
+            wait_until(lambda: StateLayout(state).control_json.exists(), 30, "the held appliance's control.json")
             assert probe("health", state)[0] == 0, log.read_text()
             code, body = probe("ready", state)
             assert code == 1 and "agent.ticker: at most 10 characters" in body["reason"], body
@@ -112,11 +112,11 @@ def test_up_holds_on_a_bad_config_and_starts_once_it_is_fixed():
             config.write_text(good)
             # the whole tree, up to the (stand-in) controller, once the file is fixed
             wait_until(lambda: b"stand-in controller up" in log.read_bytes(), 60, "the tree to start after the fix")
-            info = json.loads(StateLayout(state).tree_json.read_text())
+            info = json.loads(StateLayout(state).control_json.read_text())
             assert info["display"].startswith(":") and not info["held"], info
         finally:
             assert terminate(up) == 0, log.read_text()
-        assert not StateLayout(state).tree_json.exists()
+        assert not StateLayout(state).control_json.exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -141,11 +141,11 @@ def test_two_unpinned_appliances_share_one_host_and_a_taken_pin_stops_before_any
             ups.append(start_up_process(config, base / f"run{i}", STANDIN_CONTROLLER, base / f"up{i}.log"))
         infos = []
         for i in range(len(ups)):
-            tree = StateLayout(base / f"s{i}").tree_json
-            wait_until(tree.exists, 30, f"appliance {i}'s tree.json")
+            tree = StateLayout(base / f"s{i}").control_json
+            wait_until(tree.exists, 30, f"appliance {i}'s control.json")
             infos.append(json.loads(tree.read_text()))
         assert infos[0]["display"] != infos[1]["display"], infos
-        assert infos[0]["control_url"] != infos[1]["control_url"], infos
+        assert infos[0]["url"] != infos[1]["url"], infos
         for i in range(2):  # both trees run (today's defaults would kill the second's openbox)
             wait_until(lambda i=i: b"openbox entered RUNNING" in (base / f"up{i}.log").read_bytes()
                        and b"content entered RUNNING" in (base / f"up{i}.log").read_bytes(), 60,
@@ -250,5 +250,3 @@ def test_kubernetes_render_is_committed_renders_and_validates(tmp_path):
     for config in configs.values():  # every config loads as the pod will load it, state on the PVC
         parsed = parse_config(config, "configmap")
         assert "state_dir" not in config.get("paths", {}) and parsed.agent.name in ("alice", "bob")
-
-

@@ -4,8 +4,11 @@ image built once per session (``appliance_image``):
 * compose: ``--profile sandbox up`` with a copied example config and no token rehearses the
   whole appliance (a real publish, recorded and decoded), while the live service holds
   (alive, unready, saying what to run) instead of restart-looping; the hardening flags hold;
-* fleet: two agents from one folder go live against the sandbox, ``up`` twice changes
-  nothing, ``status`` shows both, ``down`` stops both with stream/stop;
+* fleet: two agents from one folder go live against the sandbox at once, each at its first
+  start (no restart: they share the host's network, where X's display sockets once collided),
+  ``up`` twice changes nothing, ``status`` shows both with their control ports, through which
+  the console and MCP work from the host (and a held agent's on the engine's own network),
+  ``down`` stops both with stream/stop and leaves no anonymous volume;
 * the wheel: installed into a fresh venv outside the checkout, ``appliance up`` publishes.
 """
 
@@ -143,10 +146,54 @@ def fleet_config(folder: Path, sb, agent) -> Path:
     return path
 
 
+def operator_surfaces_work(fleet, container, name: str, port: int) -> None:
+    """The console (a one-time login from `fleet console`, then the page and /status with its
+    cookie) and MCP over HTTP (the agent's token) through ``port`` on this host's loopback."""
+    import asyncio
+    import re
+
+    import httpx2
+    import requests
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    url = re.search(r"(http://127\.0\.0\.1:\d+/console/login\?ticket=\S+)", fleet.console(name)).group(1)
+    assert url.startswith(f"http://127.0.0.1:{port}/")
+    browser = requests.Session()
+    browser.trust_env = False
+    assert browser.get(url, timeout=10).status_code == 200
+    assert any(c.name.startswith("appliance_session") for c in browser.cookies)  # named per appliance
+    assert browser.get(f"http://127.0.0.1:{port}/status", timeout=10).json()["state"] == "live"
+    token = json.loads(container.exec_run(["cat", "/state/control.json"]).output)["token"]
+
+    async def mcp_status() -> dict:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30)) as http, \
+                Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
+            assert "status" in {t.name for t in (await client.list_tools()).tools}
+            result = await client.call_tool("status", {})
+            assert not result.is_error, result.content
+            return result.structured_content
+    assert asyncio.run(mcp_status())["state"] == "live"
+
+
+def held_config(folder: Path) -> Path:
+    """An agent for the real retake.tv without a token: it holds (alive, unready) on the
+    engine's own network, its control API published on this host's loopback."""
+    path = folder / "heldagent.yaml"
+    path.write_text(yaml.safe_dump({
+        "agent": {"name": "heldagent", "description": "fleet test", "image_url": "https://example.com/a.png",
+                  "wallet_address": WALLET, "ticker": "FLT"},
+        "deploy": {"image": IMAGE_TAG}}))
+    path.chmod(0o644)
+    return path
+
+
 @pytest.mark.container
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)
 def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
         docker_client, appliance_image: BuiltImage, rtmp_sandbox) -> None:
+    import requests
+
     from appliance.config import load_config
     from appliance.fleet.agents import load_fleet
     from appliance.fleet.docker import DockerFleet, format_table
@@ -156,11 +203,13 @@ def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
     folder.chmod(0o755)
     for agent in agents:
         fleet_config(folder, sb, agent)
+    held_config(folder)
     lines: list[str] = []
     fleet = DockerFleet(docker_client, fleet=f"test{os.getpid()}", out=lines.append)
     mark = len(sb.requests())
     try:
-        assert fleet.up(load_fleet(folder, load_config)) == {a.name: "created" for a in agents}
+        assert fleet.up(load_fleet(folder, load_config)) == {**{a.name: "created" for a in agents},
+                                                             "heldagent": "created"}
 
         def both_live() -> bool:
             return publishers(sb, mark) >= {a.name for a in agents}
@@ -169,33 +218,56 @@ def test_fleet_runs_two_agents_idempotently_and_stops_both_with_stream_stop(
         except AssertionError as exc:
             tails = "\n".join(f"--- {a.name} ---\n{fleet.logs(a.name, tail=40)}" for a in agents)
             raise AssertionError(f"{exc}\n{tails}") from None
-        assert fleet.up(load_fleet(folder, load_config)) == {a.name: "unchanged" for a in agents}  # idempotent
+        assert fleet.up(load_fleet(folder, load_config)) == {**{a.name: "unchanged" for a in agents},
+                                                             "heldagent": "unchanged"}  # idempotent
+        names = {a.name for a in agents}
 
         def rows_live():
             rows = fleet.status(load_fleet(folder, load_config))
-            return rows if all(r.live == "yes" for r in rows) else None
+            return rows if all(r.live == "yes" for r in rows if r.agent in names) else None
         rows = wait_until(rows_live, 60, "status to show both live", interval=3)
         table = format_table(rows)
         print("\n" + table, file=sys.stderr)
-        assert {r.agent for r in rows} == {a.name for a in agents} and all(r.state == "live" for r in rows), table
+        assert {r.agent for r in rows} == names | {"heldagent"}, table
+        assert all(r.state == "live" for r in rows if r.agent in names), table
+        ports = {r.agent: int(r.control.rsplit(":", 1)[1]) for r in rows}
+        assert len(set(ports.values())) == 3, table
+        anonymous: set[str] = set()
         for agent in agents:
             container = docker_client.containers.get(agent.name)
+            container.reload()
             assert container.labels["tv.retake.agent"] == agent.name
             assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
-            assert agent.access_token not in container.logs().decode(errors="replace")
+            log = container.logs().decode(errors="replace")
+            assert agent.access_token not in log
+            # each started clean: no engine restart, one Xvfb (both may hold the same number:
+            # their /tmp differ, and X no longer listens where their shared network meets)
+            assert int(container.attrs.get("RestartCount") or 0) == 0, log[:6000]  # the first run's end
+            assert log.count("starting Xvfb") == 1 and "Cannot establish any listening sockets" not in log, log[-3000:]
+            operator_surfaces_work(fleet, container, agent.name, ports[agent.name])
+        held = requests.get(f"http://127.0.0.1:{ports['heldagent']}/health", timeout=10)
+        assert held.status_code == 200, held.text  # published from the engine's network, on loopback only
+        bindings = docker_client.containers.get("heldagent").attrs["HostConfig"]["PortBindings"]
+        assert bindings[f"{ports['heldagent']}/tcp"][0]["HostIp"] == "127.0.0.1"
+        for name in ports:
+            mounts = docker_client.containers.get(name).attrs["Mounts"]
+            anonymous |= {m["Name"] for m in mounts if m.get("Type") == "volume" and m.get("Name") != f"{name}-state"}
+        assert anonymous, "the image declares VOLUME /config: each container has one"
         before_down = len(sb.requests())
-        assert sorted(fleet.down()) == sorted(a.name for a in agents)
+        assert sorted(fleet.down()) == sorted(names | {"heldagent"})
         stops = [r for r in sb.requests()[before_down:] if "stream/stop" in entry_name(r)]
         assert len(stops) >= 2, [entry_name(r) for r in sb.requests()[before_down:]]
         assert fleet.containers() == {}
-        assert {v.name for v in docker_client.volumes.list()} >= {f"{a.name}-state" for a in agents}  # state kept
+        volumes = {v.name for v in docker_client.volumes.list()}
+        assert volumes >= {f"{a.name}-state" for a in agents}  # state kept
+        assert not volumes & anonymous, volumes & anonymous  # and nothing else left behind
     finally:
         fleet.down()
-        for agent in agents:
+        for name in [a.name for a in agents] + ["heldagent"]:
             try:
-                docker_client.volumes.get(f"{agent.name}-state").remove(force=True)
+                docker_client.volumes.get(f"{name}-state").remove(force=True)
             except Exception as exc:  # gone already: nothing to clean
-                print(f"volume {agent.name}-state: {exc}")
+                print(f"volume {name}-state: {exc}")
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -65,6 +65,11 @@ def structured(result: Any) -> dict[str, Any]:
     return result.structured_content
 
 
+def plain(text: Any) -> Any:
+    """Viewer text as MCP hands it out, without its fence (``<viewer-text-NONCE>...``)."""
+    return re.sub(r"</?viewer-text-[0-9a-f]+>", "", text) if isinstance(text, str) else text
+
+
 async def read_until(client: Any, cursor: int | None, name: str, timeout: float = 10.0) -> tuple[dict, int]:
     """read_chat until an item from viewer ``name`` shows up: (item, cursor)."""
     deadline = time.monotonic() + timeout
@@ -72,7 +77,8 @@ async def read_until(client: Any, cursor: int | None, name: str, timeout: float 
         got = structured(await client.call_tool("read_chat", {"cursor": cursor} if cursor is not None else {}))
         cursor = got["cursor"]
         for item in got["items"]:
-            if item.get("name") == name:
+            if plain(item.get("name")) == name:
+                assert item["name"] != name, "viewer names reach the agent fenced as data"
                 return item, cursor
         assert time.monotonic() < deadline, f"no comment from {name} in read_chat"
         await asyncio.sleep(0.2)
@@ -124,7 +130,7 @@ def test_mcp_over_stdio_goes_live_reads_replies_and_says(app: LiveAppliance) -> 
             blob = shot.contents[0]
             assert blob.mime_type == "image/jpeg" and len(blob.blob) > 1000
             viewers = structured(await client.call_tool("viewers", {}))
-            assert any(v["name"] == "stdioviewer" for v in viewers["viewers"])
+            assert any(plain(v["name"]) == "stdioviewer" for v in viewers["viewers"])
             screen = structured(await client.call_tool("terminal", {"text": "echo mcp-$((40+2))"}))
             def pane() -> str | None:
                 text = app.cli("terminal", "--lines", "60")
@@ -177,7 +183,8 @@ def test_console_in_a_browser(app: LiveAppliance, browser: Any, tmp_path: Path) 
     assert requests.get(f"{base}/console", timeout=5).status_code == 401
     browser.get(url)
     wait_until(lambda: text_of(browser, "agent") == "OperatorAgent", 10, "the console page")
-    cookie = browser.get_cookie("appliance_session")
+    name = f"appliance_session_{base.rsplit(':', 1)[1]}"  # the cookie is this appliance's own
+    cookie = browser.get_cookie(name)
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert requests.get(url, timeout=5, allow_redirects=False).status_code == 403  # one use only
     if text_of(browser, "state") != "live":
@@ -207,7 +214,7 @@ def test_console_in_a_browser(app: LiveAppliance, browser: Any, tmp_path: Path) 
     browser.find_element(By.CSS_SELECTOR, 'button[data-scene="live"]').click()
 
     # refused: no cookie; a foreign Host (DNS rebinding) even with the cookie; no CSRF token
-    jar = {"appliance_session": cookie["value"]}
+    jar = {name: cookie["value"]}
     assert requests.get(f"{base}/console/state", timeout=5).status_code == 401
     assert requests.get(f"{base}/console/state", cookies=jar, timeout=5).status_code == 200
     assert requests.get(f"{base}/console/state", cookies=jar, timeout=5,

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.support.sandbox import NGINX_MISSING
+from tests.support.tree import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,10 +29,28 @@ def test_rehearsal_goes_live_chats_records_and_stops(tmp_path):
     real.write_text("rtk_the_real_token_from_a_mounted_secret\n")
     env = dict(os.environ, RETAKE_ACCESS_TOKEN="rtk_the_real_token_from_the_shell",
                RETAKE_ACCESS_TOKEN_FILE=str(real))
-    result = subprocess.run([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg), "--seconds", "30"],
-                            capture_output=True, text=True, timeout=180, cwd=REPO, env=env)
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-3000:]
+    log = tmp_path / "rehearse.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "appliance", "rehearse", "--config", str(cfg),
+                                 "--seconds", "40"], stdout=sink, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    try:
+        wait_until(lambda: b"initial thumbnail uploaded" in log.read_bytes() or proc.poll() is not None, 120,
+                   "the rehearsal to go live")
+        # a newcomer's next try: the commands find the appliance the rehearsal started
+        status = subprocess.run([sys.executable, "-m", "appliance", "status", "--config", str(cfg)],
+                                capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert status.returncode == 0 and "status from the running appliance" in status.stdout, status
+        assert "live" in status.stdout, status.stdout
+        shown = subprocess.run([sys.executable, "-m", "appliance", "show", "hello from a newcomer",
+                                "--config", str(cfg)], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert shown.returncode == 0 and '"shown": true' in shown.stdout, shown
+        returncode = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
+    out = log.read_text(errors="replace")
+    assert returncode == 0, out[-3000:]
     assert "initial thumbnail uploaded" in out
     assert "chat | MyAgent: I'm live. What should we explore today?" in out
     assert "rehearsal: recording " in out and ".flv" in out

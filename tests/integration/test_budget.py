@@ -49,7 +49,7 @@ def test_a_persistent_ingest_failure_never_exceeds_the_budget_across_restarts(rt
 
     with Running(settings, encoder=RefusedEncoder(settings.stream)) as run:  # the first controller
         wait_for(lambda: in_cooldown(run), 90, "a cool-down")
-        commands = LiveCommands(run.lc, speaker=None, content=None, encoder=run.encoder)
+        commands = LiveCommands(run.lc, encoder=run.encoder)
         assert commands.health()["alive"] is True  # up on purpose: no orchestrator restarts it
         ready, why = commands.ready()
         assert ready is False and "cooldown" in why and "until" in why
@@ -88,7 +88,7 @@ def test_no_credentials_is_a_hold_saying_what_to_run(sandbox, tmp_path):
     settings = settings_for(sandbox, tmp_path, agent, ":1")
     with Running(settings, credentials_recheck_s=0.3) as run:
         wait_for(lambda: run.lc.metrics.state is State.WAITING, 10, "a hold")
-        commands = LiveCommands(run.lc, speaker=None, content=None, encoder=run.encoder)
+        commands = LiveCommands(run.lc, encoder=run.encoder)
         ready, why = commands.ready()
         assert commands.health()["alive"] is True and ready is False
         assert "no_credentials" in why and "appliance register" in why

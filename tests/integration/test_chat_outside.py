@@ -13,7 +13,8 @@ import yaml
 from appliance.cli import main
 from appliance.config import parse_config
 from appliance.control.events import EventBus
-from appliance.live.notify import Notifier, StreamWatch
+from appliance.live.notify import Notifier
+from appliance.live.watch import StreamWatch
 from appliance.retake.credentials import Credentials, Secret, save_credentials
 from tests.support.chat import agent_lines, chat_agent
 from tests.support.data import WALLET

@@ -9,10 +9,12 @@ import time
 
 import requests
 
-from appliance.control.api import ControlClient, ControlServer
+from appliance.control.api import ControlServer
+from appliance.control.client import ControlClient
 from appliance.control.commands import LiveCommands
 from appliance.live.lifecycle import State
 from appliance.media.content import ContentLog
+from tests.support.control import FakeCommands
 from tests.support.live import Running, make_agent, settings_for
 from tests.support.tree import wait_until as wait_for
 
@@ -23,7 +25,7 @@ def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
     settings = settings_for(sb, tmp_path, agent, xvfb_display)
     content = ContentLog(tmp_path / "stream.log", 150)
     with Running(settings) as run:
-        commands = LiveCommands(run.lc, speaker=None, content=content, encoder=run.encoder)
+        commands = LiveCommands(run.lc, encoder=run.encoder, content=content)
         server = ControlServer(commands, state_dir=settings.state_dir, port=0).start()
         try:
             info_path = settings.state_dir / "control.json"
@@ -63,40 +65,6 @@ def test_control_api(rtmp_sandbox, tmp_path, xvfb_display):
     assert json.loads((settings.state_dir / "state.json").read_text())["last_stream"]["status"] == "stopped"
 
 
-class QuietCommands:
-    """The smallest Commands: what the HTTP layer needs to answer."""
-
-    def health(self):
-        return {"alive": True}
-
-    def ready(self):
-        return True, "ok"
-
-    def status(self):
-        return {"state": "live"}
-
-    def metrics(self):
-        return ""
-
-    def say(self, text):
-        return {"spoken": True}
-
-    def show(self, text):
-        return {"shown": True}
-
-    def chat(self, message):
-        return {"sent": True}
-
-    def stop(self):
-        return {"stopping": True}
-
-    def scene(self, name):
-        return {"scene": name}
-
-    def voice(self, body):
-        return {"voice": body}
-
-
 def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
     """Send ``head`` as it is; everything the server answers before it closes (or ``wait`` passes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
@@ -113,25 +81,59 @@ def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
 
 
 def test_the_control_api_trusts_no_length_and_drops_stalled_clients(tmp_path):
-    server = ControlServer(QuietCommands(), state_dir=tmp_path, port=0, request_timeout_s=0.5).start()
+    server = ControlServer(FakeCommands(), state_dir=tmp_path, port=0, request_timeout_s=0.5).start()
     auth = f"Authorization: Bearer {server.token}\r\n".encode()
     try:
         def post(length: str, body: bytes = b"") -> bytes:
             return raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                                + f"Content-Length: {length}\r\n\r\n".encode() + body)
 
-        assert post("-1").startswith(b"HTTP/1.0 400")  # read(-1) waited for the client to close
-        assert post("abc").startswith(b"HTTP/1.0 400")  # int() raised: no answer at all
-        assert post("+5", b"hello").startswith(b"HTTP/1.0 400")
-        assert post(str(10 ** 15)).startswith(b"HTTP/1.0 413")
-        assert post("17", b'{"text": "hello"}').startswith(b"HTTP/1.0 200")
+        def status(answer: bytes) -> int:
+            assert answer.startswith(b"HTTP/1."), answer[:100]
+            return int(answer.split(b" ", 2)[1])
+
+        assert status(post("-1")) == 400  # read(-1) waited for the client to close
+        assert status(post("abc")) == 400  # int() raised: no answer at all
+        assert status(post("+5", b"hello")) == 400
+        assert status(post(str(10 ** 15))) == 413
+        assert status(post("17", b'{"text": "hello"}')) == 200
         chunked = raw_request(server.port, b"POST /show HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth
                               + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-        assert chunked.startswith(b"HTTP/1.0 411")
+        assert status(chunked) == 411
         started = time.monotonic()
         assert post("100", b'{"text": ') == b""  # a body that never comes: dropped after the timeout
         assert raw_request(server.port, b"POST /show HTTP/1.1\r\n") == b""  # headers that never end
         assert time.monotonic() - started < 4
         assert requests.get(f"http://127.0.0.1:{server.port}/health", timeout=5).status_code == 200
+    finally:
+        server.close()
+
+
+def trickle(port: int, head: bytes, every_s: float) -> bytes:
+    """Send ``head`` one byte at a time, ``every_s`` apart; what the server answered (b"": it closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for byte in head:
+                sock.sendall(bytes([byte]))
+                time.sleep(every_s)
+        except OSError:  # closed on us mid-way: the deadline worked
+            pass
+        try:
+            return sock.recv(65536)
+        except OSError:
+            return b""
+
+
+def test_a_request_trickled_past_the_deadline_gets_no_answer(tmp_path):
+    """The flood's request (62 header bytes, one every 1.5 s: 93 s) in miniature: the deadline
+    covers the whole request, not each read, so trickling never completes one."""
+    server = ControlServer(FakeCommands(), state_dir=tmp_path, port=0, request_timeout_s=1.0).start()
+    try:
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: 0123456789ab\r\n\r\n"
+        assert len(head) == 62
+        started = time.monotonic()
+        assert trickle(server.port, head, 0.05) == b""  # 3.1 s of trickling, 1 s allowed
+        assert time.monotonic() - started < 5
+        assert trickle(server.port, head, 0.0).startswith(b"HTTP/1.1 200")  # the same request, at once
     finally:
         server.close()

@@ -17,6 +17,7 @@ from appliance.chat import ChatServices
 from appliance.control.api import ControlServer
 from appliance.control.events import EventBus
 from tests.support.chat import agent_lines, chat_agent, make_chat, wait_for
+from tests.support.control import FakeCommands
 
 
 class SseClient:
@@ -83,21 +84,15 @@ class SseClient:
         self.sock.close()
 
 
-class ChatCommands:
+class ChatCommands(FakeCommands):
     """The control API's commands over a bare chat loop (no lifecycle needed for /events, /reply)."""
 
-    def __init__(self, chat) -> None:
-        self.chat = chat
+    def __init__(self, loop) -> None:
+        super().__init__()
+        self.loop = loop
 
-    def health(self): return {"alive": True}
-    def ready(self): return True, "ok"
-    def status(self): return {"state": "live"}
-    def metrics(self): return ""
-    def say(self, text): return {"spoken": False}
-    def show(self, text): return {"shown": True}
-    def chat(self, message): return {"sent": self.chat.send(message)}
-    def stop(self): return {"stopping": True}
-    def reply(self, message_id, text, routes=None): return self.chat.reply_to(message_id, text, routes)
+    def chat(self, message): return {"sent": self.loop.send(message)}
+    def reply(self, message_id, text, routes=None): return self.loop.reply_to(message_id, text, routes)
 
 
 def serve(tmp_path, loop, bus):

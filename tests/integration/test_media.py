@@ -110,12 +110,6 @@ def content_window(xvfb_display: str, tmp_path_factory: pytest.TempPathFactory):
     proc.wait(5)
 
 
-# --- command lines ---------------------------------------------------------------------------
-
-
-# --- health with a fake process and clock ----------------------------------------------------
-
-
 # --- PulseAudio ------------------------------------------------------------------------------
 
 def test_ensure_sink_is_idempotent(pulse_server: str) -> None:

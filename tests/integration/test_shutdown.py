@@ -174,7 +174,7 @@ def test_a_turn_of_slow_calls_never_reads_as_stuck(rtmp_sandbox, tmp_path, xvfb_
     run, session = running(settings, Recorder(), liveness_window_s=window)
     with run:
         wait_for(lambda: run.lc.metrics.state is State.LIVE, 40, "LIVE")
-        commands = LiveCommands(run.lc, speaker=None, content=None, encoder=run.encoder)
+        commands = LiveCommands(run.lc, encoder=run.encoder)
         session.slow_s = window * 1.5
         seen = []
         deadline = time.monotonic() + window * 2.5

@@ -6,8 +6,10 @@ import threading
 
 from appliance.config import parse_config
 from appliance.core.store import StateStore
+from appliance.live.heartbeat import Heartbeat
 from appliance.live.lifecycle import Lifecycle
 from appliance.live.notify import Notifier
+from appliance.live.parts import Parts, Timing, chat_factory
 from appliance.media.display import capture_png
 from appliance.media.encoder import Encoder
 from appliance.retake.client import RetakeClient
@@ -48,17 +50,27 @@ def settings_for(sandbox, tmp_path, agent, display, **overrides):
 
 
 class Running:
-    """A lifecycle on a thread, with its progress lines collected."""
+    """A lifecycle on a thread, with its progress lines collected. ``timing`` keywords
+    (``liveness_window_s``, ``credentials_recheck_s``, ``wall_clock``, ``clock``) shorten or
+    shift its clocks; ``parts`` keywords replace a collaborator (``publish``, ``scenes``, ...);
+    ``heartbeat``: run the heartbeat while not live, as ``appliance live`` does."""
 
-    def __init__(self, settings, *, encoder=None, client=None, **lifecycle_kw):
+    def __init__(self, settings, *, encoder=None, client=None, responder=None, chat_services=None,
+                 heartbeat: bool = False, **kw):
         self.settings = settings
         self.lines: list[str] = []
         self.encoder = encoder or Encoder(settings.stream)
         self.stop = threading.Event()
-        self.lc = Lifecycle(settings, client=client or RetakeClient(settings.retake), encoder=self.encoder,
-                            capture=lambda: capture_png(settings.stream.display),
-                            notifier=Notifier(settings), state=StateStore(settings.state_dir),
-                            stop_event=self.stop, progress=self.lines.append, **lifecycle_kw)
+        store = StateStore(settings.state_dir)
+        timing = {k: kw.pop(k) for k in list(kw) if k in Timing.__dataclass_fields__}
+        self.notifier = kw.pop("notifier", None) or Notifier(settings)
+        if heartbeat:  # as app.py wires it
+            kw["heartbeat"] = Heartbeat(settings.live.heartbeat, notifier=self.notifier, store=store)
+        parts = Parts(client=client or RetakeClient(settings.retake), encoder=self.encoder,
+                      capture=lambda: capture_png(settings.stream.display), notifier=self.notifier, store=store,
+                      chat=chat_factory(settings, store, services=chat_services, responder=responder), **kw)
+        self.lc = Lifecycle(settings, parts, timing=Timing(**timing), stop_event=self.stop,
+                            progress=self.lines.append)
         self.rc: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from appliance.control.api import ControlClient
+from appliance.control.client import ControlClient
 from appliance.core.errors import ApplianceError
 from appliance.scene.draw import box_rect
 from appliance.scene.template import load_scene
@@ -87,7 +87,7 @@ class LiveAppliance:
         agent = make_agent(sb, base, name)  # registered, verified, credentials in base/creds
         self.user, self.token, self.client = agent["user"], agent["token"], agent["client"]
         cred_path = agent["cred_path"]
-        self.display = display or "auto"  # `appliance up` reserves a free one (read from tree.json at start)
+        self.display = display or "auto"  # `appliance up` reserves a free one (read from control.json at start)
         config = {
             "agent": {"name": name, "description": "show test", "image_url": "https://example.com/a.png",
                       "wallet_address": WALLET, "ticker": "SHOW"},
@@ -146,7 +146,7 @@ class LiveAppliance:
                 raise AssertionError(f"no chat poll after going live\n{self.tail()}")
             time.sleep(0.1)
         self.control = ControlClient.from_state(self.base / "state")
-        self.display = json.loads((self.base / "state" / "tree.json").read_text())["display"]
+        self.display = json.loads((self.base / "state" / "control.json").read_text())["display"]
         return self
 
     def _standing_by(self, deadline: float) -> LiveAppliance:
@@ -162,7 +162,7 @@ class LiveAppliance:
             except ApplianceError:
                 pass
             time.sleep(0.2)
-        self.display = json.loads((state / "tree.json").read_text())["display"]
+        self.display = json.loads((state / "control.json").read_text())["display"]
         return self
 
     @property

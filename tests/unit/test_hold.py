@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.control.api import Commands
+from appliance.control.protocols import Commands
 from appliance.core.errors import ApplianceError, ConfigError
 from appliance.up.hold import HoldCommands
 

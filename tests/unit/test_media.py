@@ -4,6 +4,7 @@ and clock, espeak-ng's argv, the content log. The real processes: tests/integrat
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -89,11 +90,22 @@ def test_health_logic_with_fake_clock() -> None:
     blocks = b"".join(b"frame=%d\nout_time_us=%d\ntotal_size=%d\nprogress=continue\n"
                       % (30 * i, 1_000_000 * i, 1000 * i) for i in range(1, 4))
     proc = FakeProc(blocks)
-    enc = Encoder(StreamConfig(audio_source="silent", stall_after_s=3), popen=lambda *a, **k: proc,
+    argv: list[list[str]] = []
+    publishers: list[FakePublisher] = []
+
+    def publisher(target) -> FakePublisher:
+        publishers.append(FakePublisher(target))
+        return publishers[-1]
+    enc = Encoder(StreamConfig(audio_source="silent", stall_after_s=3),
+                  popen=lambda cmd, **k: argv.append(cmd) or proc, publisher=publisher,
                   clock=lambda: now[0], stop_timeout_s=0.01)
     assert enc.health().state == "stopped"
     enc.start("rtmp://h/live/" + SECRET)
     wait_until(lambda: enc.stats().frame == 90, 2, "the progress read", interval=0.01)
+    assert SECRET not in " ".join(argv[0]) and argv[0][-1].startswith("pipe:")  # the key is the publisher's
+    assert publishers[0].target.stream == SECRET and publishers[0].target.app == "live"
+    assert not enc.has_output()  # FFmpeg wrote, but nothing reached the ingest yet
+    publishers[0].media_sent = True
     assert enc.has_output() and enc.health().state == "running"
     now[0] += 3.5
     health = enc.health()
@@ -105,6 +117,22 @@ def test_health_logic_with_fake_clock() -> None:
     assert enc.stop() == -signal.SIGTERM and proc.stdin.getvalue() == b"q"
     assert proc.signals == [signal.SIGCONT, signal.SIGTERM]
     assert enc.health().state == "stopped"
+
+
+def test_stop_ends_the_publish_when_ffmpeg_is_blocked_on_it() -> None:
+    """FFmpeg blocked writing to a full pipe (the ingest stopped reading) cannot read ``q``:
+    stopping the publisher fails its write and it ends, with no SIGTERM or SIGKILL needed."""
+    proc = FakeProc()
+    publishers: list[FakePublisher] = []
+
+    def publisher(target) -> FakePublisher:
+        publishers.append(FakePublisher(target))
+        publishers[-1].stop = lambda timeout=5.0: setattr(proc, "returncode", 1)  # EPIPE: FFmpeg ends
+        return publishers[-1]
+    enc = Encoder(StreamConfig(audio_source="silent"), popen=lambda cmd, **k: proc, publisher=publisher,
+                  stop_timeout_s=0.01)
+    enc.start("rtmp://h/live/" + SECRET)
+    assert enc.stop() == 1 and proc.signals == []
 
 
 def test_slow_speed_is_a_stall() -> None:
@@ -167,3 +195,20 @@ class FakeProc:
         self.signals.append(sig)
         if sig in (signal.SIGTERM, signal.SIGKILL):
             self.returncode = -sig
+
+
+class FakePublisher:
+    """Stands in for appliance.media.rtmp.Publisher: closes its end of the pipe, "sends" media."""
+
+    def __init__(self, target) -> None:
+        self.target, self.media_sent, self.failed, self.error = target, False, False, ""
+
+    def start(self, read_fd: int) -> FakePublisher:
+        os.close(read_fd)
+        return self
+
+    def wait(self, timeout: float) -> bool:
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        pass

@@ -1,22 +1,19 @@
 """Placement on a host, computed: the state folder must be on a volume in a container (read
-from a literal mountinfo), the control URL found from tree.json then control.json, `appliance
-live` alone takes its display from the environment. Placement with real displays and ports, and
-holding: tests/e2e/test_deploy.py."""
+from a literal mountinfo), `appliance live` alone takes its display from the environment, a
+probe reads the state folder from the YAML as written. Placement with real displays and ports,
+and holding: tests/e2e/test_deploy.py."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from appliance.config import parse_config
 from appliance.core.errors import ConfigError
-from appliance.core.files import StateLayout
 from appliance.core.paths import DEFAULT_STATE_DIR
 from appliance.up.place import (
     check_state_on_volume,
-    control_url,
     volume_of,
 )
 from tests.support.data import agent_section, settings_in
@@ -44,16 +41,6 @@ def test_in_a_container_the_state_must_be_on_a_volume(tmp_path):
     check_state_on_volume(inside, in_container=False, mountinfo=MOUNTINFO)  # a bare host: anywhere
 
 
-def test_control_url_is_found_from_tree_json_then_control_json(tmp_path):
-    layout = StateLayout(tmp_path)
-    with pytest.raises(Exception, match="no appliance runs"):
-        control_url(tmp_path)
-    layout.control_json.write_text(json.dumps({"url": "http://127.0.0.1:1111", "token": "x"}))
-    assert control_url(tmp_path) == "http://127.0.0.1:1111"
-    layout.tree_json.write_text(json.dumps({"control_url": "http://127.0.0.1:2222"}))
-    assert control_url(tmp_path) == "http://127.0.0.1:2222"
-
-
 def test_live_alone_takes_an_auto_display_from_its_environment(tmp_path):
     from appliance.up.place import display_for_live
     settings = settings_in(tmp_path, "DeployTest")
@@ -62,8 +49,6 @@ def test_live_alone_takes_an_auto_display_from_its_environment(tmp_path):
         display_for_live(settings, {})
     pinned = settings_in(tmp_path, "DeployTest", stream={"display": ":7"})
     assert display_for_live(pinned, {"DISPLAY": ":42"}).stream.display == ":7"
-
-
 
 
 def test_a_probe_finds_the_state_folder_from_the_yaml_as_written(tmp_path):

@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-from appliance.core.store import StateStore
-from appliance.live.lifecycle import WAIT_LIVE_FIRST_POLL_S, Lifecycle
+from appliance.live.machine import Machine
+from appliance.live.supervise import WAIT_LIVE_FIRST_POLL_S, Supervisor
 from appliance.retake.models import StreamStatus
 from tests.support.data import settings_in
 
@@ -23,9 +24,6 @@ class Health:
 class Encoder:
     def __init__(self) -> None:
         self.output_after = 2  # has_output() answers False this many times first
-
-    def start(self, target: str) -> None: ...
-    def stop(self) -> None: ...
 
     def health(self) -> Health:
         return Health()
@@ -44,7 +42,7 @@ class Client:
         return StreamStatus(is_live=len(self.polls) >= self.live_from_poll, viewers=0)
 
 
-class Clock:
+class FakeTime:
     """A stop event whose waits move the fake clock (and never block)."""
 
     def __init__(self, now: list[float]) -> None:
@@ -58,23 +56,25 @@ class Clock:
         return False
 
 
-def lifecycle(tmp_path: Path, live_from_poll: int) -> tuple[Lifecycle, list[float]]:
+def supervisor(tmp_path: Path, live_from_poll: int) -> tuple[Supervisor, list[float]]:
     now, polls = [0.0], []
-    settings = settings_in(tmp_path, stream={"status_poll_s": 3, "live_timeout_s": 30})
-    lc = Lifecycle(settings, client=Client(live_from_poll, now, polls), encoder=Encoder(),
-                   capture=lambda: b"", notifier=None, state=StateStore(tmp_path / "state"),
-                   stop_event=Clock(now), clock=lambda: now[0])
-    return lc, polls
+    machine = Machine(stop_event=FakeTime(now), clock=lambda: now[0], progress=lambda line: None,
+                      publish=lambda kind, data: None)
+    run = SimpleNamespace(machine=machine, settings=settings_in(tmp_path, stream={"status_poll_s": 3,
+                                                                                   "live_timeout_s": 30}),
+                          parts=SimpleNamespace(encoder=Encoder()), timing=SimpleNamespace(clock=lambda: now[0]),
+                          client=Client(live_from_poll, now, polls))
+    return Supervisor(run), polls
 
 
 def test_the_first_poll_waits_for_the_encoders_first_bytes_only(tmp_path: Path) -> None:
-    lc, polls = lifecycle(tmp_path, live_from_poll=1)
-    lc._wait_live()
+    sup, polls = supervisor(tmp_path, live_from_poll=1)
+    sup._wait_live()
     assert polls == [0.2]  # two checks of has_output, 0.1 s apart, then at once
 
 
 def test_an_early_poll_is_followed_by_another_soon_then_backing_off_to_the_interval(tmp_path: Path) -> None:
-    lc, polls = lifecycle(tmp_path, live_from_poll=6)
-    lc._wait_live()
+    sup, polls = supervisor(tmp_path, live_from_poll=6)
+    sup._wait_live()
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(polls)]
     assert gaps == [WAIT_LIVE_FIRST_POLL_S, 0.5, 1.0, 2.0, 3.0]  # main: [3.0, 3.0, 3.0, 3.0, 3.0]

@@ -119,6 +119,7 @@ class ChatContext:
     memory: ViewerMemory | None = None
     deadline: float | None = None  # on ``clock``: answer by then, or the loop lets the turn go
     max_reply_chars: int = 280
+    direction: str = ""  # the builder's answer to "which direction?" (live/direction.py), cleaned and bounded
 
     def uptime(self) -> str:
         seconds = int(self.clock() - self.started_at)
@@ -136,6 +137,7 @@ class ChatContext:
         return {"type": "turn", "kind": turn.kind, "command": turn.command, "agent": self.agent_name,
                 "messages": [item.as_dict() for item in turn.items],
                 "context": {"uptime": self.uptime(), "viewers": self.viewers(), "ideas": self.ideas,
+                            "direction": self.direction,
                             "recent": [{"name": n, "text": t} for n, t in list(self.recent)[-12:]]}}
 
 

@@ -101,7 +101,7 @@ class ProactiveBank:
     def next(self, ctx: ChatContext) -> str | None:
         """A line not said within ``no_repeat_s``; None (logged) when the bank is used up."""
         viewers = ctx.viewers() or 0
-        ideas = ctx.ideas or ["a live experiment"]
+        ideas = [ctx.direction] if ctx.direction else ctx.ideas or ["a live experiment"]
         combos = list(itertools.product(self.cfg.lines, ideas))
         self.rng.shuffle(combos)
         now = ctx.clock()

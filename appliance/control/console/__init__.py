@@ -11,7 +11,10 @@ Who may use it:
   **one-time login URL** (a random ticket, valid 120 s, usable once). Opening it trades the
   ticket for a **session cookie** (random, ``HttpOnly``, ``SameSite=Strict``, ``Path=/``, lasting
   ``control.session_hours``) and redirects to the page. The control token itself never
-  reaches the browser.
+  reaches the browser. The cookie's name is the appliance's own (``appliance_session_<port>``):
+  cookies are not kept apart by port, so with one name for all, logging into a second appliance
+  on the same host logged the first one out.
+* ``POST /console/logout`` ends the session; its open event stream closes within a second.
 * Every state-changing request made with the cookie carries the session's **CSRF token** in
   ``X-CSRF-Token`` (the page reads it from its own HTML); a request without it is refused
   (403), and so is one whose ``Origin`` is not the page's own.
@@ -88,11 +91,17 @@ class Session:
     expires: float
 
 
+def cookie_name(port: int) -> str:
+    """The session cookie of the appliance whose control API listens on ``port``."""
+    return f"{COOKIE}_{port}"
+
+
 class Sessions:
     """One-time login tickets and the sessions they become (in memory: a restart logs out)."""
 
-    def __init__(self, *, lifetime_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.lifetime_s, self.clock = lifetime_s, clock
+    def __init__(self, *, lifetime_s: float, clock: Callable[[], float] = time.monotonic,
+                 name: str = COOKIE) -> None:
+        self.lifetime_s, self.clock, self.name = lifetime_s, clock, name
         self._tickets: dict[str, float] = {}
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -128,7 +137,7 @@ class Sessions:
             return session
 
     def get(self, cookie_header: str | None) -> Session | None:
-        value = cookie_value(cookie_header)
+        value = cookie_value(cookie_header, self.name)
         if not value:
             return None
         now = self.clock()
@@ -136,9 +145,22 @@ class Sessions:
             self._prune(now)
             return next((s for k, s in self._sessions.items() if hmac.compare_digest(k, value)), None)
 
+    def alive(self, session: Session) -> bool:
+        """True while ``session`` is neither expired nor revoked (open streams ask this)."""
+        now = self.clock()
+        with self._lock:
+            return self._sessions.get(session.id) is session and session.expires > now
+
+    def revoke(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+
     def cookie(self, session: Session) -> str:
-        return (f"{COOKIE}={session.id}; HttpOnly; SameSite=Strict; Path=/; "
+        return (f"{self.name}={session.id}; HttpOnly; SameSite=Strict; Path=/; "
                 f"Max-Age={int(self.lifetime_s)}")
+
+    def expired_cookie(self) -> str:
+        return f"{self.name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:

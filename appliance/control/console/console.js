@@ -38,6 +38,20 @@ function addLine(list, cls, parts, id) {
 
 function clock(t) { return new Date(t * 1000).toLocaleTimeString(); }
 
+// --- when the appliance does not answer (503: at its limits, held, restarting): say so, retry ---
+const trouble = {};  // what is failing now ("state", "events") -> the reason
+function showTrouble() {
+  const box = $("offline"), parts = Object.values(trouble);
+  box.hidden = parts.length === 0;
+  box.textContent = parts.join(" · ");
+}
+function failing(what, reason, retryS) {
+  trouble[what] = `${what}: ${reason} (retrying in ${Math.round(retryS)} s)`;
+  showTrouble();
+}
+function working(what) { delete trouble[what]; showTrouble(); }
+function backoff(previous) { return Math.min(30, Math.max(2, previous * 2)); }
+
 // --- the event feed (SSE) ------------------------------------------------------------------
 function chatLine(ev) {
   const d = ev.data, user = d.user || {};
@@ -68,13 +82,25 @@ function onEvent(ev) {
   if (ev.kind === "utterance_finished") $("speaking").textContent = "–";
   (handlers[ev.kind] || (() => {}))(ev);
 }
+// An EventSource that got a 503 (or any non-200) closes for good: open a new one after a pause
+// (it resumes from the last event id it saw, so nothing is missed within the buffer).
+let lastEventId = null, eventsRetry = 1;
 function listen() {
-  const es = new EventSource("/events");
+  const es = new EventSource("/events" + (lastEventId ? "?last_event_id=" + encodeURIComponent(lastEventId) : ""));
   for (const kind of ["chat", "tip", "trade", "follow", "viewers", "state", "utterance_started",
-                      "utterance_finished", "answering", "reply", "gap"]) {
-    es.addEventListener(kind, (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { console.error(e); } });
+                      "utterance_finished", "answering", "reply", "gap", "direction"]) {
+    es.addEventListener(kind, (m) => {
+      lastEventId = m.lastEventId || lastEventId;
+      try { onEvent(JSON.parse(m.data)); } catch (e) { console.error(e); }
+    });
   }
-  es.onerror = () => { $("state").title = "event feed reconnecting"; };
+  es.onopen = () => { eventsRetry = 1; working("event feed"); };
+  es.onerror = () => {
+    if (es.readyState !== EventSource.CLOSED) { failing("event feed", "reconnecting", 2); return; }
+    eventsRetry = backoff(eventsRetry);
+    failing("event feed", "refused or unreachable", eventsRetry);
+    setTimeout(listen, eventsRetry * 1000);
+  };
 }
 
 // --- the preview: one frame at a time, the next one asked once this one is shown -------------
@@ -117,10 +143,22 @@ function fill(list, items, text) {
   list.replaceChildren();
   for (const item of items) addLine(list, "", [["", text(item)]]);
 }
+let stateRetry = 1;
 async function refresh() {
+  let next = 5;
   try {
     const r = await fetch("/console/state", {credentials: "same-origin"});
-    if (r.status === 401) { toast("logged out: run `appliance console` for a new login URL", true); return; }
+    if (r.status === 401) { failing("console", "logged out: run `appliance console` for a new login URL", 30); return; }
+    if (!r.ok) {
+      let why = r.statusText;
+      try { why = (await r.json()).error || why; } catch (e) { /* no JSON body */ }
+      stateRetry = backoff(stateRetry);
+      failing("appliance", `${r.status} ${why}`, stateRetry);
+      next = stateRetry;
+      return;
+    }
+    stateRetry = 1;
+    working("appliance");
     const s = await r.json(), st = s.status, hist = s.history.samples;
     $("agent").textContent = st.agent || "appliance";
     setState(st.state);
@@ -153,7 +191,14 @@ async function refresh() {
       }
     }
     for (const b of scenes.children) b.classList.toggle("current", b.dataset.scene === s.scene);
-  } catch (e) { console.error(e); }
+  } catch (e) {
+    stateRetry = backoff(stateRetry);
+    failing("appliance", "does not answer", stateRetry);
+    next = stateRetry;
+  } finally {
+    clearTimeout(refresh.timer);
+    refresh.timer = setTimeout(refresh, next * 1000);
+  }
 }
 async function readTerminal() {
   try { $("terminal").textContent = (await post("/terminal", {lines: 60})).screen || ""; } catch (e) { /* shown by toast */ }
@@ -177,10 +222,10 @@ document.querySelector('#term-form [data-key]').onclick = () => post("/terminal"
 $("flush").onclick = () => post("/voice", {flush: true}).then((d) => toast(`flushed ${d.flushed}`));
 $("go-live").onclick = () => post("/go_live", {wait_s: 0}).then((d) => toast("go live: " + d.state));
 $("stop").onclick = () => { if (confirm("End the stream? The appliance stops and stays stopped.")) post("/stop").then(() => toast("stopping")); };
+$("logout").onclick = () => post("/console/logout").then(() => failing("console", "logged out: run `appliance console` for a new login URL", 30));
 
 listen();
 nextFrame();
-refresh();
-setInterval(refresh, 5000);
+refresh();  // then every 5 s, or sooner after a refusal
 readTerminal();
 setInterval(() => { if (!document.hidden) readTerminal(); }, 3000);

@@ -1,0 +1,77 @@
+"""Two appliances whose containers share the host's network namespace but each have a private
+/tmp (`appliance fleet` agents on a local sandbox) both start their X display on the same
+number (each sees no lock in its own /tmp): issue 18 item 6. X's abstract sockets live in the
+network namespace, so an Xvfb listening there made the second one die ("Cannot establish any
+listening sockets") and the container restart on another number ~30 s later. The real
+scripts/start-xvfb.sh runs twice here, each in a mount namespace of its own with its own /tmp
+(``unshare --mount``, as a container has), on one display number: both must answer."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.core.files import xauthority_entry
+from appliance.media.display import display_taken
+from tests.support.media import stop_process
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("Xvfb"),
+                                reason="needs root (a mount namespace per 'container'), unshare and Xvfb")
+
+# In its own mount namespace: a private /tmp (as a container's tmpfs), the cookie written there,
+# start-xvfb.sh in the background, and xdpyinfo run inside the same namespace once it answers.
+INSIDE = r"""
+set -eu
+mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+printf '%s' "$COOKIE_B64" | base64 -d > /tmp/xauth && chmod 600 /tmp/xauth
+export XAUTHORITY=/tmp/xauth
+"$APPLIANCE_HOME/scripts/start-xvfb.sh" > "$LOG" 2>&1 &
+for _ in $(seq 50); do
+  if xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; then echo answers; break; fi
+  sleep 0.2
+done
+sleep "$HOLD"
+kill %1 2>/dev/null || true
+"""
+
+
+def free_number() -> int:
+    for number in range(600, 700):
+        if not display_taken(number):
+            return number
+    raise AssertionError("no free display number")
+
+
+@pytest.mark.timeout(60)
+def test_two_private_tmps_in_one_network_namespace_both_get_the_same_display() -> None:
+    number = free_number()
+    procs, logs = [], []
+    for name in ("a", "b"):
+        log = Path("/dev/shm") / f"test-xvfb-{os.getpid()}-{name}.log"  # outside the private /tmp
+        cookie = base64.b64encode(xauthority_entry(number, os.urandom(16))).decode()
+        env = dict(os.environ, APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}", APPLIANCE_WIDTH="320",
+                   APPLIANCE_HEIGHT="240", COOKIE_B64=cookie,
+                   LOG=str(log), HOLD="4", APPLIANCE_LOG_NAME=f"xvfb-{name}")
+        procs.append(subprocess.Popen(["unshare", "--mount", "sh", "-c", INSIDE], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+        logs.append(log)
+        time.sleep(1.0)  # the first one listens before the second starts, as in a fleet's `up`
+    try:
+        outputs = [p.communicate(timeout=30)[0].decode(errors="replace") for p in procs]
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    texts = [log.read_text(errors="replace") if log.exists() else "" for log in logs]
+    for log in logs:
+        log.unlink(missing_ok=True)
+    for output, text in zip(outputs, texts, strict=True):
+        assert "answers" in output, f"{output}\n{text}"
+        assert "Cannot establish any listening sockets" not in text, text
+    assert not display_taken(number)  # nothing was left listening on the host's abstract namespace
