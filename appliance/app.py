@@ -11,14 +11,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat import ChatServices
 from .config import Settings
-from .control.api import MAX_TEXT, ControlServer
-from .control.commands import LiveCommands
 from .control.events import Event, EventBus
-from .control.mcp import mcp_instructions
 from .core.files import ensure_private_dir
 from .core.outgoing import OutgoingFilter, Secrets
 from .core.store import StateStore
@@ -30,6 +27,9 @@ from .live.parts import Parts, chat_factory
 from .live.scenes import SceneFollow, Stage
 from .live.watch import StreamWatch
 from .retake.client import RetakeClient
+
+if TYPE_CHECKING:
+    from .control.api import ControlServer
 
 log = logging.getLogger("appliance.live")
 
@@ -119,6 +119,35 @@ def content_lines(write: Callable[[str], object], settings: Settings) -> Callabl
     return deliver
 
 
+class Starting:
+    """``make()`` run on a thread of its own; its failure stops the run (``stop``) and is raised
+    again by :meth:`result`. For a part the way to the initial thumbnail does not need."""
+
+    def __init__(self, make: Callable[[], Any], stop: threading.Event) -> None:
+        self.made: Any = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.made = make()
+            except BaseException as exc:
+                self.error = exc
+                stop.set()
+        self._thread = threading.Thread(target=run, name="starting", daemon=True)
+        self._thread.start()
+
+    def result(self, timeout: float = 60.0) -> Any:
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.made
+
+    def close(self) -> None:
+        self._thread.join(30)
+        if self.made is not None:
+            self.made.close()
+
+
 def run_live(settings: Settings) -> int:
     from .live.show import epoch_since, start_show
     from .media.audio import ensure_sink, keep_sink_clock, pulse_available
@@ -170,17 +199,28 @@ def run_live(settings: Settings) -> int:
                          "live_since": epoch_since(metrics.live_since, lifecycle.clock)
                          if metrics.live_since else None})
     preview = Preview(settings.stream.display, fps=settings.control.preview_fps, width=settings.control.preview_width)
-    commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
-                            terminal=Terminal.from_environment(), preview=preview,
-                            outgoing=OutgoingFilter(secrets, max_chars=MAX_TEXT))
-    bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
-    server = ControlServer(commands, state_dir=state_dir, port=settings.control.port,
-                           listen=settings.control.listen, bus=bus,
-                           session_hours=settings.control.session_hours, mcp=True,
-                           mcp_terminal=settings.control.mcp_terminal, mcp_instructions=mcp_instructions(settings),
-                           notifications=notifier.file, preview_fps=settings.control.preview_fps)
-    secrets.add(server.token)
-    server.start()
+
+    def serve_control() -> ControlServer:
+        # the control API's server (aiohttp) and commands load on their own thread while the
+        # lifecycle goes live: the initial thumbnail does not wait for them (nothing before it needs
+        # them; `appliance go-live` of a standing-by appliance is answered once they are up)
+        from .control.api import MAX_TEXT, ControlServer
+        from .control.commands import LiveCommands
+        from .control.mcp import mcp_instructions
+        commands = LiveCommands(lifecycle, encoder=encoder, content=content, stage=show, voice=show.voice, bus=bus,
+                                terminal=Terminal.from_environment(), preview=preview,
+                                outgoing=OutgoingFilter(secrets, max_chars=MAX_TEXT))
+        bus.subscribe(commands.telemetry.on_event)  # /metrics histograms: chat reply latency, say -> audible
+        server = ControlServer(commands, state_dir=state_dir, port=settings.control.port,
+                               listen=settings.control.listen, bus=bus,
+                               session_hours=settings.control.session_hours, mcp=True,
+                               mcp_terminal=settings.control.mcp_terminal,
+                               mcp_instructions=mcp_instructions(settings),
+                               notifications=notifier.file, preview_fps=settings.control.preview_fps)
+        secrets.add(server.token)
+        return server.start()
+
+    control = Starting(serve_control, stop)
     overlays = OverlayFolder(settings.overlay_dir(), content.write, feed=show.scene.feed, state=settings.layout).start()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -190,10 +230,12 @@ def run_live(settings: Settings) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     content.write(f"{settings.agent.name} is getting ready to go live...")
     try:
-        return lifecycle.run()
+        code = lifecycle.run()
+        control.result()  # a control API that could not start fails the run as it did before
+        return code
     finally:
         overlays.stop()
-        server.close()
+        control.close()
         preview.close()
         if sink_clock is not None:
             sink_clock.terminate()
