@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .chat import ChatServices
@@ -30,6 +30,7 @@ from .retake.client import RetakeClient
 
 if TYPE_CHECKING:
     from .control.api import ControlServer
+    from .live.show import Show
 
 log = logging.getLogger("appliance.live")
 
@@ -63,9 +64,8 @@ def simulcast_keys(settings: Settings) -> list[str]:
     return keys
 
 
-def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
+def config_secrets(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[str]:
     """Values of the environment variables the config names for keys: never in a prompt or a post."""
-    environ = os.environ if environ is None else environ
     names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
     if settings.chat.webhook is not None:
         names += list(settings.chat.webhook.headers_env.values())
@@ -75,7 +75,7 @@ def config_secrets(settings: Settings, environ: Any = None) -> list[str]:
 SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publishes these itself
 
 
-def reply_outputs(show: Any) -> dict[str, Callable[[str, str], None]]:
+def reply_outputs(show: Show) -> dict[str, Callable[[str, str], None]]:
     """Where a reply may go besides chat (``chat.reply_routes``): the show's speech queue
     (``show.speak``: never blocks; ``priority`` is reply or proactive) and its caption bar."""
     def caption(text: str, priority: str = "reply") -> None:
@@ -90,7 +90,7 @@ def reply_outputs(show: Any) -> dict[str, Callable[[str, str], None]]:
     return outputs
 
 
-def connect_show(bus: EventBus, show: Any) -> Callable[[], None]:
+def connect_show(bus: EventBus, show: Show) -> Callable[[], None]:
     """The chat's events (chat, tip, trade, follow, answering, reply, viewers, state) reach
     ``show.on_event`` (the scene's chat panel, marked line, own lines, stats). The show's own
     speech events are already on the bus (they came from it): not sent back. A reply that did

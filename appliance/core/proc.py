@@ -69,6 +69,9 @@ def _with_preexec(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+Popen = Callable[..., "subprocess.Popen[Any]"]  # what starts a child: :func:`popen`, or a test's fake
+
+
 def popen(cmd: list[str], *, die_with_parent: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` whose child dies with us (``die_with_parent=False``: one that may
     outlive the thread that starts it, such as a supervisord started from a short-lived thread)."""

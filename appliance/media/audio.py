@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pulsectl
@@ -131,7 +131,7 @@ KEEPER_LATENCY_MS = 50  # what the encoder asks of the monitor (-fragment_size 8
 
 
 def keep_sink_clock(name: str, *, latency_ms: int = KEEPER_LATENCY_MS, server: str | None = None,
-                    timeout: float = 2.0, popen: Callable[..., subprocess.Popen[bytes]] = proc.popen,
+                    timeout: float = 2.0, popen: proc.Popen = proc.popen,
                     ) -> subprocess.Popen[bytes] | None:
     """Keep the null sink ``name`` rendering in ``latency_ms`` blocks while the appliance runs.
 

@@ -28,12 +28,16 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ..core.errors import MediaError
+from ..core.proc import Popen
 from ..core.proc import popen as popen_child
 from .rtmp import Publisher, RtmpTarget, is_rtmp_url
 from .settings import StreamConfig
+
+if TYPE_CHECKING:
+    from .simulcast import Simulcast
 
 log = logging.getLogger("appliance.encoder")
 
@@ -272,13 +276,13 @@ def default_audio_probe(stream: StreamConfig) -> bool:
 class Encoder:
     """One FFmpeg process at a time, started with :meth:`start` and ended with :meth:`stop`."""
 
-    def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = popen_child,
+    def __init__(self, stream: StreamConfig, *, popen: Popen = popen_child,
                  clock: Callable[[], float] = time.monotonic,
                  audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
-                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None,
+                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Simulcast | None = None,
                  publisher: Callable[[RtmpTarget], Publisher] = Publisher) -> None:
         self.stream = stream
-        self.simulcast = simulcast  # appliance.media.simulcast.Simulcast: relays started with FFmpeg
+        self.simulcast = simulcast  # relays started with FFmpeg
         self._popen = popen
         self._new_publisher = publisher
         self._publisher: Publisher | None = None
