@@ -72,9 +72,6 @@ def config_secrets(settings: Settings, environ: Mapping[str, str] = os.environ) 
     return [environ[n] for n in names if environ.get(n)]
 
 
-SHOW_OWN_EVENTS = ("utterance_", "sentence_")  # the show's speech queue publishes these itself
-
-
 def reply_outputs(show: Show) -> dict[str, Callable[[str, str], None]]:
     """Where a reply may go besides chat (``chat.reply_routes``): the show's speech queue
     (``show.speak``: never blocks; ``priority`` is reply or proactive) and its caption bar."""
@@ -91,13 +88,11 @@ def reply_outputs(show: Show) -> dict[str, Callable[[str, str], None]]:
 
 
 def connect_show(bus: EventBus, show: Show) -> Callable[[], None]:
-    """The chat's events (chat, tip, trade, follow, answering, reply, viewers, state) reach
-    ``show.on_event`` (the scene's chat panel, marked line, own lines, stats). The show's own
-    speech events are already on the bus (they came from it): not sent back. A reply that did
-    not go to chat (voice or caption only) is not a chat line: it only ends the marked line."""
+    """Every event of the bus reaches ``show.on_event``: the voice's (captions, the avatar's
+    mouth, music ducking), the chat's (chat panel, marked line, own lines, stats, reactions,
+    moods). A reply that did not go to chat (voice or caption only) is not a chat line: it only
+    ends the marked line."""
     def deliver(event: Event) -> None:
-        if event.kind.startswith(SHOW_OWN_EVENTS):
-            return
         if event.kind == "reply" and "chat" not in (event.data.get("routes") or ["chat"]):
             show.on_event("answering", {"ids": []})
             return
@@ -168,9 +163,9 @@ def run_live(settings: Settings) -> int:
         ensure_sink(settings.stream.sink, settings.stream.sample_rate)
         sink_clock = keep_sink_clock(settings.stream.sink)  # the encoder's audio opens at once
     bus = EventBus()
-    # scene, voice, captions (show.speak / show.caption); the speech queue's utterance_* and
-    # sentence_* events come back to the bus through forward
-    show = start_show(settings, pulse=pulse, forward=bus.publish)
+    # scene, voice, captions, avatar (show.voice / show.caption); the voice publishes its
+    # utterance_* and sentence_* events on the bus, to which the show subscribes
+    show = start_show(settings, pulse=pulse, publish=bus.publish)
     connect_show(bus, show)
     encoder = Encoder(settings.stream, simulcast=Simulcast(settings.simulcast) if settings.simulcast.outputs else None)
     stop = threading.Event()

@@ -116,7 +116,8 @@ class ChatLoop:
         self.guard = OutgoingFilter(all_secrets, max_chars=cfg.max_reply_chars, links=cfg.moderation.links)
         self.ctx = ChatContext(agent_name=agent_name, started_at=clock(), clock=clock, ideas=list(cfg.stream_ideas),
                                description=agent_description, viewers=services.viewers, memory=self.memory,
-                               max_reply_chars=cfg.max_reply_chars)
+                               max_reply_chars=cfg.max_reply_chars,
+                               express=lambda mood: self.publish("mood", {"mood": mood}))
         self.brain: Brain = responder or services.brain or make_brain(
             cfg, persona=default_persona(agent_name, agent_description), memory=self.memory,
             scrub=self.guard.scrub, environ=services.environ if services.environ is not None else os.environ)

@@ -15,7 +15,7 @@ attribute lists on byte ranges, and nothing is ever passed through ``str.format`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cairocffi as cairo
@@ -23,9 +23,11 @@ import pangocairocffi as pangocairo
 import pangocffi as pango
 
 from ..core.sanitize import clean_text
+from .avatar.view import AvatarView
 from .model import SceneState
 from .template import (
     AlertRegion,
+    AvatarRegion,
     CaptionRegion,
     ChatRegion,
     ContentRegion,
@@ -78,11 +80,19 @@ class Painter:
     width: int
     height: int
     images: Callable[[str], Any] = lambda name: None   # file name -> cairo ImageSurface or None
+    avatar: AvatarView = field(default_factory=AvatarView)
+    mono: float = 0.0          # time.monotonic of the frame being drawn (the avatar's clock)
 
     def __post_init__(self) -> None:
         self.surface = cairo.ImageSurface(cairo.FORMAT_RGB24, self.width, self.height)
         self.ctx = cairo.Context(self.surface)
         self.scale = self.height / DESIGN_HEIGHT
+
+    def inner(self, region: Any) -> Rect:
+        """The region's rectangle less its padding."""
+        rect = self.rect(region.box)
+        pad = round(region.padding * self.scale)
+        return (rect[0] + pad, rect[1] + pad, max(1, rect[2] - 2 * pad), max(1, rect[3] - 2 * pad))
 
     # -- geometry --
 
@@ -107,6 +117,8 @@ class Painter:
             return (state.feeds.get(region.feed, "") if region.feed else region.text,)
         if isinstance(region, ImageRegion):
             return (region.file, id(self.images(region.file)))
+        if isinstance(region, AvatarRegion):
+            return self.avatar.key(region, state, self.mono, self.inner(region))
         return ()
 
     # -- drawing --
@@ -129,8 +141,7 @@ class Painter:
         if region.background:
             ctx.set_source_rgba(*rgb(region.background))
             ctx.paint()
-        pad = round(region.padding * self.scale)
-        inner = (rect[0] + pad, rect[1] + pad, max(1, rect[2] - 2 * pad), max(1, rect[3] - 2 * pad))
+        inner = self.inner(region)
         handler = _HANDLERS.get(type(region))
         if handler is not None:
             handler(self, region, state, now, inner)
@@ -267,6 +278,10 @@ def _image(p: Painter, region: ImageRegion, state: SceneState, now: float, box: 
     p.ctx.restore()
 
 
+def _avatar(p: Painter, region: AvatarRegion, state: SceneState, now: float, box: Rect) -> None:
+    p.avatar.draw(p.ctx, region, state, p.mono, box)
+
+
 def _content(p: Painter, region: ContentRegion, state: SceneState, now: float, box: Rect) -> None:
     """The terminal covers this rectangle; under it, a black panel (what shows while it starts)."""
     p.ctx.set_source_rgb(0, 0, 0)
@@ -275,6 +290,7 @@ def _content(p: Painter, region: ContentRegion, state: SceneState, now: float, b
 
 _HANDLERS: dict[type, Callable[..., None]] = {
     TitleRegion: _title, ChatRegion: _chat, CaptionRegion: _caption, StatsRegion: _stats,
-    AlertRegion: _alert, TextRegion: _text, ImageRegion: _image, ContentRegion: _content}
+    AlertRegion: _alert, TextRegion: _text, ImageRegion: _image, ContentRegion: _content,
+    AvatarRegion: _avatar}
 
 

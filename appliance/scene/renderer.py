@@ -7,7 +7,9 @@ key, and the last good version stays on screen. It takes :class:`~.state.SceneSt
 snapshots from the controller on a unix socket (:mod:`.link`) and redraws only the regions
 whose content changed (:meth:`Painter.key`), uploading only their rectangles. Idle, it sleeps
 in ``select`` until a message, an X event, a template change or the next timed change (an
-alert expiring, the uptime's next minute).
+alert expiring, the uptime's next minute, the avatar's next mouth shape, blink or breath step).
+Avatar packs (``avatars/NAME/`` in the scene folder) are watched the same way: a broken one is
+logged with its file and the last good one stays.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from typing import Any
 import cairocffi as cairo
 
 from ..core.errors import ApplianceError, ConfigError
+from .avatar.view import AvatarView
 from .draw import Painter, Rect
 from .link import SceneServer
 from .model import SceneState
-from .template import AlertRegion, Scene, StatsRegion, load_scene, scene_files
+from .template import AlertRegion, AvatarRegion, Scene, StatsRegion, load_scene, scene_files
 
 log = logging.getLogger("appliance.scene")
 FALLBACK = Scene(name="blank")
@@ -41,12 +44,15 @@ class Renderer:
     anything with ``present(image, rects)``, ``set_cover(bool)``, ``place_content(rect)``)."""
 
     def __init__(self, folder: Path, width: int, height: int, *, output: Any = None,
-                 default: str = "live", clock: Callable[[], float] = time.time) -> None:
+                 default: str = "live", clock: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic, avatar: AvatarView | None = None) -> None:
         self.folder = Path(folder)
-        self.painter = Painter(width, height, images=self.image)
+        self.painter = Painter(width, height, images=self.image,
+                               avatar=avatar or AvatarView(self.folder / "avatars"))
         self.output = output
         self.default = default
         self.clock = clock
+        self.mono = mono
         self.scenes: dict[str, Scene] = {}
         self.errors: dict[str, str] = {}
         self.state = SceneState(scene=default)
@@ -102,11 +108,17 @@ class Renderer:
     def set_state(self, state: SceneState) -> None:
         if state.scene and state.scene not in self.scenes:
             log.warning("no scene %r: staying on %s", state.scene, self.current().name)
+        speech, before = state.avatar.speech, self.state.avatar.speech
+        if speech is not None and (before is None or before.id != speech.id):
+            # how early the mouth's timings arrive: under 0 ms, the mouth is late by that much
+            log.debug("speech %s: %d mouth cues, the sound %.0f ms ahead", speech.id, len(speech.cues),
+                      (speech.start - self.mono()) * 1000)
         self.state = state
 
     def render(self) -> list[Rect]:
         """Draw what changed since the last call and present it; the rectangles drawn."""
         scene, now = self.current(), self.clock()
+        self.painter.mono = self.mono()
         keys = [self.painter.key(region, self.state, now) for region in scene.regions]
         if scene is not self._shown:
             dirty = set(range(len(scene.regions)))
@@ -157,6 +169,27 @@ class Renderer:
             times.append(now + 60 - ((now - since) % 60) + 0.05)
         return min(times) if times else None
 
+    def timeout(self) -> float | None:
+        """Seconds until the picture changes by itself (None: only a message or an event changes it)."""
+        scene = self.current()
+        waits = []
+        deadline = self.next_deadline()
+        if deadline is not None:
+            waits.append(deadline - self.clock())
+        avatars = [(r, self.painter.inner(r)) for r in scene.regions if isinstance(r, AvatarRegion)]
+        if avatars:
+            mono = self.mono()
+            change = self.painter.avatar.next_change(avatars, self.state, mono)
+            if change is not None:
+                waits.append(change - mono)
+        return max(0.0, min(waits)) if waits else None
+
+    def reload_pack(self, name: str) -> None:
+        """A pack's files changed: load it again (a broken one keeps the last good)."""
+        store = self.painter.avatar.store
+        if store is not None:
+            store.reload(name)
+
 
 def _overlap(a: Rect, b: Rect) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
@@ -173,8 +206,10 @@ class _Watch:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self.changed: set[str] = set()
+        self.packs: set[str] = set()
         self.lock = threading.Lock()
         watch = self
+        avatars = folder / "avatars"
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
@@ -182,14 +217,20 @@ class _Watch:
                     return  # "opened"/"closed": our own reads would wake us forever
                 for attr in ("src_path", "dest_path"):
                     path = Path(str(getattr(event, attr, "") or ""))
-                    if path.suffix in (".yaml", ".png"):
-                        with watch.lock:
+                    if path.suffix not in (".yaml", ".png"):
+                        continue
+                    with watch.lock:
+                        if path.parent.parent == avatars:     # avatars/NAME/file: a pack
+                            watch.packs.add(path.parent.name)
+                        elif path.parent == folder:
                             watch.changed.add(path.name)
-                        os.write(watch.write_fd, b"x")
+                    os.write(watch.write_fd, b"x")
 
         self.observer = Observer()
         folder.mkdir(parents=True, exist_ok=True)
         self.observer.schedule(Handler(), str(folder), recursive=False)
+        if avatars.is_dir() and not avatars.is_symlink():
+            self.observer.schedule(Handler(), str(avatars), recursive=True)
         self.observer.daemon = True
         self.observer.start()
 
@@ -202,6 +243,11 @@ class _Watch:
         with self.lock:
             changed, self.changed = self.changed, set()
         return changed
+
+    def take_packs(self) -> set[str]:
+        with self.lock:
+            packs, self.packs = self.packs, set()
+        return packs
 
     def stop(self) -> None:
         self.observer.stop()
@@ -219,8 +265,7 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
     try:
         renderer.render()
         while not stop.is_set():
-            deadline = renderer.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - renderer.clock())
+            timeout = renderer.timeout()
             fds = [*server.fds(), watch.read_fd, wake_r] + ([output.fileno()] if output is not None else [])
             ready, _, _ = select.select(fds, [], [], timeout)
             for fd in ready:
@@ -231,6 +276,8 @@ def serve(renderer: Renderer, server: SceneServer, *, output: Any, folder: Path,
                     if state is not None:
                         renderer.set_state(state)
                 elif fd == watch.read_fd:
+                    for pack in watch.take_packs():
+                        renderer.reload_pack(pack)
                     for name in watch.take():
                         if name.endswith(".png"):
                             renderer._images.clear()

@@ -13,6 +13,9 @@ percent of the screen. Region types:
   image    a PNG file from the scene folder
   text     static ``text:``, or the feed named by ``feed:`` (``overlays/NAME.txt``; ``show`` is
            what `appliance show TEXT` put there)
+  avatar   the agent's face: the default character or a pack (``avatar.pack``), speaking with the
+           voice, blinking, reacting; ``expression:`` is its face when no mood is shown
+           (see appliance/scene/avatar/ and docs/avatar.md)
 
 A template that does not parse is reported with its file and the key at fault; the renderer
 keeps the last good version on screen.
@@ -96,8 +99,14 @@ class TextRegion(_Region):
     feed: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = None
 
 
+class AvatarRegion(_Region):
+    type: Literal["avatar"]
+    expression: Literal["neutral", "happy", "thinking", "surprised", "sad"] = "neutral"
+    padding: Annotated[float, Field(ge=0, le=100)] = 0
+
+
 Region = Annotated[TitleRegion | ContentRegion | ChatRegion | CaptionRegion | StatsRegion
-                   | AlertRegion | ImageRegion | TextRegion, Field(discriminator="type")]
+                   | AlertRegion | ImageRegion | TextRegion | AvatarRegion, Field(discriminator="type")]
 
 
 class Scene(BaseModel):

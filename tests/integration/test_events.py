@@ -202,7 +202,8 @@ def test_an_outside_agent_answers_through_reply_and_the_host_covers_its_silence(
 def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
     """app.py's wiring: the chat's events reach show.on_event (the scene's chat panel), a reply
     routed to voice is show.speak (priority reply; proactive lines proactive) and to caption
-    show.caption, and the speech queue's utterance events are on the bus exactly once."""
+    show.caption, and the voice publishes its utterance events on the bus exactly once, from
+    where the show hears them (the caption of each sentence, the avatar's mouth)."""
     from appliance.app import connect_show, reply_outputs
     from appliance.config import parse_config
     from appliance.live.show import Show
@@ -214,8 +215,10 @@ def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
     bus, events, captions = EventBus(), [], []
     bus.subscribe(events.append)
     scene = SceneModel(title="ShowAgent")
-    show = Show(parse_config({"agent": agent_section("ShowAgent")}), scene=scene, forward=bus.publish)
-    show.voice = SpeechQueue(FakeVoice([]), FakePlayer([]), workdir=tmp_path / "speech", on_event=show.on_event).start()
+    show = Show(parse_config({"agent": agent_section("ShowAgent")}), scene=scene)
+    show.voice = SpeechQueue(FakeVoice([]), FakePlayer([]), workdir=tmp_path / "speech", on_event=bus.publish).start()
+    heard: list[str] = []
+    scene.on_change = lambda state: heard.append(state.caption)
     show.caption = lambda text: (captions.append(text), Show.caption(show, text))  # type: ignore[method-assign]
     connect_show(bus, show)
     client, me, _ = chat_agent(sandbox, "ShowAgent")
@@ -239,6 +242,7 @@ def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
     assert next((u["text"], u["priority"]) for u in started) == (reply, "reply")
     assert [u["priority"] for u in started] == ["reply", "proactive"]
     assert sum(e.kind == "utterance_finished" for e in events) == 2  # each once on the bus
+    assert reply in heard  # the show heard the voice's sentence_started on the bus: its caption
     lines = [(line.user, line.text, line.own) for line in scene.snapshot().chat]
     assert ("zoe", "hello show", False) in lines  # the bus's chat event, with the moderated name
     assert sum(text == reply for _, text, _ in lines) == 1  # the reply once on screen (the bus's reply event)

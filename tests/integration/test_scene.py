@@ -46,6 +46,8 @@ def test_every_scene_renders_hostile_text(renderer: RendererRun, tmp_path: Path)
 
 
 def test_redraws_only_on_change_fast_and_idles(renderer: RendererRun):
+    """Messages reach the pixels fast; while nothing happens the renderer only keeps the avatar
+    breathing and blinking (its layers cached after one sway cycle): under 1 % of a core."""
     state = hostile_state("live")
     state.alerts = []
     renderer.send(state)
@@ -58,9 +60,9 @@ def test_redraws_only_on_change_fast_and_idles(renderer: RendererRun):
         renderer.send(state)
         latencies.append(renderer.wait_change(caption, before))
     assert statistics.median(latencies) < 0.1, latencies
-    time.sleep(0.3)
+    time.sleep(10)  # one sway cycle of the avatar (appliance/scene/avatar/motion.py): its head turns cached
     cpu0, t0 = renderer.cpu_seconds(), time.monotonic()
-    time.sleep(4)
+    time.sleep(5)
     idle = (renderer.cpu_seconds() - cpu0) / (time.monotonic() - t0)
     print(f"\nscene: message -> pixels median {statistics.median(latencies) * 1000:.1f} ms, "
           f"max {max(latencies) * 1000:.1f} ms; idle CPU {idle * 100:.2f} % of a core")

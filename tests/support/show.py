@@ -9,11 +9,15 @@ bench/voice.py.
     above a level), :func:`region_track` (per video frame: how much a screen region's pixels
     vary, i.e. whether text is drawn there), :func:`shown_segments`, :func:`frame_times`,
     :func:`ocr` (tesseract on one region of one decoded frame).
+  * The avatar: :func:`mouth_rect` (where the default character's mouth is in a scene),
+    :func:`dark_track` (per frame: the share of dark pixels in a rectangle, i.e. how open the
+    mouth is), :func:`lip_sync` (mouth onsets against audio onsets, and open mouths in pauses).
 """
 
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import os
 import re
@@ -307,3 +311,83 @@ def words_found(text: str, wanted: str) -> list[str]:
     """The words of ``wanted`` (4+ letters) that appear in the OCR'd ``text``."""
     seen = re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
     return [w for w in re.sub(r"[^a-z0-9 ]", " ", wanted.lower()).split() if len(w) >= 4 and w in seen]
+
+
+# --- the avatar's mouth in the recording ---------------------------------------------------------
+
+OPEN_SHARE = 0.06   # share of dark pixels in the mouth's rectangle above which the mouth is open
+                    # (rendered at 720p: rest 1 %, the open shapes C D E H 11-25 %, puckered F 5 %)
+
+
+def mouth_rect(scene: str = "live", size: tuple[int, int] = (1280, 720)) -> Rect:
+    """Where the default character's mouth is drawn (every mouth shape, breathing included)."""
+    from appliance.scene.avatar.character import MOUTH, MOUTH_BOX, SIZE
+    from appliance.scene.avatar.view import AvatarView
+    x, y, w, h = scene_rect("avatar", scene, size)
+    ox, oy, scale = AvatarView.fit((x, y, w, h), SIZE, SIZE)
+    left, top = ox + (MOUTH[0] + MOUTH_BOX[0]) * scale, oy + (MOUTH[1] + MOUTH_BOX[1]) * scale
+    return round(left), round(top) - 3, round(MOUTH_BOX[2] * scale), round(MOUTH_BOX[3] * scale) + 6
+
+
+_MEAN = re.compile(r"pts_time:\s*([0-9.]+).*?mean:\[([0-9.]+)")
+
+
+def dark_track(path: Path, rect: Rect, below: int = 70) -> list[tuple[float, float]]:
+    """(time, share of pixels darker than ``below``) of ``rect`` in every decoded video frame."""
+    x, y, w, h = rect
+    cmd = ["ffmpeg", "-v", "info", "-nostdin", "-i", str(path), "-an", "-fps_mode", "passthrough",
+           "-vf", f"crop={w}:{h}:{x}:{y},format=gray,lut=y='if(lt(val,{below}),255,0)',showinfo", "-f", "null", "-"]
+    err = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stderr
+    return [(float(m[1]), float(m[2]) / 255) for m in _MEAN.finditer(err)]
+
+
+@dataclass
+class LipSync:
+    """Mouth against voice in a recording: per sentence, the first frame with the mouth open
+    minus the first audible sample (s); and the frames of the pauses between sentences."""
+
+    offsets: list[float]
+    pause_frames: int
+    pause_open: int
+    missed: list[Segment]
+
+    def figures(self) -> dict[str, float]:
+        import statistics
+        ordered = sorted(abs(o) for o in self.offsets)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else float("nan")
+        median = statistics.median(self.offsets) if self.offsets else float("nan")
+        spread = sorted(abs(o - median) for o in self.offsets)
+        return {"sentences": len(self.offsets), "median_abs_ms": round(statistics.median(ordered) * 1000, 1)
+                if ordered else float("nan"), "p95_abs_ms": round(p95 * 1000, 1),
+                "median_ms": round(median * 1000, 1),
+                # how far each sentence is from the stream's own median: what the voice's clock
+                # and the renderer decide (the median itself includes the encoder's A/V offset)
+                "spread_median_ms": round(statistics.median(spread) * 1000, 1) if spread else float("nan"),
+                "spread_p95_ms": round(spread[min(len(spread) - 1, round(0.95 * (len(spread) - 1)))] * 1000, 1)
+                if spread else float("nan"),
+                "pause_frames": self.pause_frames, "pause_open_frames": self.pause_open}
+
+
+def lip_sync(recording: Path, *, scene: str = "live", after: float = 0.0, before: float = float("inf"),
+             above_db: float = -40.0) -> LipSync:
+    """Decode ``recording`` between ``after`` and ``before`` (stream seconds): the sentences are
+    the runs of sound (pauses of 0.3 s and more between them)."""
+    levels = audio_levels(recording, window_s=0.005)
+    heard = [s for s in sound_segments(levels, above_db=above_db, bridge_s=0.3, min_s=0.25)
+             if after <= s.start and s.end <= before]
+    track = dark_track(recording, mouth_rect(scene))
+    opened = [t for t, share in track if share > OPEN_SHARE]
+    offsets, missed = [], []
+    for segment in heard:
+        first = next((t for t in opened if segment.start - 0.3 <= t <= segment.start + 0.4), None)
+        if first is None:
+            missed.append(segment)
+        else:
+            offsets.append(first - segment.start)
+    pause_frames = pause_open = 0
+    for a, b in itertools.pairwise(heard):
+        for t, share in track:
+            if a.end + 0.1 <= t <= b.start - 0.1:
+                pause_frames += 1
+                pause_open += share > OPEN_SHARE
+    return LipSync(offsets, pause_frames, pause_open, missed)

@@ -119,6 +119,7 @@ class ChatContext:
     memory: ViewerMemory | None = None
     deadline: float | None = None  # on ``clock``: answer by then, or the loop lets the turn go
     max_reply_chars: int = 280
+    express: Callable[[str], object] = lambda mood: None   # the avatar's face for this reply (a "mood" event)
     direction: str = ""  # the builder's answer to "which direction?" (live/direction.py), cleaned and bounded
 
     def uptime(self) -> str:

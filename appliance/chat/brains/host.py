@@ -136,6 +136,9 @@ class HostBrain:
         self._busy = _Rotation(_BUSY, self.rng)
 
     def respond(self, turn: Turn, ctx: ChatContext) -> str | None:
+        mood = self.mood(turn)
+        if mood:
+            ctx.express(mood)
         if turn.kind == "command":
             return self._command(turn, ctx)
         if turn.kind == "greeting":
@@ -152,6 +155,18 @@ class HostBrain:
 
     def proactive(self, ctx: ChatContext) -> str | None:
         return self.bank.next(ctx)
+
+    @staticmethod
+    def mood(turn: Turn) -> str | None:
+        """The avatar's face for this reply: glad for a welcome, thoughtful for a question,
+        surprised by a busy chat (tips, follows and trades: the scene's own reaction, none here)."""
+        if turn.kind in ("tip", "follow", "trade"):
+            return None
+        if turn.kind == "greeting":
+            return "happy"
+        if len(turn.items) > 1:
+            return "surprised"
+        return "thinking" if turn.kind == "message" and _is_question(turn.items[0].text) else "neutral"
 
     # --- the kinds of turn ----------------------------------------------------------------------
 
