@@ -1,6 +1,5 @@
 """What every settings model shares: the strict pydantic base, URL and environment-name checks,
-the words a validation error is told in, and (from :mod:`.paths`) the facts of where the
-appliance runs.
+and the words a validation error is told in (where the appliance runs: :mod:`.paths`).
 
 Each capability keeps its own settings model beside it (``retake/settings.py``,
 ``media/settings.py``, ``voice/settings.py``, ...); ``appliance/config.py`` composes them.
@@ -12,11 +11,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
-
-from .paths import DEFAULT_STATE_DIR, IN_CONTAINER
-
-__all__ = ["DEFAULT_STATE_DIR", "ENV_NAME", "IN_CONTAINER", "SettingsModel", "error_problem", "http_url",
-           "validation_problems", "yaml_problem"]
 
 
 class SettingsModel(BaseModel):
