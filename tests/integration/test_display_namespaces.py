@@ -81,7 +81,8 @@ def test_two_private_tmps_in_one_network_namespace_both_get_the_same_display() -
 RESERVE_INSIDE = r"""
 set -eu
 mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
-"$PYTHON" -c "import sys; from appliance.media.display import reserve_display; print(reserve_display(int(sys.argv[1])))" "$NUMBER"
+"$PYTHON" -c "import sys; from appliance.media.display import reserve_display as r; print(r(int(sys.argv[1])))" \
+  "$NUMBER"
 """
 
 # A foreign X server in its own /tmp on the same network: it tries X's abstract socket too
