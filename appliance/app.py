@@ -66,9 +66,7 @@ def simulcast_keys(settings: Settings) -> list[str]:
 
 def config_secrets(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[str]:
     """Values of the environment variables the config names for keys: never in a prompt or a post."""
-    names = [settings.chat.llm.api_key_env, "RETAKE_ACCESS_TOKEN"]
-    if settings.chat.webhook is not None:
-        names += list(settings.chat.webhook.headers_env.values())
+    names = [*settings.chat.secret_env_names(), "RETAKE_ACCESS_TOKEN"]
     return [environ[n] for n in names if environ.get(n)]
 
 
@@ -179,7 +177,9 @@ def run_live(settings: Settings) -> int:
     secrets = Secrets(sources=[lambda: config_secrets(settings), lambda: simulcast_keys(settings),
                                lambda: [lifecycle.creds.access_token.reveal()] if lifecycle.creds else []])
     chat = ChatServices(publish=bus.publish, outputs=reply_outputs(show), secrets=secrets,
-                        viewers=lambda: lifecycle.metrics.viewers)
+                        viewers=lambda: lifecycle.metrics.viewers,
+                        token_address=lambda: lifecycle.metrics.token_address or (
+                            lifecycle.creds.token_address if lifecycle.creds else None))
     parts = Parts(client=RetakeClient(settings.retake), encoder=encoder,
                   capture=lambda: capture_png(settings.stream.display), notifier=notifier, store=store,
                   chat=chat_factory(settings, store, services=chat), publish=bus.publish,

@@ -31,7 +31,7 @@ HELP = {
     "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
     "verify": "Without a URL: print the exact message the human must tweet. With the tweet's URL: verify the agent.",
     "status": "Show verified, live, viewers, uptime and token address (from the running appliance, else from the API).",
-    "doctor": "Check binaries, display, sound sink, FFmpeg encoders and the API; print a pass/fail table with fixes.",
+    "doctor": "Check programs, fonts, encoders, credentials, API, chat brain, ports; display and sink once `up` runs.",
     "sandbox": "Run a local stand-in for retake.tv (REST, Socket.IO, RTMP ingest) on 127.0.0.1 "
                "for tests and rehearsals.",
     "up": "Start the whole process tree (Xvfb, openbox, PulseAudio, content window, controller) under supervisord.",

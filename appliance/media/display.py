@@ -37,21 +37,38 @@ def display_number(display: str) -> int:
 
 
 def display_taken(number: int) -> bool:
-    """A display number is taken when its lock or socket exists, or its abstract socket answers."""
-    if Path(X_LOCK.format(number)).exists() or Path(X_SOCKET.format(number)).exists():
-        return True
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect("\0" + X_SOCKET.format(number))
-            return True
-        except OSError:
-            return False
+    """A display number is taken when its lock or socket file exists, or its abstract socket is
+    bound in this network namespace by someone else (another X server, or another appliance's
+    placeholder: this process's own reservation does not count)."""
+    return _files_exist(number) or (number not in _RESERVED and _abstract_bound(number))
 
 
-# Display numbers reserved by this process: an flock'ed file each, held until the process exits
-# (the kernel drops the lock then, so no reservation is ever stale). `appliance up` (host.py),
-# `appliance rehearse` and the tests all reserve here, so they never take one number twice.
-_RESERVED: dict[int, int] = {}
+def _files_exist(number: int) -> bool:
+    return Path(X_LOCK.format(number)).exists() or Path(X_SOCKET.format(number)).exists()
+
+
+def _abstract_bound(number: int, table: str = "/proc/net/unix") -> bool:
+    """True when ``@/tmp/.X11-unix/X<number>`` is bound in this network namespace (the kernel's
+    table of unix sockets lists abstract names with a leading ``@``)."""
+    name = "@" + X_SOCKET.format(number)
+    try:
+        with open(table, encoding="utf-8", errors="replace") as rows:
+            return any(row.split()[-1:] == [name] for row in rows)
+    except OSError:
+        return False
+
+
+# Display numbers reserved by this process, held until the process exits (the kernel drops both
+# holds then, so no reservation is ever stale). `appliance up` (up/place.py), `appliance rehearse`
+# and the tests all reserve here, so they never take one number twice. Each reservation is
+#  - an flock'ed file in /tmp: processes that share /tmp (one host, one container);
+#  - a placeholder on X's abstract socket name, bound and never listening: processes that share a
+#    network namespace but not /tmp (containers on the host's network, a fleet on a local sandbox).
+#    The tree's Xvfb listens on its socket file only (-nolisten local, scripts/start-xvfb.sh); an X
+#    client tries the abstract name first, is refused by the placeholder (ECONNREFUSED) and falls
+#    back to the file, so no other X server that binds that name later can take our clients (and
+#    show them another screen, or refuse their cookie), and no other appliance can pick the number.
+_RESERVED: dict[int, tuple[int, socket.socket]] = {}
 RESERVATION = "/tmp/.appliance-X{}.lock"  # noqa: S108 (opened O_NOFOLLOW, flock'ed: see below)
 
 
@@ -60,9 +77,10 @@ def reserve_display(number: int) -> bool:
     when another process does.
 
     Checking that a display is free and starting Xvfb on it are two steps; two processes
-    (two rehearsals, two test runs, two `appliance up`) that check at the same moment both see
-    it free, and the second Xvfb then fails ("Server is already active") while its tree draws
-    on the first one's screen. Whoever holds the flock owns the number until it exits."""
+    (two rehearsals, two test runs, two `appliance up`, two containers on one network) that check
+    at the same moment both see it free, and the second Xvfb then fails ("Server is already
+    active") while its tree draws on the first one's screen. Whoever holds the flock and the
+    abstract placeholder owns the number until it exits."""
     if number in _RESERVED:
         return True
     try:
@@ -74,7 +92,14 @@ def reserve_display(number: int) -> bool:
     except OSError:
         os.close(fd)
         return False
-    _RESERVED[number] = fd
+    placeholder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # close-on-exec: children never hold it
+    try:
+        placeholder.bind("\0" + X_SOCKET.format(number))
+    except OSError:  # EADDRINUSE: an X server or another appliance on this network namespace has it
+        placeholder.close()
+        os.close(fd)
+        return False
+    _RESERVED[number] = (fd, placeholder)
     return True
 
 
@@ -85,7 +110,7 @@ def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
     for number in candidates:
         if number in _RESERVED or display_taken(number) or not reserve_display(number):
             continue
-        if display_taken(number):  # an Xvfb started outside any reservation (by hand, another tool)
+        if _files_exist(number):  # an Xvfb started outside any reservation (by hand, another tool)
             release_display(f":{number}")
             continue
         return f":{number}"
@@ -94,8 +119,10 @@ def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
 
 def release_display(display: str) -> None:
     """Give back a number :func:`free_display` handed out (its Xvfb has stopped)."""
-    fd = _RESERVED.pop(display_number(display), None)
-    if fd is not None:
+    held = _RESERVED.pop(display_number(display), None)
+    if held is not None:
+        fd, placeholder = held
+        placeholder.close()
         os.close(fd)
 
 

@@ -6,7 +6,8 @@ three comments is hostile on purpose — ANSI/OSC escape sequences, control char
 overrides, very long lines, fake commands (``!help``, ``!uptime``), prompt-injection bait —
 so the appliance's sanitizing is exercised. Every few ticks it also makes a follow
 (``user_followed``), a tip (``tip_received`` + a ``tip`` chat event) or, once the agent has a
-token, a trade (``newtrade`` + a ``trade`` chat event).
+token, a trade (``newtrade`` in ``trades`` and ``trades_{tokenAddress}``, ``rawtrade`` in
+``trades``, and a ``trade`` chat event).
 
 The same event makers back the control surface's ``POST /_sandbox/events``.
 """
@@ -97,8 +98,9 @@ async def tip(platform: Platform, streamer: Agent, username: str, amount: float)
     event = await platform.add_chat(streamer, text=f"tipped {amount:g} SOL", username=who.username,
                                     user_id=who.user_id, wallet=who.wallet, pfp=who.pfp, fid=who.fid,
                                     type_="tip", tip_data=tip_data)
-    data = {**tip_data, "sender_username": who.username, "sender_user_id": who.user_id,
-            "chat_event_id": str(event.seq)}
+    data = {**tip_data, "sender_username": who.username, "sender_user_id": who.user_id}
+    if platform.settings.socket_extras:
+        data["chat_event_id"] = str(event.seq)
     await platform._emit("tip_received", data, f"live_{streamer.user_id}")
     return data
 
@@ -125,8 +127,13 @@ async def trade(platform: Platform, streamer: Agent, username: str, usd: float, 
     await platform.add_chat(streamer, text=f"{action} ${usd:.2f} of ${token.ticker}", username=who.username,
                             user_id=who.user_id, wallet=who.wallet, pfp=who.pfp, fid=who.fid,
                             type_="trade", trade_data=trade_data)
-    await platform._emit("newtrade", record, "trades")
-    await platform._emit("newtrade", record, f"trades_{token.address}")
+    documented = {k: record[k] for k in ("address", "action", "usdAmount", "tokenTicker")}
+    newtrade = record if platform.settings.socket_extras else documented
+    await platform._emit("newtrade", newtrade, "trades")
+    await platform._emit("newtrade", newtrade, f"trades_{token.address}")
+    await platform._emit("rawtrade", {"signature": record["tx_hash"], "mint": token.address,
+                                      "trader": who.wallet, "side": action, "usd": round(usd, 2),
+                                      "slot": platform.chat_seq, "timestamp": record["timestamp"]}, "trades")
     return record
 
 

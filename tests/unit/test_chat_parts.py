@@ -111,7 +111,32 @@ def test_brain_config_errors_name_the_brain():
     assert "chat.webhook.url: must be an http(s) URL" in error({"responder": "webhook", "webhook": {"url": "ftp://x"}})
     assert "chat.proactive.lines: " in error({"proactive": {"lines": ["hello {name}"]}})
     assert "chat.llm.api_key_env" in error({"llm": {"api_key_env": "sk-the-key-itself!"}})
-    assert parse_config({"agent": AGENT, "chat": {"responder": "offline"}}).chat.brain == "host"
+    # chat.brain, one section whose engine picks the brain (as voice.engine does)
+    assert "chat.brain.llm.modle: unknown key" in error({"brain": {"engine": "llm", "modle": "x"}})
+    assert "chat.brain.command.argv: required" in error({"brain": {"engine": "command"}})
+    assert "chat.brain.engine: required: one of host, llm, command, webhook, external" in error(
+        {"brain": {"model": "x"}})
+    assert "chat.brain.engine: unknown" in error({"brain": {"engine": "gpt"}})
+    assert "chat.brain and the older chat.responder are both set" in error(
+        {"responder": "llm", "brain": {"engine": "host"}})
+
+
+def test_the_older_brain_spelling_still_reads():
+    def chat(data: dict):
+        return parse_config({"agent": AGENT, "chat": data}).chat
+
+    assert chat({}).brain.engine == "host" and chat({"responder": "offline"}).brain.engine == "host"
+    older = chat({"responder": "llm", "llm": {"model": "llama3", "timeout_s": 3}, "host": {"mention_max": 2}})
+    newer = chat({"brain": {"engine": "llm", "model": "llama3", "timeout_s": 3, "mention_max": 2}})
+    assert older.brain == newer.brain and older.brain.engine == "llm"
+    assert chat({"responder": "webhook", "webhook": {"url": "https://h.example/t", "headers_env": {"X-K": "HOOK_KEY"}}}
+                ).secret_env_names() == ["HOOK_KEY", "OPENAI_API_KEY"]
+    assert chat({"llm": {"model": "unused"}}).brain.engine == "host"  # a section for another brain: read, not used
+    # a config written back (appliance up, rehearse) reads the same: the resolved chat.brain only
+    settings = parse_config({"agent": AGENT, "chat": {"responder": "llm", "llm": {"model": "llama3"}}})
+    dumped = settings.model_dump(mode="json", exclude_none=True)
+    assert "responder" not in dumped["chat"] and "llm" not in dumped["chat"]
+    assert parse_config(dumped).chat.brain == settings.chat.brain
 
 
 def test_without_timestamps_the_numeric_chat_event_id_orders_both_paths():
