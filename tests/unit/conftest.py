@@ -1,6 +1,6 @@
 """The unit tier's promise, enforced: no child process and no network socket in any test here
 (setup, call or teardown). A test that needs a real program or server belongs in
-tests/integration/; logic is tested here with injected fakes (e.g. tests/support/http.py's
+tests/integration/; logic is tested here with injected fakes (e.g. tests/support/transport.py's
 transport for the retake client)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The retake.tv client's policy with an injected transport (tests/support/http.py): error
+"""The retake.tv client's policy with an injected transport (tests/support/transport.py): error
 mapping, retries and their bound, Retry-After, redirects with the token decided per hop, bodies
 that are cut short, too large or too slow. The same client over real HTTP against the sandbox:
 tests/integration/test_client.py, test_transport.py and test_token_boundary.py."""
@@ -28,7 +28,7 @@ from appliance.retake.client import MAX_BODY, MAX_REDIRECTS, RetakeClient
 from appliance.retake.credentials import Secret
 from appliance.retake.models import parse_comments
 from appliance.retake.settings import RetakeConfig
-from tests.support.http import Handler, MockTransport, Reply, mock_session, sent_json
+from tests.support.transport import Handler, MockTransport, Reply, mock_session, sent_json
 
 TOKEN = "rtk_unit_" + "7" * 24
 API = "https://retake.tv/api/v1"
