@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .core.errors import ApplianceError
+from .core.paths import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -65,7 +66,7 @@ NEEDS_SECRETS = {"register", "verify", "status", "doctor", "live", "chat"}  # re
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from .config import load_config
+    from .config import load_config  # each command loads what it needs: --help and probe stay cheap
     return load_config(args.config)
 
 
@@ -264,12 +265,8 @@ def cmd_viewers(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    fast = fast_probe(argv)
-    if fast is not None:
-        return fast
-    from .config import DEFAULT_CONFIG
+def build_parser() -> argparse.ArgumentParser:
+    """The `appliance` command line: every subcommand with its arguments (each ``func`` set)."""
     parser = argparse.ArgumentParser(prog="appliance",
                                      description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -341,8 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=40, help="lines of the pane to print (default 40)")
     add("console", cmd_console)
     add("mcp", cmd_mcp)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    fast = fast_probe(argv)
+    if fast is not None:
+        return fast
+    args = build_parser().parse_args(argv)
     from .core.logs import setup_logging
     setup_logging(args.verbose)
     try:

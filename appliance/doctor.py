@@ -232,9 +232,8 @@ def check_brain(settings: Settings, environ: Mapping[str, str] | None = None) ->
 
 
 def check_llm(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
-    import requests
-
     from .chat.brains.host import HostBrain
+    from .chat.brains.http import BrainHttpError
     from .chat.brains.llm import LlmBrain
     cfg = settings.chat.llm
     brain = LlmBrain(cfg, fallback=HostBrain(), persona="", environ=environ)
@@ -242,8 +241,8 @@ def check_llm(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     key_note = "" if environ.get(cfg.api_key_env, "").strip() else f"; no key in ${cfg.api_key_env}"
     try:
         answer = brain.check(BRAIN_TIMEOUT_S)
-    except requests.RequestException as exc:
-        return [Check("brain llm", "FAIL", f"{where} does not answer ({type(exc).__name__}){key_note}",
+    except BrainHttpError as exc:
+        return [Check("brain llm", "FAIL", f"{where} does not answer ({exc}){key_note}",
                       "check chat.llm.base_url and that the server runs")]
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as exc:
         text = str(exc)

@@ -144,11 +144,7 @@ class ChatLoop:
                                    clock=clock, wall=wall)
         self.pager = Pager(client, user_db_id, limit=cfg.limit, max_pages=cfg.catch_up_pages,
                            known=lambda c: self.journal.recognize(c, "poll", record=False) is not None)
-        self.socket: SocketSource | None = None
-        if cfg.realtime:
-            self.socket = SocketSource(services.socket_url or socket_origin(client.base_url), user_db_id,
-                                       on_comment=lambda c: self.sequencer.offer([c], "socket"),
-                                       on_gap=self._socket_gap, on_event=self._socket_event)
+        self.socket: SocketSource | None = None  # made by start(): its library loads off the way to live
         self.stats = ChatStats()
         self.last_activity = clock()
         self.last_poll_ok: float | None = None
@@ -509,7 +505,10 @@ class ChatLoop:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        if self.socket is not None:
+        if self.cfg.realtime:
+            self.socket = SocketSource(self.services.socket_url or socket_origin(self.client.base_url),
+                                       self.user_db_id, on_comment=lambda c: self.sequencer.offer([c], "socket"),
+                                       on_gap=self._socket_gap, on_event=self._socket_event)
             self.socket.start()
 
     def join(self, timeout: float = 10.0) -> None:

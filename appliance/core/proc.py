@@ -107,8 +107,16 @@ def _child(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def popen(cmd: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen`` whose child dies with us and gets :func:`child_environment`."""
+Popen = Callable[..., "subprocess.Popen[Any]"]  # what starts a child: :func:`popen`, or a test's fake
+
+
+def popen(cmd: list[str], *, die_with_parent: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` whose child gets :func:`child_environment` and dies with us
+    (``die_with_parent=False``: one that may outlive the thread that starts it, such as a
+    supervisord started from a short-lived thread)."""
+    if not die_with_parent:
+        kwargs["env"] = child_environment(kwargs.get("env"))
+        return subprocess.Popen(cmd, **kwargs)
     return subprocess.Popen(cmd, **_child(kwargs))
 
 
@@ -116,7 +124,6 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run`` whose child dies with us (a timeout kills it, as ``run`` does) and gets
     :func:`child_environment`."""
     return subprocess.run(cmd, **_child(kwargs))
-
 
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]

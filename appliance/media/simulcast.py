@@ -97,7 +97,7 @@ class Relay:
     doubling backoff (``retry_s`` .. ``retry_max_s``) whenever it exits."""
 
     def __init__(self, output: SimulcastOutput, port: int, *, retry_s: float, retry_max_s: float,
-                 popen: Callable[..., Any] = proc.popen, secrets: Mapping[str, str] | None = None,
+                 popen: proc.Popen = proc.popen, secrets: Mapping[str, str] | None = None,
                  publisher: Callable[[RtmpTarget], Publisher] | None = None) -> None:
         self.output, self.port, self.secrets = output, port, secrets
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
@@ -156,7 +156,7 @@ class Relay:
         if self._stop.is_set():
             proc.terminate()
         self.status.state = "running"
-        for raw in iter(proc.stderr.readline, b""):
+        for raw in iter(proc.stderr.readline, b"") if proc.stderr is not None else ():
             line = redact(raw.decode("utf-8", "replace").rstrip())
             if line:
                 self.stderr.append(line)
@@ -193,7 +193,7 @@ class Simulcast:
     """The relays of every configured output; :meth:`start` gives the tee slave URLs the encoder
     adds (one UDP port each, fresh at every encoder start)."""
 
-    def __init__(self, cfg: SimulcastConfig, *, popen: Callable[..., Any] = proc.popen,
+    def __init__(self, cfg: SimulcastConfig, *, popen: proc.Popen = proc.popen,
                  secrets: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
         self._popen = popen

@@ -76,6 +76,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..core import base58
+from ..core.base58 import solana_key_problem
 from ..core.files import write_json
 
 SKILL_VERSION = "2.1.2"
@@ -89,7 +91,6 @@ MAX_OLD_KEYS = 50
 MAX_THUMBNAIL_BYTES = 5 * 1024 * 1024
 TWEET_URL = re.compile(r"^https?://(www\.|mobile\.)?(twitter\.com|x\.com)/[A-Za-z0-9_]{1,15}/status/\d{1,25}/?(\?[^\s#]*)?$")
 VERIFY_TEXT = "Claiming my Livestreaming Agent on @retakedottv. Code: "
-B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 # stream/comments answers (page order in brackets; docs/payloads.md lists them all):
 #   documented          (oldest first)
 #                       {"comments": [{_id, streamId, text, timestamp,
@@ -126,37 +127,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def b58decode(text: str) -> bytes:
-    """Decode base58 (Bitcoin/Solana alphabet); ValueError on a bad character."""
-    num = 0
-    for char in text:
-        index = B58_ALPHABET.find(char)
-        if index < 0:
-            raise ValueError(f"invalid base58 character {char!r}")
-        num = num * 58 + index
-    body = num.to_bytes((num.bit_length() + 7) // 8, "big") if num else b""
-    pad = len(text) - len(text.lstrip("1"))
-    return b"\x00" * pad + body
-
-
-def b58encode(data: bytes) -> str:
-    num = int.from_bytes(data, "big")
-    out = ""
-    while num:
-        num, rem = divmod(num, 58)
-        out = B58_ALPHABET[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
-
-
-def is_solana_address(text: str) -> bool:
-    if not 32 <= len(text) <= 44:
-        return False
-    try:
-        return len(b58decode(text)) == 32
-    except ValueError:
-        return False
 
 
 def iso(ts: float) -> str:
@@ -494,7 +464,7 @@ class Platform:
             raise ApiError(400, f"agent_name must be at most {MAX_NAME} characters")
         if len(ticker) > MAX_TICKER:
             raise ApiError(400, f"ticker must be at most {MAX_TICKER} characters")
-        if not is_solana_address(wallet):
+        if solana_key_problem(wallet) is not None:
             raise ApiError(400, "wallet_address must be a valid Solana base58 public key")
         if self.find(name) is not None:
             raise ApiError(400, "Agent name already taken")
@@ -602,7 +572,7 @@ class Platform:
             agent.session = Session(str(uuid.uuid4()), agent.user_id, f"{agent.name} live", time.time())
             await self._maybe_went_live(agent, was_live)
         if agent.verified and not agent.token_address:
-            address = b58encode(secrets.token_bytes(32))
+            address = base58.encode(secrets.token_bytes(32))
             agent.token_address = address
             self.tokens[address] = Token(address, agent.user_id, agent.name, agent.ticker, agent.image_url, time.time())
             self.save()

@@ -70,8 +70,8 @@ from urllib.parse import urlsplit
 import socketio
 from aiohttp import web
 
+from ..core.images import ImageError, inspect_image
 from . import public, viewers
-from .images import ImageError, inspect_image
 from .platform import MAX_TEXT, MAX_THUMBNAIL_BYTES, Agent, ApiError, Platform, iso
 
 log = logging.getLogger(__name__)

@@ -130,7 +130,7 @@ class RtmpIngest:
         (self.workdir / "error.log").unlink(missing_ok=True)
         out = open(self.workdir / "nginx.out", "wb")  # noqa: SIM115 - handed to the child
         try:
-            self.proc = popen(  # core.proc: no orphaned ingest (see Sandbox._start_ingest), no secret in its env
+            self.proc = popen(  # core/proc: dies with us (no orphaned ingest), no secret in its env
                 [binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "error.log")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         finally:

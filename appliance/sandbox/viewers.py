@@ -24,7 +24,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .platform import Agent, ApiError, Platform, b58encode
+from ..core import base58
+from .platform import Agent, ApiError, Platform
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def viewer(username: str) -> Viewer:
     """A stable identity for a viewer name (same name -> same ids across runs)."""
     digest = hashlib.sha256(username.encode("utf-8", "replace")).digest()
     return Viewer(username=username, user_id=str(uuid.UUID(bytes=digest[:16], version=4)),
-                  wallet=b58encode(digest), fid=int.from_bytes(digest[:3], "big") % 900_000 + 100_000,
+                  wallet=base58.encode(digest), fid=int.from_bytes(digest[:3], "big") % 900_000 + 100_000,
                   pfp=f"https://retake.tv/avatars/{digest[:6].hex()}.png")
 
 
@@ -75,7 +76,7 @@ async def post_comment(platform: Platform, streamer: Agent, username: str, text:
                        wallet: str | None = None) -> dict[str, Any]:
     """A viewer's comment; ``username=""`` is an anonymous viewer known only by its wallet."""
     if not username and not wallet:
-        wallet = b58encode(secrets.token_bytes(32))
+        wallet = base58.encode(secrets.token_bytes(32))
     who = viewer(username[:100] if username else f"anonymous:{wallet}")
     event = await platform.add_chat(streamer, text=text, username=username[:100], user_id=who.user_id,
                                     wallet=wallet or who.wallet, pfp=who.pfp, fid=who.fid)

@@ -31,8 +31,8 @@ from ..control.api import ControlServer
 from ..control.metrics import render_values
 from ..control.protocols import Json
 from ..core.errors import ApplianceError, ConfigError, CredentialsError
+from ..core.paths import IN_CONTAINER
 from ..core.secrets import mount_dir
-from ..core.settings import IN_CONTAINER
 from ..live.waiting import Hold
 from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE, resolve_credentials
 from .place import probe_state_dir, raw_setting

@@ -44,7 +44,7 @@ from ..core.files import (
     write_private,
     xauthority_entry,
 )
-from ..core.proc import allowed_variable, child_environment, parent_death_preexec
+from ..core.proc import allowed_variable, child_environment, popen
 from ..core.secrets import ENV_STORE, Secret, collect, scrub_environment, write_store
 from ..retake.credentials import ENV_TOKEN
 from .privileges import TreeUsers, check_secret_files, give, prepare_runtime
@@ -233,11 +233,10 @@ class ProcessTree:
         # shell's folder to the shell user; supervisord stays root only to start each program as
         # its user (conf.d: user=). umask 077: whatever the tree creates is private.
         prepare_runtime(self.runtime_dir, self.runtime.shell_dir, Path(self.env["APPLIANCE_WORKSPACE"]), self.users)
-        self.process = subprocess.Popen(
+        self.process = popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
-            start_new_session=True, umask=0o077,
-            preexec_fn=parent_death_preexec() if self.die_with_parent else None)
+            start_new_session=True, umask=0o077, die_with_parent=self.die_with_parent)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 

@@ -20,32 +20,6 @@ from tests.support.chat import agent_lines, chat_agent, make_chat, wait_for
 from tests.support.control import FakeCommands
 
 
-def test_bus_ids_ring_buffer_gap_and_subscribers():
-    clock = [1000.0]
-    bus = EventBus(capacity=5, clock=lambda: clock[0])
-    assert bus.last_id == 1000 * 1_000_000 - 1
-    got: list[str] = []
-    bus.subscribe(lambda e: 1 / 0)  # a broken subscriber does not stop the others
-    unsubscribe = bus.subscribe(lambda e: got.append(e.kind))
-    first = bus.publish("chat", {"text": "a"})
-    ids = [first.id] + [bus.publish("tip", {"n": i}).id for i in range(9)]
-    assert ids == list(range(first.id, first.id + 10))
-    unsubscribe()
-    bus.publish("state", {})
-    assert got == ["chat"] + ["tip"] * 9
-    events, gap = bus.since(first.id)
-    assert [e.id for e in events] == list(range(first.id + 6, first.id + 11))
-    assert gap == (first.id + 1, first.id + 5)
-    assert bus.since(bus.last_id) == ([], None)
-    started = time.monotonic()
-    assert bus.wait(bus.last_id, 0.2) == [] and time.monotonic() - started >= 0.19
-    threading.Timer(0.1, lambda: bus.publish("viewers", {"count": 3})).start()
-    assert [e.kind for e in bus.wait(bus.last_id, 5)] == ["viewers"]
-    restarted = EventBus(clock=lambda: clock[0] + 60)  # a later process: ids keep growing
-    assert restarted.publish("state", {}).id > bus.last_id
-    assert b"id: " in first.sse() and b"event: chat\n" in first.sse() and b"\ndata: {" in first.sse()
-
-
 class SseClient:
     """Reads GET /events over a plain socket on a thread (so closing it is immediate);
     ``events`` is a queue of (id, kind, data, received_at)."""
@@ -238,13 +212,13 @@ def test_the_show_hears_the_chat_bus_and_speaks_replies_once(sandbox, tmp_path):
     from appliance.live.show import Show
     from appliance.scene.model import SceneModel
     from appliance.voice import SpeechQueue
-    from tests.integration.test_chat_parts import AGENT
-    from tests.integration.test_voice import FakePlayer, FakeVoice
+    from tests.support.data import agent_section
+    from tests.support.voice import FakePlayer, FakeVoice
 
     bus, events, captions = EventBus(), [], []
     bus.subscribe(events.append)
     scene = SceneModel(title="ShowAgent")
-    show = Show(parse_config({"agent": AGENT}), scene=scene)
+    show = Show(parse_config({"agent": agent_section("ShowAgent")}), scene=scene)
     show.voice = SpeechQueue(FakeVoice([]), FakePlayer([]), workdir=tmp_path / "speech", on_event=bus.publish).start()
     heard: list[str] = []
     scene.on_change = lambda state: heard.append(state.caption)

@@ -16,9 +16,8 @@ import pytest
 import requests
 import socketio
 
+from appliance.core.images import ImageError, inspect_image
 from appliance.sandbox import Sandbox
-from appliance.sandbox.images import ImageError, inspect_image
-from appliance.sandbox.rtmp import IngestError, find_nginx
 from tests.support.sandbox import (
     WALLET,
     SandboxAgent,
@@ -538,11 +537,6 @@ def test_agents_survive_a_restart_with_state_dir(tmp_path: Path) -> None:
     with Sandbox(port=0, rtmp=False, state_dir=tmp_path) as second:
         again = SandboxAgent(a.name, a.access_token, a.user_id, a.agent_id, second.base_url)
         assert again.get("agent/stream/status").json()["userDbId"] == a.user_id
-
-
-def test_missing_nginx_names_the_debian_packages() -> None:
-    with pytest.raises(IngestError, match="nginx libnginx-mod-rtmp"):
-        find_nginx(Path("/nonexistent/ngx_rtmp_module.so"))
 
 
 def test_cli_prints_ready_lines_and_requests_and_stops_on_sigterm() -> None:

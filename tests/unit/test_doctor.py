@@ -4,12 +4,11 @@ ports are checked, and the summary does not count the rows `up` will start."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from appliance.config import parse_config
 from appliance.control.where import Where
-from appliance.doctor import Check, check_fonts, check_ports, check_tree, summary
+from appliance.doctor import Check, check_fonts, check_tree, summary
 from tests.support.data import WALLET
 
 AGENT = {"name": "DocAgent", "description": "d", "image_url": "https://example.com/a.png",
@@ -39,17 +38,6 @@ def test_fonts_are_checked_by_what_fontconfig_resolves() -> None:
     cjk = rows["font Noto Sans CJK SC"]
     assert cjk.verdict == "FAIL" and "falls back to Noto Sans" in cjk.detail
     assert cjk.fix == "apt-get install fonts-noto-cjk"
-
-
-def test_pinned_ports_are_checked_before_up_and_unpinned_ones_are_not(tmp_path: Path) -> None:
-    assert check_ports(settings(tmp_path)) == []  # display auto, control.port 0: chosen by `up`
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        rows = check_ports(settings(tmp_path, control={"port": port}))
-    assert [(r.name, r.verdict) for r in rows] == [(f"control port {port} free", "FAIL")]
-    assert "control.port: 0" in rows[0].fix
 
 
 def test_the_summary_counts_failures_but_not_what_up_starts() -> None:

@@ -179,7 +179,7 @@ class LlmBrain:
 
     def check(self, timeout: float) -> str:
         """One short completion through the same call as every turn (`appliance doctor`): the
-        model's answer; requests' exception when the endpoint does not answer, RuntimeError
+        model's answer; BrainHttpError when the endpoint does not answer in time, RuntimeError
         ``HTTP <status>`` when it refuses (401/403: the key)."""
         return self._complete([{"role": "user", "content": "Reply with the single word: ready"}], timeout)
 
