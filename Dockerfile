@@ -116,8 +116,9 @@ ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr
     HOME=/home/appliance XDG_CACHE_HOME=/tmp/cache LANG=C.UTF-8
 # Started as root, for as long as needed (appliance/up/privileges.py, docs/security.md): `appliance
 # up` gives /state to appliance and reads the mounted secrets; supervisord then stays root only
-# to start each program as its user. Every other command (`docker exec ... appliance status`,
-# the healthcheck) becomes appliance at once. Capabilities it needs, and no more: CHOWN,
+# to start each program as its user. Every other command (`docker exec ... appliance status`)
+# becomes appliance at once (the healthcheck's probe only reads /state/control.json and asks
+# /health). Capabilities it needs, and no more: CHOWN,
 # DAC_OVERRIDE, FOWNER, SETUID, SETGID, KILL (compose.yaml's cap_add).
 WORKDIR /state
 
