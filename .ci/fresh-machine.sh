@@ -25,7 +25,7 @@ IMAGE=${FRESH_IMAGE:-docker.io/library/debian:bookworm}
 # rehearsal itself is go.sh's (test_rehearse would repeat it); tesseract is test_operator's.
 FRESH_TESTS=(-m "not container"
   tests/unit
-  tests/integration/test_media.py tests/integration/test_voice.py tests/integration/test_sandbox.py
+  tests/integration/test_media.py tests/integration/test_voice_engines.py tests/integration/test_sandbox.py
   tests/integration/test_doctor.py tests/e2e/test_doctor_up.py
   tests/e2e/test_process_tree.py tests/e2e/test_operator.py tests/e2e/test_deploy.py)
 [ $# -gt 0 ] && FRESH_TESTS=("$@")

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .config import Settings
+from .chat.brains.settings import (CommandBrainConfig, ExternalBrainConfig, HostBrainConfig, LlmBrainConfig,
+                                   WebhookBrainConfig)
 from .core.errors import ApplianceError, MediaError
 from .core.files import RuntimeLayout
 from .core.proc import run_capture
@@ -204,38 +206,37 @@ def check_ports(settings: Settings) -> list[Check]:
 
 
 def check_brain(settings: Settings, environ: Mapping[str, str] | None = None) -> list[Check]:
-    """The chat brain ``chat.responder`` names: the llm one is asked for one short completion
+    """The chat brain ``chat.brain.engine`` names: the llm one is asked for one short completion
     (reachable, key accepted, the model answers), a webhook's host must accept a connection, a
-    command must exist."""
-    chat = settings.chat
-    name = chat.brain
+    command must exist; host and external reach nothing."""
+    brain = settings.chat.brain
     environ = os.environ if environ is None else environ
-    if name in ("host", "external"):
-        what = ("offline, nothing to reach" if name == "host"
-                else "replies come from POST /reply (the host brain covers)")
-        return [Check(f"brain {name}", "ok", what)]
-    if name == "command" and chat.command is not None:
-        program = chat.command.argv[0]
+    if isinstance(brain, HostBrainConfig):
+        return [Check("brain host", "ok", "offline, nothing to reach")]
+    if isinstance(brain, ExternalBrainConfig):
+        return [Check("brain external", "ok", "replies come from POST /reply (the host brain covers)")]
+    if isinstance(brain, CommandBrainConfig):
+        program = brain.argv[0]
         found = shutil.which(program)
         return [Check("brain command", "ok" if found else "FAIL", found or f"{program} not found",
-                      "" if found else "fix chat.command.argv[0]")]
-    if name == "webhook" and chat.webhook is not None:
-        url = urlsplit(chat.webhook.url)
+                      "" if found else "fix chat.brain.argv[0]")]
+    if isinstance(brain, WebhookBrainConfig):
+        url = urlsplit(brain.url)
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             socket.create_connection((url.hostname or "", port), timeout=5).close()
         except OSError as exc:
             return [Check("brain webhook", "FAIL", f"{url.hostname}:{port} does not accept a connection ({exc})",
-                          "check chat.webhook.url and that the service runs")]
+                          "check chat.brain.url and that the service runs")]
         return [Check("brain webhook", "ok", f"{url.hostname}:{port} accepts connections (nothing was posted)")]
-    return check_llm(settings, environ)
+    return check_llm(brain, environ)
 
 
-def check_llm(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+def check_llm(cfg: LlmBrainConfig, environ: Mapping[str, str]) -> list[Check]:
+    """One short completion from the llm brain's endpoint: reachable, key accepted, model known."""
     from .chat.brains.host import HostBrain
     from .chat.brains.http import BrainHttpError
     from .chat.brains.llm import LlmBrain
-    cfg = settings.chat.llm
     brain = LlmBrain(cfg, fallback=HostBrain(), persona="", environ=environ)
     where = f"{cfg.base_url} ({cfg.model})"
     key_note = "" if environ.get(cfg.api_key_env, "").strip() else f"; no key in ${cfg.api_key_env}"
@@ -243,7 +244,7 @@ def check_llm(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
         answer = brain.check(BRAIN_TIMEOUT_S)
     except BrainHttpError as exc:
         return [Check("brain llm", "FAIL", f"{where} does not answer ({exc}){key_note}",
-                      "check chat.llm.base_url and that the server runs")]
+                      "check chat.brain.base_url and that the server runs")]
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as exc:
         text = str(exc)
         if text in ("HTTP 401", "HTTP 403"):
@@ -251,9 +252,9 @@ def check_llm(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
             return [Check("brain llm", "FAIL", f"{where} refused the key ({text}){key_note}", fix)]
         if text == "HTTP 404":
             return [Check("brain llm", "FAIL", f"{where}: not found (HTTP 404): wrong base_url or model",
-                          "check chat.llm.base_url (ends in /v1) and chat.llm.model")]
+                          "check chat.brain.base_url (ends in /v1) and chat.brain.model")]
         return [Check("brain llm", "FAIL", f"{where}: {type(exc).__name__}: {text[:120]}{key_note}",
-                      "check chat.llm.base_url and chat.llm.model")]
+                      "check chat.brain.base_url and chat.brain.model")]
     finally:
         brain.close()
     from .core.sanitize import clean_text

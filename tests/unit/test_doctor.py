@@ -44,3 +44,17 @@ def test_the_summary_counts_failures_but_not_what_up_starts() -> None:
     rows = [Check("a", "ok", ""), Check("display", "up", ""), Check("sink", "up", "")]
     assert summary(rows) == (0, "doctor: all 1 checks ok (2 started by `appliance up`)")
     assert summary([*rows, Check("b", "FAIL", "")])[0] == 1
+
+
+def test_the_brain_row_follows_chat_brain_engine(tmp_path: Path) -> None:
+    """The row names the configured brain (the default host brain reaches nothing: the doctor of a
+    default config never asks api.openai.com); a command brain's program must exist."""
+    from appliance.doctor import check_brain
+    assert [(r.name, r.verdict) for r in check_brain(settings(tmp_path), {})] == [("brain host", "ok")]
+    external = check_brain(settings(tmp_path, chat={"brain": {"engine": "external"}}), {})
+    assert [(r.name, r.verdict) for r in external] == [("brain external", "ok")]
+    missing = check_brain(settings(tmp_path, chat={"brain": {"engine": "command", "argv": ["no-such-brain-x"]}}), {})
+    assert missing[0].verdict == "FAIL" and "no-such-brain-x not found" in missing[0].detail
+    assert missing[0].fix == "fix chat.brain.argv[0]"
+    older = check_brain(settings(tmp_path, chat={"responder": "command", "command": {"argv": ["sh"]}}), {})
+    assert older[0].name == "brain command" and older[0].verdict == "ok"

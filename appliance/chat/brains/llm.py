@@ -1,7 +1,7 @@
 """The llm brain: any OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM,
-llama.cpp's server), ``POST {chat.llm.base_url}/chat/completions``.
+llama.cpp's server), ``POST {chat.brain.base_url}/chat/completions``.
 
-The prompt carries the persona (``chat.llm.system_prompt``, else one built from ``agent:``),
+The prompt carries the persona (``chat.brain.system_prompt``, else one built from ``agent:``),
 fixed safety rules, the stream's context (uptime, viewers, ideas), recent chat and what memory
 knows about the viewers (the model may answer with a last ``NOTE [name]: fact`` line: kept in
 viewer memory, scrubbed of secrets, never posted) — and every piece of viewer text (messages, names, recent chat, the
@@ -15,7 +15,7 @@ only to ``base_url`` (redirects are not followed).
 Into a quiet chat it writes its own line (told what it said before, in this stream and earlier
 ones; a line said before is refused), with the same deadline and the host's bank as fallback.
 
-Every call has one deadline for the whole request (``chat.llm.timeout_s``, and the turn's own;
+Every call has one deadline for the whole request (``chat.brain.timeout_s``, and the turn's own;
 :mod:`.http`): an endpoint that is slow, hangs or drips its answer is cut off then, and the next
 turn starts afresh; a timeout, an error or an empty answer falls back to the host brain for
 that turn. What the model says still goes through the loop's

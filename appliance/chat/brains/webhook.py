@@ -1,9 +1,9 @@
-"""The webhook brain: POSTs the turn as JSON to ``chat.webhook.url``; the reply is the JSON
+"""The webhook brain: POSTs the turn as JSON to ``chat.brain.url``; the reply is the JSON
 answer (``{"text": "..."}``, ``{"text": null}`` for none, optional ``"notes"``).
 
 Extra headers (an auth token for that service) come from environment variables named in
 ``chat.brain.headers_env``, never from YAML. Redirects are not followed, so the headers go
-to that URL only. The whole request has one deadline (``chat.webhook.timeout_s``, and the turn's
+to that URL only. The whole request has one deadline (``chat.brain.timeout_s``, and the turn's
 own; :mod:`.http`), so an endpoint that drips its answer never holds the reply worker past it.
 A failure or a timeout falls back to the host brain for that turn.
 """
