@@ -20,9 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from .chat.brains.settings import (
+    CommandBrainConfig,
+    ExternalBrainConfig,
+    HostBrainConfig,
+    LlmBrainConfig,
+    WebhookBrainConfig,
+)
 from .config import Settings
-from .chat.brains.settings import (CommandBrainConfig, ExternalBrainConfig, HostBrainConfig, LlmBrainConfig,
-                                   WebhookBrainConfig)
 from .core.errors import ApplianceError, MediaError
 from .core.files import RuntimeLayout
 from .core.proc import run_capture
