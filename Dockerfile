@@ -36,7 +36,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && fonts="" && if [ "$FONTS" = scene ]; then fonts="fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji"; fi \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      xvfb openbox xterm tmux x11-utils fonts-dejavu-core $fonts \
+      xvfb openbox xterm tmux dtach x11-utils fonts-dejavu-core $fonts \
       pulseaudio pulseaudio-utils ffmpeg espeak-ng \
       nginx libnginx-mod-rtmp \
       python3 python3-venv tini ca-certificates \
@@ -57,14 +57,20 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
           /usr/lib/*-linux-gnu/libgs.so.10* \
  && rm -rf /usr/lib/*-linux-gnu/mfx /usr/share/ghostscript /usr/share/poppler /usr/share/fonts/type1/urw-base35 \
            /usr/share/fonts/opentype/urw-base35 /usr/share/iso-codes /usr/share/xml/iso-codes \
- && for bin in Xvfb openbox xterm tmux xdpyinfo xprop ffmpeg ffprobe pulseaudio pactl paplay espeak-ng nginx python3 tini; do \
+ && for bin in Xvfb openbox xterm tmux dtach xdpyinfo xprop ffmpeg ffprobe pulseaudio pactl paplay espeak-ng nginx python3 tini; do \
       if ldd "$(command -v $bin)" | grep 'not found'; then echo "$bin lost a library"; exit 1; fi; done \
  && for lib in /usr/lib/*-linux-gnu/imlib2/loaders/*.so /usr/lib/nginx/modules/*.so /usr/lib/*-linux-gnu/pulseaudio/*.so; do \
       if ldd "$lib" | grep 'not found'; then echo "$lib lost a library"; exit 1; fi; done
-# 2. An unprivileged user; /config (the YAML, read-only) and /state (credentials, logs).
+# 2. Two unprivileged users (docs/security.md): `appliance` runs every program; `appliance-shell`
+#    runs the on-screen shell (a real shell: bash) and cannot read the state, the runtime folder,
+#    the secrets or appliance's processes. /config (the YAML, read-only), /state (credentials,
+#    logs), /run/secrets (mounted secret files: only root may enter; `appliance up` reads them
+#    once and hands them to the tree as files of appliance's own).
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin appliance \
- && mkdir -p /config /state \
- && chown appliance:appliance /config /state
+ && useradd --uid 10002 --user-group --create-home --shell /bin/bash appliance-shell \
+ && mkdir -p /config /state /run/secrets \
+ && chown appliance:appliance /config /state \
+ && chmod 0700 /state /run/secrets
 
 # 3. Python dependencies, read from pyproject.toml (only this file invalidates the layer).
 FROM system AS pydeps
@@ -105,10 +111,15 @@ VOLUME ["/config", "/state"]
 # Xvfb creates, and the caches of openbox and fontconfig: XDG_CACHE_HOME), so the root
 # filesystem can be read-only with one tmpfs (compose) or emptyDir (Kubernetes) on /tmp.
 ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    APPLIANCE_IN_CONTAINER=1 \
+    APPLIANCE_IN_CONTAINER=1 APPLIANCE_USER=appliance APPLIANCE_SHELL_USER=appliance-shell \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/appliance XDG_CACHE_HOME=/tmp/cache LANG=C.UTF-8
-USER appliance
+# Started as root, for as long as needed (appliance/up/privileges.py, docs/security.md): `appliance
+# up` gives /state to appliance and reads the mounted secrets; supervisord then stays root only
+# to start each program as its user. Every other command (`docker exec ... appliance status`)
+# becomes appliance at once (the healthcheck's probe only reads /state/control.json and asks
+# /health). Capabilities it needs, and no more: CHOWN,
+# DAC_OVERRIDE, FOWNER, SETUID, SETGID, KILL (compose.yaml's cap_add).
 WORKDIR /state
 
 # /health (no token) on the control port the appliance chose and wrote to /state: the probe

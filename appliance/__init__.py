@@ -1,9 +1,10 @@
 """retake.tv broadcast appliance: puts an AI agent live on retake.tv and keeps it there.
 
-Layers, importing downwards only:
-  cli -> lifecycle / control / doctor -> chat, media (display, audio, encoder, thumbnails,
-  content) -> retake (client, models, skill) -> config, credentials, errors, sanitize.
-The sandbox (a local retake.tv) stands beside the client and imports none of it.
+The code is in floors, imports running downward only (import-linter checks it in CI; the
+picture and the tree are in docs/architecture.md):
+
+  cli > app : rehearse : doctor : init > up > config > control > live
+      > chat | scene | voice | fleet > retake | media | sandbox > core
 """
 
 __version__ = "0.1.0"

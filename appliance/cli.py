@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .core.errors import ApplianceError
+from .core.paths import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -30,7 +31,7 @@ HELP = {
     "register": "Register the agent on retake.tv from the config's agent: section (once; saves credentials, mode 600).",
     "verify": "Without a URL: print the exact message the human must tweet. With the tweet's URL: verify the agent.",
     "status": "Show verified, live, viewers, uptime and token address (from the running appliance, else from the API).",
-    "doctor": "Check binaries, display, sound sink, FFmpeg encoders and the API; print a pass/fail table with fixes.",
+    "doctor": "Check programs, fonts, encoders, credentials, API, chat brain, ports; display and sink once `up` runs.",
     "sandbox": "Run a local stand-in for retake.tv (REST, Socket.IO, RTMP ingest) on 127.0.0.1 "
                "for tests and rehearsals.",
     "up": "Start the whole process tree (Xvfb, openbox, PulseAudio, content window, controller) under supervisord.",
@@ -56,8 +57,16 @@ HELP = {
 }
 
 
+# Started as root (the image's default user: `docker exec`, `docker compose run`, the healthcheck),
+# every command but these becomes the controller's user first (appliance/up/privileges.py):
+# up and rehearse switch users themselves; fleet, init, sandbox run on the host; probe reads control.json
+# wherever the hold could write it (a state folder that could not be given to that user stays root's)
+OWN_PRIVILEGES = {"up", "rehearse", "fleet", "init", "sandbox", "probe"}
+NEEDS_SECRETS = {"register", "verify", "status", "doctor", "live", "chat"}  # read (as root) before the switch
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    from .config import load_config
+    from .config import load_config  # each command loads what it needs: --help and probe stay cheap
     return load_config(args.config)
 
 
@@ -256,12 +265,8 @@ def cmd_viewers(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    fast = fast_probe(argv)
-    if fast is not None:
-        return fast
-    from .config import DEFAULT_CONFIG
+def build_parser() -> argparse.ArgumentParser:
+    """The `appliance` command line: every subcommand with its arguments (each ``func`` set)."""
     parser = argparse.ArgumentParser(prog="appliance",
                                      description="Puts an AI agent live on retake.tv and keeps it there.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -333,11 +338,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=40, help="lines of the pane to print (default 40)")
     add("console", cmd_console)
     add("mcp", cmd_mcp)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    fast = fast_probe(argv)
+    if fast is not None:
+        return fast
+    args = build_parser().parse_args(argv)
     from .core.logs import setup_logging
     setup_logging(args.verbose)
     try:
+        if args.command not in OWN_PRIVILEGES:  # as root in the image: the controller's user from here on
+            from .up.privileges import become_controller
+            become_controller(Path(args.config), secrets=args.command in NEEDS_SECRETS)
         return int(args.func(args) or 0)
     except ApplianceError as exc:
         print(f"appliance {args.command}: error: {exc}", file=sys.stderr)

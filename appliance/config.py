@@ -4,8 +4,8 @@ Each capability's model lives beside it (``<package>/settings.py``); here they a
 :class:`Settings`. Unknown keys are errors, every
 field has a default except the agent profile, and a bad file is reported as
 ``<file>: agent.ticker: at most 10 characters`` (see :func:`load_config`).
-Secrets never live here: the access token comes from ``RETAKE_ACCESS_TOKEN`` or the
-credentials file (see :mod:`appliance.retake.credentials`).
+Secrets never live here: the config names them (:meth:`Settings.secret_refs`) and
+:mod:`appliance.core.secrets` finds them (files, or the environment on a bare host).
 """
 
 from __future__ import annotations
@@ -16,22 +16,21 @@ from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
 
 from .chat.settings import ChatConfig
 from .control.settings import ControlConfig
 from .core.errors import ConfigError
 from .core.files import StateLayout
-from .core.settings import DEFAULT_STATE_DIR, IN_CONTAINER, SettingsModel
+from .core.paths import DEFAULT_STATE_DIR, IN_CONTAINER
+from .core.secrets import SecretRef
+from .core.settings import SettingsModel, validation_problems, yaml_problem
 from .fleet.settings import DeployConfig
 from .live.settings import LiveConfig, NotifyConfig, RecoveryConfig
 from .media.settings import OverlayConfig, SimulcastConfig, StreamConfig, TerminalConfig
+from .retake.credentials import TOKEN
 from .retake.settings import AgentConfig, RetakeConfig
 from .scene.settings import SceneConfig
 from .voice.settings import EspeakVoiceConfig, VoiceConfig
-
-DEFAULT_CONFIG = Path("/config/appliance.yaml") if IN_CONTAINER else Path("appliance.yaml")
-
 
 IMAGE_OVERLAYS = Path("/opt/appliance/overlays")  # where compose mounts the repo's overlays/
 
@@ -129,24 +128,13 @@ class Settings(SettingsModel):
     def stream_url(self) -> str:
         return f"https://retake.tv/{self.agent.name}"
 
-
-def _describe(error: ErrorDetails) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        reason = "unknown key (see config.example.yaml for the keys there are)"
-    elif kind == "missing":
-        reason = "required"
-    elif kind == "string_too_long":
-        reason = f"at most {ctx.get('max_length')} characters"
-    elif kind == "string_too_short":
-        reason = f"at least {ctx.get('min_length')} character(s)"
-    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        reason = error["msg"].lower()
-    else:
-        reason = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {reason}"
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret this config names (:mod:`appliance.core.secrets`): the access token, the
+        LLM key, the webhook brain's header values, the simulcast stream keys."""
+        refs = [TOKEN, *(SecretRef(name, what=f"a key of chat.brain ({self.chat.brain.engine})")
+                         for name in self.chat.secret_env_names())]
+        refs += [output.secret() for output in self.simulcast.outputs]
+        return refs
 
 
 def parse_config(data: Any, source: str = "config") -> Settings:
@@ -157,8 +145,7 @@ def parse_config(data: Any, source: str = "config") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}",
+        raise ConfigError(f"{source}: {validation_problems(exc)}",
                           fix="edit the file; config.example.yaml documents every key") from None
 
 
@@ -175,7 +162,5 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{path}:{yaml_problem(exc)}") from None
     return parse_config(data, str(path))

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import _describe, parse_config
+from .config import parse_config
 from .core.errors import ConfigError, InputError
+from .core.settings import error_problem
 from .retake.settings import AgentConfig
 
 # (config key, option name, question); the order of the prompts
@@ -42,7 +43,7 @@ def check_answer(key: str, value: str) -> str | None:
     except ValidationError as exc:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == key:
-                return _describe(error).split(": ", 1)[1]  # the words `load_config` uses
+                return error_problem(error).split(": ", 1)[1]  # the words `load_config` uses
     return None
 
 

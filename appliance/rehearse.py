@@ -22,9 +22,10 @@ import yaml
 from .config import Settings, load_config, parse_config
 from .core.files import StateLayout, ensure_private_dir, write_private
 from .core.sanitize import clean_text
+from .core.secrets import collect
 from .media.display import free_display
 from .retake.client import RetakeClient
-from .retake.credentials import without_token_environment
+from .retake.credentials import ENV_TOKEN, without_token_environment
 from .retake.verification import register_agent
 
 SIMULATED_TWEET = "https://x.com/rehearsal/status/1000000000000000001"
@@ -76,11 +77,14 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
     or names the real access token (``environ``, default the process's) reaches the sandbox or
     the rehearsal's process tree."""
     from .sandbox import Sandbox
+    from .up.privileges import TreeUsers, give, give_state
     from .up.tree import ProcessTree, make_runtime_dir, tree_environment
 
     environ = without_token_environment(os.environ if environ is None else environ)
     base = load_config(config_path)
     layout = base.layout
+    users = TreeUsers.from_environment(environ)
+    give_state(base.state_dir, users)  # as root (the image): the state folder to the controller's user
     root = layout.rehearsal
     shutil.rmtree(root, ignore_errors=True)
     ensure_private_dir(root)
@@ -100,12 +104,15 @@ def run_rehearsal(config_path: Path, *, seconds: float = 0, out: Callable[[str],
             client.verify(SIMULATED_TWEET)
             out(f"rehearsal: registered {creds.agent_name} in the sandbox and verified it with a simulated "
                 f"tweet of {message!r} (for real, a human posts it)")
+            give(root, users.controller)  # what was written here as root (config, credentials)
             runtime_dir, _ = make_runtime_dir({})
             # a real token must never reach the sandbox: the tree gets no variable that holds or names it
-            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ)
+            env = tree_environment(cfg_path, settings, runtime_dir=runtime_dir, environ=environ, users=users)
             chat = _watch_chat(sb.origin, creds.userDbId, out, stop)
             started = time.monotonic()
-            tree = ProcessTree(env).start()
+            # the rehearsal's secrets (an LLM key, ...) as files, never the real access token
+            secrets = collect([ref for ref in settings.secret_refs() if ref.name != ENV_TOKEN], environ=environ)
+            tree = ProcessTree(env, secrets={name: hit.value for name, hit in secrets.items()}).start()
             try:
                 while not stop.is_set() and tree.alive():
                     if seconds and time.monotonic() - started >= seconds:

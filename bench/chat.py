@@ -6,6 +6,8 @@ Scenarios (each a fresh agent and chat loop, the appliance's own ChatLoop in thi
   poll-host     polling alone (chat.realtime: false), the host brain
   socket-llm    Socket.IO, the llm brain against a local fake OpenAI server answering in 500 ms
   poll-llm      polling alone, the same fake LLM
+The sandbox runs in its faithful mode: ``joinRoom`` is not acknowledged, Socket.IO payloads carry
+only the documented fields, the comments page runs newest first with timestamps to the second.
 Both ends of each measurement are the sandbox's own timestamps (when the comment entered its
 chat, when the reply did), so the figure is what a viewer would see. Comments come from a new
 viewer each (so every reply names whom it answers), spaced randomly (--gap-min..--gap-max s,
@@ -68,7 +70,7 @@ def run_scenario(sb: Sandbox, scenario: str, count: int, rng: random.Random, gap
     client, me = register(sb, name)
     overrides: dict = {"realtime": transport == "socket", "quiet_after_s": 600}
     if brain == "llm":
-        overrides.update(responder="llm", llm={"base_url": llm_url, "model": "fake", "timeout_s": 3})
+        overrides["brain"] = {"engine": "llm", "base_url": llm_url, "model": "fake", "timeout_s": 3}
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as state:
         loop = ChatLoop(client, ChatConfig.model_validate(overrides), user_db_id=me, agent_name=name,
@@ -78,7 +80,7 @@ def run_scenario(sb: Sandbox, scenario: str, count: int, rng: random.Random, gap
         loop.start()
         try:
             if loop.socket is not None and not loop.socket.joined.wait(10):
-                sys.exit("chat bench: the Socket.IO client did not join its rooms")
+                sys.exit("chat bench: the Socket.IO client did not send its joins")
             time.sleep(1.0)
             viewers = [f"b{scenario[:1]}{i:03d}" for i in range(count)]
             for viewer in viewers:

@@ -9,7 +9,8 @@ exits with that status, and Docker's or Kubernetes' restart policy takes over.
 Events: PROCESS_STATE_EXITED (the controller ended, expectedly or not) and
 PROCESS_STATE_FATAL (it, or a helper, could not be started within its retries: the tree
 cannot work, a fresh start by the orchestrator is the better bet). A helper's plain EXITED is
-ignored: supervisord restarts it.
+ignored: supervisord restarts it. The on-screen shell is not essential: its user could otherwise
+end the stream by killing its own session until it is FATAL.
 Log lines go to stderr in the appliance's one format; stdout is the event protocol.
 """
 
@@ -25,6 +26,7 @@ from supervisor import childutils
 from appliance.core.files import RuntimeLayout
 
 PROGRAM = "controller"
+NOT_ESSENTIAL = ("shell",)  # the on-screen shell (its user can end it): never ends the tree
 
 
 def log(level: str, message: str) -> None:
@@ -51,7 +53,10 @@ def main() -> None:
         fields, _ = childutils.eventdata(payload + "\n")
         state = headers["eventname"]
         name = fields.get("processname", "?")
-        if name == PROGRAM or state == "PROCESS_STATE_FATAL":
+        if name in NOT_ESSENTIAL:
+            if state == "PROCESS_STATE_FATAL":
+                log("WARNING", f"{name} fatal (out of start retries): the stream goes on without it")
+        elif name == PROGRAM or state == "PROCESS_STATE_FATAL":
             status = exit_status(rpc, state)
             if not record.exists():  # the first cause is the one to report
                 record.write_text(f"{status}\n", encoding="ascii")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test command: sets up what is missing, checks the code's shape (scripts/lint.sh: ruff,
-# mypy, import-linter), then runs the whole suite with real Xvfb, PulseAudio, FFmpeg,
-# nginx-rtmp and the sandbox. Container tests run when a Docker-compatible engine answers
-# (CI makes one; see .ci/run), else they skip and say why.
+# The test command: sets up what is missing (`scripts/setup.sh --test`: the host's packages and
+# the tests' own), checks the code's shape (scripts/lint.sh: ruff, mypy, import-linter), then
+# runs the whole suite with real Xvfb, PulseAudio, FFmpeg, nginx-rtmp and the sandbox.
+# Container tests run when a Docker-compatible engine answers (CI makes one; see .ci/run), else
+# they skip and say why.
 #   scripts/test.sh              everything (about 13 minutes on 2 cores)
 #   scripts/test.sh --fast       the gates and the unit tier only (no processes: seconds)
 #   scripts/test.sh -k sandbox   extra arguments go to pytest
@@ -12,7 +13,7 @@ fast=0; args=()
 for arg in "$@"; do
   if [ "$arg" = --fast ]; then fast=1; else args+=("$arg"); fi
 done
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 bash scripts/lint.sh
 tier=()
 [ "$fast" = 1 ] && tier=(tests/unit -m unit)

@@ -113,30 +113,37 @@ class Journal:
         """The inbox id ``comment`` already has — its own, the same ``chat_event_id``'s, or its twin's
         from the other path (:mod:`.twins`) — or None when it is new. With ``record``, a twin's id is
         written as a ``twin`` row, so it is known by id from then on."""
+        return self.match(comment, source, record=record)[0]
+
+    def match(self, comment: Comment, source: str, *, record: bool = True) -> tuple[str | None, bool]:
+        """:meth:`recognize`, and whether the match is certain: by id or ``chat_event_id``, or the
+        only twin there was (two viewers saying "gm" in one second are not certain)."""
         trace = Trace.of(comment, source, self.db.clock())
         rows = self.db.query("SELECT id, ts, twin_of FROM inbox WHERE id = ?", (comment.id,))
         if rows:
             if record and rows[0]["ts"] is None and trace.ts is not None:
                 with self.db.tx() as conn:  # a first copy without a time (tip_received): this one's text and time
                     conn.execute("UPDATE inbox SET ts = ?, fp = ? WHERE id = ?", (trace.ts, trace.fp, comment.id))
-            return rows[0]["twin_of"] or rows[0]["id"]
-        match = None
+            return rows[0]["twin_of"] or rows[0]["id"], True
+        match, certain = None, True
         if trace.seq is not None:
             rows = self.db.query("SELECT id, twin_of FROM inbox WHERE seq = ? LIMIT 1", (trace.seq,))
             match = (rows[0]["twin_of"] or rows[0]["id"]) if rows else None
         if match is None:
             # unpaired comments with the same text: nearest in time first (one to one)
             rows = self.db.query(
-                "SELECT i.id, i.source, i.ts, i.seq, i.received, i.body FROM inbox i WHERE i.fp = ? "
-                "AND i.twin_of IS NULL AND NOT EXISTS (SELECT 1 FROM inbox t WHERE t.twin_of = i.id) "
+                "SELECT i.id, i.source, i.ts, i.seq, i.received, i.body, EXISTS (SELECT 1 FROM inbox t "
+                "WHERE t.twin_of = i.id) AS paired FROM inbox i WHERE i.fp = ? AND i.twin_of IS NULL "
                 "ORDER BY i.received DESC LIMIT 50", (trace.fp,))
-            found = [t for t in (_row_trace(r, trace.fp) for r in rows) if twins(trace, t)]
+            alike = [(t, bool(r["paired"])) for r, t in ((r, _row_trace(r, trace.fp)) for r in rows) if twins(trace, t)]
+            found = [t for t, paired in alike if not paired]
             match = min(found, key=lambda t: distance(trace, t)).id if found else None
+            certain = len(alike) == 1  # paired or not: one candidate, not the last one left
         if match is not None and record:
             with self.db.tx() as conn:
                 self._insert(conn, comment, state="twin", source=source, twin_of=match)
             log.debug("chat: %s from %s is %s seen by the other path", comment.id, source, match)
-        return match
+        return match, certain
 
     def is_ours(self, message_id: str) -> bool:
         return bool(message_id) and bool(self.db.query(
@@ -170,6 +177,11 @@ class Journal:
         with self.db.tx() as conn:
             conn.executemany("UPDATE inbox SET state = 'new' WHERE id = ? AND state = 'unanswered'",
                              [(i,) for i in ids])
+
+    def viewer_of(self, comment_id: str) -> str:
+        """The viewer key a read comment was recorded under ('' for none)."""
+        rows = self.db.query("SELECT viewer FROM inbox WHERE id = ?", (comment_id,))
+        return str(rows[0]["viewer"] or "") if rows else ""
 
     def state_of(self, comment_id: str) -> str | None:
         rows = self.db.query("SELECT state FROM inbox WHERE id = ?", (comment_id,))

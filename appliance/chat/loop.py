@@ -26,7 +26,6 @@ messages we sent — not only by name and text.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -43,6 +42,7 @@ from ..core.errors import (
     RetakeUnauthorized,
 )
 from ..core.files import StateLayout
+from ..core.sanitize import clean_text
 from ..core.store import StateStore
 from ..retake.client import RetakeClient
 from ..retake.normalize import Comment
@@ -54,11 +54,19 @@ from .memory import ChatDb, ViewerMemory, viewer_key
 from .moderation import Moderator, OutgoingFilter
 from .outbox import Delivery, Outbox, RateLimiter
 from .settings import ChatConfig
-from .sources import Pager, Sequencer, SocketSource, comment_epoch, socket_origin
+from .sources import CHAT_KINDS, Pager, Sequencer, SocketSource, comment_epoch, socket_origin
 
 log = logging.getLogger("appliance.chat")
 MAX_REPLIES_PER_POLL = 5  # kept for callers of the old name; the global rate cap is the real bound
 IDLE_TICK_S = 0.5
+WARNING_REPEAT_S = 600.0   # the same platform warning is published once in this long
+WARNINGS_PER_HOUR = 10
+
+
+def is_warning(kind: str) -> bool:
+    """A platform notice by its type: ``warning``, ``shutdown_warning``, ``shutdown`` ... (the
+    reference mentions a shutdown warning, not its channel; see docs/chat.md)."""
+    return "warn" in kind or "shutdown" in kind
 
 
 @dataclass
@@ -72,8 +80,9 @@ class ChatServices:
     viewers: Callable[[], int | None] = lambda: None    # the platform's viewer count
     socket_url: str | None = None                        # default: the API's origin
     db_path: Path | None = None                          # default: StateLayout.memory_db
-    environ: Mapping[str, str] | None = None             # where API keys are read (default os.environ)
-    brain: Brain | None = None                           # default: the one chat.responder names
+    environ: Mapping[str, str] | None = None             # where API keys are read: the secret store (app.py)
+    brain: Brain | None = None                           # default: the one chat.brain names
+    token_address: Callable[[], str | None] = lambda: None  # the agent's token, once known (trades_ room)
 
 
 @dataclass
@@ -85,6 +94,8 @@ class ChatStats:
     blocked: int = 0
     expired: int = 0       # past the reply deadline
     stale: int = 0         # caught up too old to answer
+    warnings: int = 0      # platform notices (a shutdown warning): published, never answered
+    ignored: int = 0       # platform events of other types (not chat)
 
 
 class ChatLoop:
@@ -111,6 +122,9 @@ class ChatLoop:
         self.memory = ViewerMemory(self.db, cfg.memory, session_gap_s=cfg.memory.session_gap_s)
         self.journal = Journal(self.db, max_rows=cfg.memory.journal_rows)
         self._adopt_legacy_cursor()
+        if cfg.proactive.no_repeat_s is not None:
+            log.warning("chat.proactive.no_repeat_s is no longer used: a proactive line is never said twice now "
+                        "(chat.proactive.rest_streams rests phrases across streams); remove the key")
         all_secrets = lambda: [*secrets(), *services.secrets()]  # noqa: E731
         self.moderator = Moderator(cfg.moderation, agent_name=agent_name, clock=clock)
         self.guard = OutgoingFilter(all_secrets, max_chars=cfg.max_reply_chars, links=cfg.moderation.links)
@@ -119,23 +133,18 @@ class ChatLoop:
                                max_reply_chars=cfg.max_reply_chars,
                                express=lambda mood: self.publish("mood", {"mood": mood}))
         self.brain: Brain = responder or services.brain or make_brain(
-            cfg, persona=default_persona(agent_name, agent_description), memory=self.memory,
-            scrub=self.guard.scrub, environ=services.environ if services.environ is not None else os.environ)
+            cfg.brain, proactive=cfg.proactive, persona=default_persona(agent_name, agent_description),
+            memory=self.memory, scrub=self.guard.scrub, environ=services.environ)
         self.limiter = RateLimiter(cfg.max_messages_per_minute, cfg.burst, clock=clock)
         self.outbox = Outbox(client, user_db_id=user_db_id, journal=self.journal, guard=self.guard,
                              limiter=self.limiter, stop_event=stop_event, outputs=services.outputs,
                              publish=self.publish, on_sent=self._sent(on_sent), on_fatal=on_fatal,
                              on_conflict=on_conflict)
-        self.sequencer = Sequencer(deliver=self._ingest, known=self.journal.known,
-                                   seen=lambda c, source: self.journal.recognize(c, source) is not None,
+        self.sequencer = Sequencer(deliver=self._ingest, known=self.journal.known, seen=self._seen,
                                    clock=clock, wall=wall)
         self.pager = Pager(client, user_db_id, limit=cfg.limit, max_pages=cfg.catch_up_pages,
                            known=lambda c: self.journal.recognize(c, "poll", record=False) is not None)
-        self.socket: SocketSource | None = None
-        if cfg.realtime:
-            self.socket = SocketSource(services.socket_url or socket_origin(client.base_url), user_db_id,
-                                       on_comment=lambda c: self.sequencer.offer([c], "socket"),
-                                       on_gap=self._socket_gap)
+        self.socket: SocketSource | None = None  # made by start(): its library loads off the way to live
         self.stats = ChatStats()
         self.last_activity = clock()
         self.last_poll_ok: float | None = None
@@ -145,6 +154,7 @@ class ChatLoop:
         self._catch_up = threading.Event()
         self._baseline_floor: float | None = None
         self._last_viewers: int | None = None
+        self._warnings: deque[tuple[float, str]] = deque()
         self._threads: list[threading.Thread] = []
         self._started = False
         self._closed = False
@@ -183,13 +193,33 @@ class ChatLoop:
         # last resort (a shape with neither id nor wallet): our name and a text we sent
         return c.username.casefold() == self.agent_name.casefold() and c.text in self.journal.recent_texts()
 
+    def _seen(self, comment: Comment, source: str) -> bool:
+        """Already read, under this id or another (its twin from the other path: when that match
+        is certain, the two payloads' sender ids are one viewer's, :meth:`~.memory.ViewerMemory.link`)."""
+        match, certain = self.journal.match(comment, source)
+        if match is None:
+            return False
+        first = self.journal.viewer_of(match)
+        if certain and first and comment.kind in CHAT_KINDS and not self._is_own(comment):
+            self.memory.link(first, viewer_key(comment))
+        return True
+
     def _ingest(self, comment: Comment, source: str) -> None:
-        """One new comment, in order: own / blocked / read; remembered, published, queued."""
+        """One new comment, in order: a platform notice / not chat / own / blocked / read;
+        remembered, published, queued."""
+        if is_warning(comment.kind):
+            self._platform_warning(comment, source)
+            return
+        if comment.kind not in CHAT_KINDS:
+            self.stats.ignored += 1
+            self.journal.receive(comment, state="ignored", source=source)
+            log.info("chat: a %s event is not chat; not answered", comment.kind)
+            return
         if self._is_own(comment):
             self.journal.receive(comment, state="own", source=source)
             self.journal.match_own(comment)
             return
-        key = viewer_key(comment)
+        key = self.memory.key(comment)
         verdict = self.moderator.inbound(comment, key)
         if verdict.action == "blocked":
             self.stats.blocked += 1
@@ -221,6 +251,31 @@ class ChatLoop:
         if answer:
             self._enqueue(item)
 
+    def _platform_warning(self, comment: Comment, source: str) -> None:
+        """A notice from the platform (a shutdown warning): never answered, never shown or read
+        aloud as a viewer's line; published as ``warning`` for the notifier. The same text is
+        published once per :data:`WARNING_REPEAT_S`, at most :data:`WARNINGS_PER_HOUR` an hour (a
+        forged one costs a notification, never more)."""
+        if not self.journal.receive(comment, state="platform", source=source):
+            return
+        self.stats.warnings += 1
+        text = clean_text(comment.text, 500)
+        log.warning("platform warning (%s): %s", source, text)
+        now = self.clock()
+        while self._warnings and now - self._warnings[0][0] > 3600:
+            self._warnings.popleft()
+        if len(self._warnings) >= WARNINGS_PER_HOUR or any(
+                t == text and now - at < WARNING_REPEAT_S for at, t in self._warnings):
+            return
+        self._warnings.append((now, text))
+        viewer = comment.user_id or comment.wallet_address  # a notice has no sender; name one that has
+        self.publish("warning", {"text": text, "source": source, "id": comment.id,
+                                 "sender": comment.username if viewer else "platform"})
+
+    def _socket_event(self, kind: str, data: dict[str, Any]) -> None:
+        """``session_started``, ``pinned``, ``newtrade``: published as they are (not chat)."""
+        self.publish(kind, data)
+
     def _enqueue(self, item: Incoming) -> None:
         with self._queue_cond:
             if len(self._queue) >= self.cfg.queue_max:
@@ -241,7 +296,8 @@ class ChatLoop:
         if not self.journal.baselined:
             page = self.pager.latest()
             floor = self._baseline_floor
-            history = [c for c in page if floor is None or (comment_epoch(c) or 0) < floor]
+            # a time to the second (the skill's example) may read up to 1 s early: in doubt, not history
+            history = [c for c in page if floor is None or (comment_epoch(c) or 0) < floor - 1.0]
             self.journal.baseline(history)
             fresh = [c for c in page if c not in history]
         else:
@@ -316,6 +372,7 @@ class ChatLoop:
         if self.clock() - self.last_activity < self.cfg.quiet_after_s:
             return
         self.last_activity = self.clock()
+        self.ctx.deadline = None  # a proactive line has the brain's own deadline, not a turn's
         line = self.brain.proactive(self.ctx)
         if line:
             result = self.outbox.deliver(line, routes=self.cfg.proactive.routes, brain="proactive", wait_s=0)
@@ -323,6 +380,8 @@ class ChatLoop:
             self.last_activity = self.clock()
 
     def _tick(self) -> None:
+        if self.socket is not None:
+            self.socket.watch_token(self.services.token_address())
         self.keep_alive()
         viewers = self.services.viewers()
         if viewers is not None and viewers != self._last_viewers:
@@ -376,7 +435,7 @@ class ChatLoop:
         """After a restart: answer what was read but not answered, in order."""
         reopened = self.journal.open_comments()
         for comment, _received in reopened:
-            key = viewer_key(comment)
+            key = self.memory.key(comment)
             item = Incoming(comment, self.moderator.display_name(comment), comment.text, self.clock(),
                             self.memory.get(key), "journal")
             self._enqueue(item)
@@ -405,8 +464,8 @@ class ChatLoop:
             except Exception:
                 failures += 1
                 log.exception("chat poll crashed; going on")
-            if self.socket is not None and self.socket.joined.is_set() and not failures:
-                delay = self.cfg.socket_poll_s
+            if self.socket is not None and self.socket.confirmed.is_set() and not failures:
+                delay = self.cfg.socket_poll_s  # the rooms deliver: polling is the safety net
             elif self.clock() - self.last_activity > self.cfg.quiet_after_s / 2:
                 delay = self.cfg.quiet_poll_s
             else:
@@ -446,7 +505,10 @@ class ChatLoop:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        if self.socket is not None:
+        if self.cfg.realtime:
+            self.socket = SocketSource(self.services.socket_url or socket_origin(self.client.base_url),
+                                       self.user_db_id, on_comment=lambda c: self.sequencer.offer([c], "socket"),
+                                       on_gap=self._socket_gap, on_event=self._socket_event)
             self.socket.start()
 
     def join(self, timeout: float = 10.0) -> None:

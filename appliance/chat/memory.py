@@ -9,17 +9,22 @@ which the journal's recovery tolerates (it checks the platform's history before 
 Everything is bounded: at most ``chat.memory.max_viewers`` viewers (least recently seen pruned
 first), ``max_notes_per_viewer`` notes each, ``journal_rows`` read comments.
 
-A viewer's key is the wallet when the platform gives one (both comment shapes do), else the
-platform user id, else the name: so one person stays one row whichever path their message took.
+A viewer's key is the wallet when the platform gives one, else the platform user id, else the
+name. The documented payloads do not share one: a page's comment names the author's wallet (and
+fid), a Socket.IO ``message`` the sender's user id. So keys are linked (``aliases``) whenever one
+payload carries two of them, or the journal recognises one message seen by both paths
+(:meth:`ViewerMemory.link`): one person stays one row whichever path their message took.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +51,7 @@ CREATE INDEX IF NOT EXISTS viewers_last_seen ON viewers(last_seen);
 CREATE TABLE IF NOT EXISTS notes (viewer TEXT NOT NULL, at REAL NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS notes_viewer ON notes(viewer, at);
 CREATE TABLE IF NOT EXISTS said (text TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS aliases (alias TEXT PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
     id TEXT PRIMARY KEY, received REAL NOT NULL, state TEXT NOT NULL, source TEXT NOT NULL,
@@ -62,11 +68,14 @@ CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state);
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox(message_id);
 """
 # columns added since the first schema (added to an older file by ChatDb) and their indexes
-ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT"))}
+ADDED_COLUMNS = {"inbox": (("fp", "TEXT"), ("ts", "REAL"), ("seq", "INTEGER"), ("twin_of", "TEXT")),
+                 "said": (("phrase", "TEXT NOT NULL DEFAULT ''"), ("stream", "TEXT NOT NULL DEFAULT ''"))}
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS inbox_fp ON inbox(fp);
 CREATE INDEX IF NOT EXISTS inbox_seq ON inbox(seq);
 CREATE INDEX IF NOT EXISTS inbox_twin ON inbox(twin_of);
+CREATE INDEX IF NOT EXISTS said_phrase ON said(phrase, at);
+CREATE INDEX IF NOT EXISTS said_at ON said(at);
 """
 
 
@@ -137,8 +146,13 @@ class ChatDb:
             self._conn.close()
 
 
+def line_key(line: str) -> str:
+    """A line as compared for "said before": case, character forms, punctuation and spacing folded."""
+    return re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", line).casefold()).strip()[:300]
+
+
 def viewer_key(comment: Comment) -> str:
-    """One person, one key: wallet, else platform user id, else the name."""
+    """One person, one key: wallet, else platform user id, else the name (see :meth:`ViewerMemory.key`)."""
     if comment.wallet_address:
         return f"w:{comment.wallet_address}"
     if comment.user_id:
@@ -215,6 +229,46 @@ class ViewerMemory:
     def touch(self) -> None:
         self.db.set_meta("last_activity", repr(self.db.clock()))
 
+    # --- one person, one key ----------------------------------------------------------------
+
+    def resolve(self, key: str) -> str:
+        rows = self.db.query("SELECT key FROM aliases WHERE alias = ?", (key,))
+        return rows[0]["key"] if rows else key
+
+    def key(self, comment: Comment) -> str:
+        """The viewer's key, whichever identifier this payload carries (wallet and user id: linked)."""
+        key = viewer_key(comment)
+        if comment.wallet_address and comment.user_id:
+            self.link(key, f"u:{comment.user_id}")
+        return self.resolve(key)
+
+    def link(self, a: str, b: str) -> None:
+        """``a`` and ``b`` are one viewer: the one seen first keeps the row (counts and notes of
+        the other are added to it); the other becomes its alias. Names (``n:``) are never linked:
+        anyone can take a name."""
+        a, b = self.resolve(a), self.resolve(b)
+        if a == b or a.startswith("n:") or b.startswith("n:"):
+            return
+        with self.db.tx() as conn:
+            rows = {r["key"]: r for r in conn.execute("SELECT * FROM viewers WHERE key IN (?, ?)", (a, b))}
+            keep, gone = (a, b) if b not in rows or (a in rows and rows[a]["first_seen"] <= rows[b]["first_seen"]) \
+                else (b, a)
+            if gone in rows and keep in rows:
+                other = rows[gone]
+                conn.execute(
+                    "UPDATE viewers SET messages = messages + ?, tips = tips + ?, tips_sol = tips_sol + ?, "
+                    "trades = trades + ?, trades_usd = trades_usd + ?, follows = follows + ?, "
+                    "first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?) WHERE key = ?",
+                    (other["messages"], other["tips"], other["tips_sol"], other["trades"], other["trades_usd"],
+                     other["follows"], other["first_seen"], other["last_seen"], keep))
+                conn.execute("DELETE FROM viewers WHERE key = ?", (gone,))
+            elif gone in rows:
+                conn.execute("UPDATE viewers SET key = ? WHERE key = ?", (keep, gone))
+            conn.execute("UPDATE notes SET viewer = ? WHERE viewer = ?", (keep, gone))
+            conn.execute("UPDATE aliases SET key = ? WHERE key = ?", (keep, gone))
+            conn.execute("INSERT INTO aliases(alias, key, at) VALUES (?, ?, ?) ON CONFLICT(alias) DO UPDATE "
+                         "SET key = excluded.key, at = excluded.at", (gone, keep, self.db.clock()))
+
     def get(self, key: str) -> Viewer | None:
         rows = self.db.query("SELECT * FROM viewers WHERE key = ?", (key,))
         return _row_viewer(rows[0], notes=self._notes(key)) if rows else None
@@ -225,7 +279,7 @@ class ViewerMemory:
 
     def observe(self, comment: Comment, *, kind: str | None = None) -> Viewer:
         """Count one message (or tip, trade, follow) and return the viewer as it was before."""
-        key, now = viewer_key(comment), self.db.clock()
+        key, now = self.key(comment), self.db.clock()
         kind = kind or comment.kind
         amount = comment.amount or 0.0
         with self.db.tx() as conn:
@@ -265,16 +319,41 @@ class ViewerMemory:
             conn.execute("DELETE FROM notes WHERE viewer = ? AND rowid NOT IN (SELECT rowid FROM notes "
                          "WHERE viewer = ? ORDER BY at DESC LIMIT ?)", (key, key, self.cfg.max_notes_per_viewer))
 
-    # --- lines said (proactive), so none repeats within a window --------------------------------
+    # --- lines said (proactive): none repeated, not even across streams -------------------------
 
-    def said_within(self, text: str, window_s: float) -> bool:
-        rows = self.db.query("SELECT at FROM said WHERE text = ?", (text,))
-        return bool(rows) and self.db.clock() - rows[0]["at"] < window_s
+    def said_before(self, line: str) -> bool:
+        """Whether this line (:func:`line_key`: case, punctuation and spacing folded) was said,
+        in this stream or an earlier one (the newest ``chat.memory.said_rows`` are remembered)."""
+        return bool(self.db.query("SELECT 1 FROM said WHERE text = ?", (line_key(line),)))
 
-    def record_said(self, text: str) -> None:
+    def record_said(self, line: str, *, phrase: str = "") -> None:
+        """Remember a line said in this stream; ``phrase`` is what it was made from (a bank
+        template), so that phrase can rest in the next streams."""
         with self.db.tx() as conn:
-            conn.execute("INSERT INTO said(text, at) VALUES (?, ?) ON CONFLICT(text) DO UPDATE "
-                         "SET at = excluded.at", (text, self.db.clock()))
+            conn.execute("INSERT INTO said(text, at, phrase, stream) VALUES (?, ?, ?, ?) ON CONFLICT(text) DO UPDATE "
+                         "SET at = excluded.at, phrase = excluded.phrase, stream = excluded.stream",
+                         (line_key(line), self.db.clock(), phrase, self.session))
+        self._count_write()
+
+    def phrases_of_recent_streams(self, streams: int) -> set[str]:
+        """The phrases used in the last ``streams`` streams before this one."""
+        if streams <= 0:
+            return set()
+        rows = self.db.query(
+            "SELECT DISTINCT phrase FROM said WHERE phrase != '' AND stream IN (SELECT stream FROM said "
+            "WHERE stream != ? GROUP BY stream ORDER BY MAX(at) DESC LIMIT ?)", (self.session, streams))
+        return {r["phrase"] for r in rows}
+
+    def phrase_last_used(self) -> dict[str, float]:
+        """When each phrase was last used (for a rotation: the least recently used first)."""
+        rows = self.db.query("SELECT phrase, MAX(at) AS at FROM said WHERE phrase != '' GROUP BY phrase")
+        return {r["phrase"]: r["at"] for r in rows}
+
+    def recent_said(self, limit: int = 20) -> list[str]:
+        """The newest lines said (folded, see :func:`line_key`), newest first: what a brain that
+        writes its own lines is told never to repeat."""
+        rows = self.db.query("SELECT text FROM said ORDER BY at DESC LIMIT ?", (max(1, limit),))
+        return [r["text"] for r in rows]
 
     # --- listing and pruning ---------------------------------------------------------------------
 
@@ -291,12 +370,14 @@ class ViewerMemory:
             self.prune()
 
     def prune(self) -> None:
-        """Keep the newest ``max_viewers`` viewers, their notes, a week of said lines."""
+        """Keep the newest ``max_viewers`` viewers, their notes, the newest ``said_rows`` lines said."""
         with self.db.tx() as conn:
             conn.execute("DELETE FROM viewers WHERE key NOT IN (SELECT key FROM viewers "
                          "ORDER BY last_seen DESC LIMIT ?)", (self.cfg.max_viewers,))
             conn.execute("DELETE FROM notes WHERE viewer NOT IN (SELECT key FROM viewers)")
-            conn.execute("DELETE FROM said WHERE at < ?", (self.db.clock() - 7 * 86400,))
+            conn.execute("DELETE FROM aliases WHERE key NOT IN (SELECT key FROM viewers)")
+            conn.execute("DELETE FROM said WHERE rowid NOT IN (SELECT rowid FROM said ORDER BY at DESC LIMIT ?)",
+                         (self.cfg.said_rows,))
 
 
 def list_viewers(path: Path, *, limit: int = 50) -> list[dict[str, Any]]:

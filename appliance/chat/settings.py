@@ -3,12 +3,14 @@ moderation and viewer memory."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..core.settings import SettingsModel
 from .brains.settings import (
+    BRAINS,
+    BrainConfig,
     CommandBrainConfig,
     ExternalBrainConfig,
     HostBrainConfig,
@@ -24,7 +26,8 @@ def _chat_only() -> list[Route]:
 
 
 class ProactiveConfig(SettingsModel):
-    """What the agent says when chat is quiet: a bank of lines, none repeated within a window."""
+    """What the agent says when chat is quiet (the host brain's bank; the llm brain writes its
+    own): no line ever twice, no phrase in the stream right after the one it was used in."""
 
     lines: list[Annotated[str, Field(min_length=3, max_length=300)]] = Field(default_factory=lambda: [
         "Quiet chat, so I pick: {idea}. Object now or it happens.",
@@ -35,13 +38,18 @@ class ProactiveConfig(SettingsModel):
         "Chat is quiet enough to hear the fans. Option on the table: {idea}.",
         "New rule: the next message in chat decides what I do. No pressure.",
         "{viewers} of you watching and nobody typing. Suspicious. Say hi, I remember names.",
-        "Running theory: silence means agreement. So we are doing {idea}.",
+        "Running theory: silence means agreement, so we are doing {idea}.",
         "Question for the lurkers: what would make you bring a friend here right now?",
         "Quick status: {uptime} live, zero crashes I admit to. Ask me anything with a question mark.",
         "I could do this alone, but it is better with chat steering. Type !ideas for the menu.",
     ], min_length=1, max_length=200)
-    no_repeat_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0  # never the same line within this
+    # a line is never said twice, not even in a later stream (chat.memory.said_rows are
+    # remembered); a line's phrase (its template) rests for this many streams after one it was used in
+    rest_streams: Annotated[int, Field(ge=0, le=50)] = 1
     routes: list[Route] = Field(default_factory=_chat_only, min_length=1)
+    # older setting ("not the same line within this window"), read and no longer used: lines
+    # never repeat now
+    no_repeat_s: Annotated[float, Field(ge=0, le=7 * 86400)] | None = None
 
     @field_validator("lines")
     @classmethod
@@ -74,6 +82,7 @@ class MemoryConfig(SettingsModel):
     max_viewers: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
     max_notes_per_viewer: Annotated[int, Field(ge=0, le=200)] = 20
     journal_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 5000  # comments remembered as read
+    said_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 5000  # proactive lines remembered (never said again)
     # chat silent longer than this = a new stream: viewers are greeted again ("welcome back")
     session_gap_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 1800.0
 
@@ -87,9 +96,9 @@ class ChatConfig(SettingsModel):
     opening_message: Annotated[str, Field(min_length=1, max_length=500)] = (
         "I'm live. What should we explore today?")
     quiet_after_s: Annotated[float, Field(ge=10, le=600)] = 60.0
-    # which brain answers: host (offline default; "offline" is its old name), llm, command,
-    # webhook, external; each has its own section below (chat.llm, chat.command, ...)
-    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] = "host"
+    # which brain answers, with its settings: chat.brain.engine is host (offline default), llm,
+    # command, webhook or external (chat/brains/settings.py has each one's keys)
+    brain: BrainConfig = Field(default_factory=HostBrainConfig)
     max_reply_chars: Annotated[int, Field(ge=20, le=500)] = 280
     stream_ideas: list[Annotated[str, Field(min_length=3, max_length=200)]] = Field(
         default_factory=lambda: [
@@ -109,21 +118,46 @@ class ChatConfig(SettingsModel):
     proactive: ProactiveConfig = Field(default_factory=ProactiveConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    host: HostBrainConfig = Field(default_factory=HostBrainConfig)
-    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig)
-    command: CommandBrainConfig | None = None
-    webhook: WebhookBrainConfig | None = None
-    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig)
+    # The older spelling of chat.brain, still read: chat.responder names the brain ("offline" is
+    # host's oldest name) and chat.<name> holds its settings (chat.host's are every brain's). Never
+    # written back (a dump carries the resolved chat.brain), so a dumped config reads the same.
+    responder: Literal["host", "offline", "llm", "command", "webhook", "external"] | None = Field(
+        default=None, exclude=True)
+    host: HostBrainConfig = Field(default_factory=HostBrainConfig, exclude=True)
+    llm: LlmBrainConfig = Field(default_factory=LlmBrainConfig, exclude=True)
+    command: CommandBrainConfig | None = Field(default=None, exclude=True)
+    webhook: WebhookBrainConfig | None = Field(default=None, exclude=True)
+    external: ExternalBrainConfig = Field(default_factory=ExternalBrainConfig, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _brain_engine(cls, data: Any) -> Any:
+        brain = data.get("brain") if isinstance(data, dict) else None
+        if isinstance(brain, dict) and brain.get("engine") not in BRAINS:
+            raise ValueError(f"chat.brain.engine: {'required' if 'engine' not in brain else 'unknown'}: one of "
+                             f"{', '.join(BRAINS)} (the other keys of chat.brain are that brain's settings)")
+        return data
 
     @model_validator(mode="after")
-    def _brain_section(self) -> ChatConfig:
-        if self.responder == "offline":
-            self.responder = "host"
-        if self.responder in ("command", "webhook") and getattr(self, self.responder) is None:
-            raise ValueError(f"the chat.{self.responder} section is required when chat.responder is {self.responder}")
+    def _older_spelling(self) -> ChatConfig:
+        """``chat.responder`` + ``chat.<name>`` (the older spelling) becomes ``chat.brain``."""
+        older = [key for key in ("responder", *BRAINS) if key in self.model_fields_set]
+        if not older:
+            return self
+        if "brain" in self.model_fields_set:
+            raise ValueError(f"chat.brain and the older chat.{older[0]} are both set: keep chat.brain (engine: ...) "
+                             "and move the rest into it")
+        name = "host" if self.responder in (None, "offline") else self.responder
+        section = getattr(self, name)
+        if section is None:
+            raise ValueError(f"the chat.{name} section is required when chat.responder is {name} "
+                             f"(or write chat.brain with engine: {name})")
+        if "host" in self.model_fields_set and "mention_max" not in section.model_fields_set:
+            section = section.model_copy(update={"mention_max": self.host.mention_max})
+        self.brain = section
         return self
 
-    @property
-    def brain(self) -> str:
-        """The selected brain's name (one of :data:`BRAINS`)."""
-        return "host" if self.responder == "offline" else self.responder
+    def secret_env_names(self) -> list[str]:
+        """Environment variables that hold keys (the brain's, and the usual LLM key's whichever
+        brain runs): their values never reach a prompt, a post or a log."""
+        return list(dict.fromkeys([*self.brain.secret_env_names(), LlmBrainConfig().api_key_env]))

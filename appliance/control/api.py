@@ -137,11 +137,14 @@ class ControlServer:
         self.sessions = (console.Sessions(lifetime_s=session_hours * 3600, name=console.cookie_name(self.port))
                          if session_hours is not None else None)
         self.history = console.History(commands.status) if session_hours is not None else None
-        self.mcp = None
-        if mcp:
-            from .mcp import build_server
-            self.mcp = build_server(commands, with_terminal=mcp_terminal, instructions=mcp_instructions)
-            self.mcp_app = self.mcp.streamable_http_app(json_response=True, stateless_http=True)
+        # /mcp: the MCP SDK (about a second of CPU to load) is loaded by the first request, never
+        # on the way to the initial thumbnail (:meth:`_mcp_app`)
+        self.mcp_enabled, self.mcp_terminal, self.mcp_instructions = mcp, mcp_terminal, mcp_instructions
+        self.mcp: Any = None
+        self.mcp_app: Any = None
+        self._mcp_lock = asyncio.Lock()
+        self._mcp_done = asyncio.Event()
+        self._mcp_session: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self.noise = Noise(log)
         self.connections: Connections | None = None
@@ -287,13 +290,14 @@ class ControlServer:
             get("/console/static/{name}", self._bearer_or_session(self._static))
             post("/console/ticket", self._bearer_only(self._ticket))
             post("/console/logout", self._logout)
-        if self.mcp is not None:
+        if self.mcp_enabled:
             app.router.add_route("*", "/mcp", self._mcp)
-            mcp = self.mcp
 
             async def mcp_session(_app: web.Application) -> AsyncIterator[None]:
-                async with mcp.session_manager.run():
-                    yield
+                yield
+                self._mcp_done.set()  # the SDK's session manager (if it was started) ends with the server
+                if self._mcp_session is not None:
+                    await self._mcp_session
             app.cleanup_ctx.append(mcp_session)
         return app
 
@@ -440,7 +444,29 @@ class ControlServer:
         if not self._bearer(request):
             return self._refused(True)
         from .asgi import serve
-        return await serve(self.mcp_app, request, request[RAW])
+        return await serve(await self._mcp_app(), request, request[RAW])
+
+    async def _mcp_app(self) -> Any:
+        """The MCP app, made (in a worker thread: the loop keeps serving) and its session manager
+        started by the first /mcp request; the others wait for it."""
+        async with self._mcp_lock:
+            if self.mcp_app is None:
+                def build() -> tuple[Any, Any]:
+                    from .mcp import build_server
+                    server = build_server(self.commands, with_terminal=self.mcp_terminal,
+                                          instructions=self.mcp_instructions)
+                    return server, server.streamable_http_app(json_response=True, stateless_http=True)
+                self.mcp, app = await self.loop.run_in_executor(self._commands_pool, build)
+                running = asyncio.Event()
+
+                async def session() -> None:  # one task enters and leaves the SDK's task group
+                    async with self.mcp.session_manager.run():
+                        running.set()
+                        await self._mcp_done.wait()
+                self._mcp_session = self.loop.create_task(session())
+                await running.wait()
+                self.mcp_app = app
+            return self.mcp_app
 
     # -- the console --
 

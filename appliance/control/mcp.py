@@ -270,8 +270,8 @@ def build_server(op: Commands, *, with_terminal: bool = True, instructions: str 
         @server.tool(annotations=acts)
         def terminal(text: str | None = None, enter: bool = True, keys: list[str] | None = None,
                      lines: int = 40) -> dict[str, Any]:
-            """The on-screen terminal that viewers watch (a bash shell in the appliance's workspace
-            folder, as the appliance's unprivileged user): type `text` (one line, then Enter unless
+            """The on-screen terminal that viewers watch (a bash shell in its own workspace, as a
+            separate user that cannot read the appliance's files or secrets): type `text` (one line, then Enter unless
             `enter` is false) and/or press `keys` (tmux names: Enter, C-c, C-d, Up, Down, Tab,
             Escape, BSpace, ...), then read back the last `lines` (1-200) lines of the pane.
             Call with nothing to just read. Commands run for real and everyone sees them: never

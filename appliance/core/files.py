@@ -148,11 +148,6 @@ class StateLayout:
         return self.rehearsal / "recordings"
 
     @property
-    def workspace(self) -> Path:
-        """The on-screen terminal's working folder (its shell starts here; the operator's files)."""
-        return self.root / "workspace"
-
-    @property
     def cache(self) -> Path:
         """Regenerable files (synthesised speech, ...): safe to delete."""
         return self.root / "cache"
@@ -171,9 +166,10 @@ class RuntimeLayout:
     root: Path
 
     @property
-    def access_token(self) -> Path:
-        """RETAKE_ACCESS_TOKEN handed to the controller as a file (mode 600), never in an environment."""
-        return self.root / "access-token"
+    def secrets(self) -> Path:
+        """The secrets `appliance up` hands to the tree (``APPLIANCE_SECRETS_DIR``): one file per
+        name, mode 0400, owned by the controller's user (:mod:`appliance.core.secrets`)."""
+        return self.root / "secrets"
 
     @property
     def xauthority(self) -> Path:
@@ -197,6 +193,22 @@ class RuntimeLayout:
     def terminal_socket(self) -> Path:
         """The on-screen terminal's tmux server (scripts/start-terminal.sh, media/terminal.py)."""
         return self.root / "terminal.sock"
+
+    @property
+    def shell_dir(self) -> Path:
+        """The on-screen shell's own folder, beside this one (never inside it): the shell user's,
+        which the controller's group may enter to attach (appliance/up/privileges.py)."""
+        return self.root.parent / f"{self.root.name}-shell"
+
+    @property
+    def shell_socket(self) -> Path:
+        """The shell session's dtach socket (scripts/start-shell.sh); the shell pane attaches to it."""
+        return self.shell_dir / "shell.sock"
+
+    @property
+    def shell_workspace(self) -> Path:
+        """The shell's working folder when ``terminal.workspace`` is not set (gone with the tree)."""
+        return self.shell_dir / "workspace"
 
 
 def xauthority_entry(display_number: int, cookie: bytes) -> bytes:

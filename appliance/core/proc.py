@@ -9,8 +9,16 @@ whose parent already died between ``fork`` and ``prctl`` terminates itself at on
 The signal follows the *thread* that forked: long-lived children (the encoder, nginx,
 supervisord) must be started from a thread that lives as long as they should.
 
+Every child gets the one allow-listed environment, :func:`child_environment`: the variables a
+program needs to find its tools, its display, its sound server, its locale and its CA bundle, and
+the tree's ``APPLIANCE_*`` settings (which never hold a secret) — nothing else. A secret (the
+access token, an API key, a webhook header, a stream key) is never an environment variable of a
+child: the controller reads secrets once from files (:mod:`appliance.core.secrets`). An ``env``
+given by a caller is filtered the same way (it can only take away, never add a secret).
+
 - :func:`popen` and :func:`run` are ``subprocess.Popen`` / ``subprocess.run`` with the
-  parent-death signal; :func:`parent_death_preexec` is the ``preexec_fn`` itself.
+  parent-death signal and the child environment; :func:`parent_death_preexec` is the
+  ``preexec_fn`` itself.
 - :func:`run_tool` runs a short-lived tool (espeak-ng, paplay, ffmpeg, scrot, a brain's
   program, ...): a timeout, no stdin (or exactly the bytes given as ``input``), never a shell,
   and a failure mapped to :class:`~appliance.core.errors.MediaError` carrying the tool's own
@@ -28,11 +36,40 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import MediaError
 from .sanitize import clean_text
 
 _PR_SET_PDEATHSIG = 1
+
+# What a child may inherit (see child_environment). Names, not values: a value is never looked at
+# except a proxy's, which is dropped when it carries a user name or password.
+CHILD_VARIABLES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+    "DISPLAY", "XAUTHORITY", "PULSE_SERVER", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
+    "VIRTUAL_ENV", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+})
+CHILD_PREFIXES = ("APPLIANCE_", "LC_", "SUPERVISOR_")  # the tree's settings, locale, supervisord's own
+PROXY_VARIABLES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
+
+
+def allowed_variable(name: str, value: str) -> bool:
+    """Whether a child may inherit ``name=value`` (:data:`CHILD_VARIABLES`, :data:`CHILD_PREFIXES`,
+    and a proxy without credentials in its URL)."""
+    if name in CHILD_VARIABLES or name.startswith(CHILD_PREFIXES):
+        return True
+    if name in PROXY_VARIABLES:
+        return "@" not in (urlsplit(value).netloc if "://" in value else value)
+    return False
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every child process gets: ``environ`` (default: ours) reduced to what a
+    child may inherit (:func:`allowed_variable`). The one place a child's environment is made."""
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items() if allowed_variable(name, value)}
 
 
 def _load_prctl() -> Any:
@@ -64,22 +101,29 @@ def parent_death_preexec(sig: int = signal.SIGTERM,
     return preexec
 
 
-def _with_preexec(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _child(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs["preexec_fn"] = parent_death_preexec(then=kwargs.get("preexec_fn"))
+    kwargs["env"] = child_environment(kwargs.get("env"))
     return kwargs
 
 
-def popen(cmd: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen`` whose child dies with us."""
-    return subprocess.Popen(cmd, **_with_preexec(kwargs))
+Popen = Callable[..., "subprocess.Popen[Any]"]  # what starts a child: :func:`popen`, or a test's fake
+
+
+def popen(cmd: list[str], *, die_with_parent: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` whose child gets :func:`child_environment` and dies with us
+    (``die_with_parent=False``: one that may outlive the thread that starts it, such as a
+    supervisord started from a short-lived thread)."""
+    if not die_with_parent:
+        kwargs["env"] = child_environment(kwargs.get("env"))
+        return subprocess.Popen(cmd, **kwargs)
+    return subprocess.Popen(cmd, **_child(kwargs))
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-    """``subprocess.run`` whose child dies with us (a timeout kills it, as ``run`` does)."""
-    return subprocess.run(cmd, **_with_preexec(kwargs))
-
-
-
+    """``subprocess.run`` whose child dies with us (a timeout kills it, as ``run`` does) and gets
+    :func:`child_environment`."""
+    return subprocess.run(cmd, **_child(kwargs))
 
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
@@ -95,8 +139,7 @@ def run_capture(cmd: list[str], *, timeout: float, runner: Runner = subprocess.r
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return runner(cmd, **stdin, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, timeout=timeout, check=False,
-                      preexec_fn=parent_death_preexec(),
-                      **({"env": dict(env)} if env is not None else {}))
+                      preexec_fn=parent_death_preexec(), env=child_environment(env))
     except subprocess.TimeoutExpired:
         raise MediaError(f"{name} did not finish within {timeout:.0f}s") from None
     except FileNotFoundError:

@@ -1,5 +1,5 @@
 """What every settings model shares: the strict pydantic base, URL and environment-name checks,
-and the facts of where the appliance runs (in the container or not).
+and the words a validation error is told in (where the appliance runs: :mod:`.paths`).
 
 Each capability keeps its own settings model beside it (``retake/settings.py``,
 ``media/settings.py``, ``voice/settings.py``, ...); ``appliance/config.py`` composes them.
@@ -7,15 +7,10 @@ Each capability keeps its own settings model beside it (``retake/settings.py``,
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
-
-IN_CONTAINER = bool(os.environ.get("APPLIANCE_IN_CONTAINER"))  # set by the Dockerfile
-DEFAULT_STATE_DIR = Path("/state") if IN_CONTAINER else Path(
-    os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "retake-appliance"
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 
 class SettingsModel(BaseModel):
@@ -32,3 +27,35 @@ def http_url(value: str) -> str:
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"  # the name of an environment variable
+
+
+def error_problem(error: ErrorDetails) -> str:
+    """One validation error in a file's words: ``the.key: why`` (the config's and the scenes')."""
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        reason = "unknown key"
+    elif kind == "missing":
+        reason = "required"
+    elif kind == "string_too_long":
+        reason = f"at most {ctx.get('max_length')} characters"
+    elif kind == "string_too_short":
+        reason = f"at least {ctx.get('min_length')} character(s)"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        reason = error["msg"].lower()
+    else:
+        reason = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {reason}"
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every error of a validation, each naming its key."""
+    return "; ".join(error_problem(e) for e in exc.errors())
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A ``yaml.YAMLError`` as `` line N is not valid YAML (why)`` (the line when the parser knows it)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}" if mark else ""
+    return f"{where} is not valid YAML ({getattr(exc, 'problem', exc)})"

@@ -1,9 +1,13 @@
-"""A fleet folder: one ``<name>.yaml`` per agent, its token beside it.
+"""A fleet folder: one ``<name>.yaml`` per agent, its secrets beside it.
 
     fleet/
       alice.yaml        an appliance config (agent.name: alice)
-      alice.env         RETAKE_ACCESS_TOKEN=...   (optional; mode 600; git-ignored)
-      alice.token       the token alone, mounted as a file (a Docker secret); optional
+      alice.env         its secrets, NAME=value lines: RETAKE_ACCESS_TOKEN=..., OPENAI_API_KEY=...,
+                        the names of chat.brain.headers_env (optional; mode 600; git-ignored)
+      alice.token       the access token alone (optional; older folders)
+
+The secrets reach the agent's container as files, one per name, mounted read-only at
+``/run/secrets`` (:mod:`appliance.core.secrets`), never as environment variables.
 
 Every YAML is validated as `appliance up` would; a bad one names its file and key, and
 nothing is started (`fleet status` still shows every other agent, and names the bad file).
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.errors import ConfigError
+from ..core.secrets import NAME
 from ..retake.credentials import ENV_TOKEN
 from ..retake.origin import is_loopback_host
 
@@ -50,15 +55,27 @@ class Agent:
         """True when the config targets a sandbox on this host's loopback."""
         return self.settings.retake.sandbox and is_loopback_host(urlsplit(self.settings.retake.base_url).hostname)
 
-    def token_from_env_file(self) -> str | None:
-        """RETAKE_ACCESS_TOKEN from ``<name>.env`` (KEY=VALUE lines, # comments)."""
-        if self.env_file is None:
-            return None
-        for line in self.env_file.read_text(encoding="utf-8").splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and key.strip() == ENV_TOKEN:
-                return value.strip().strip('"').strip("'") or None
-        return None
+    def secrets(self) -> dict[str, str]:
+        """Every secret of the agent: ``<name>.env``'s NAME=value lines (# comments; quotes
+        removed) and ``<name>.token`` (the access token, unless the .env gives one)."""
+        found: dict[str, str] = {}
+        if self.env_file is not None:
+            for number, line in enumerate(self.env_file.read_text(encoding="utf-8").splitlines(), 1):
+                key, sep, value = line.strip().partition("=")
+                key = key.strip().removeprefix("export ").strip()
+                if not sep or key.startswith("#"):
+                    continue
+                if not NAME.match(key):
+                    raise ConfigError(f"{self.env_file}:{number}: {key[:40]!r} is not a secret's name",
+                                      fix="NAME=value lines, NAME made of letters, digits and _")
+                value = value.strip().strip('"').strip("'")
+                if value:
+                    found[key] = value
+        if ENV_TOKEN not in found and self.token_file is not None:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+            if token:
+                found[ENV_TOKEN] = token
+        return found
 
     def fingerprint(self, *extra: str) -> str:
         """Changes when the config, the token files or ``extra`` (image, options) change."""

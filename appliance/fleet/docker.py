@@ -16,11 +16,15 @@ fingerprint of everything it was made from (config, token file, image, options),
 is gone is left alone, and stopped and removed by ``up --prune``.
 
 The same hardening as compose.yaml: read-only root filesystem with tmpfs where the tree
-writes, every capability dropped, no-new-privileges, the image's healthcheck and init (tini),
-restart on failure, CPU and memory limits and /dev/shm from the agent's ``deploy:`` section,
-rotated logs. An agent whose config targets a sandbox on this host's loopback shares the
-host's network namespace (the token boundary allows only loopback for a sandbox); every
-other agent gets the engine's default network.
+writes, every capability dropped but the few starting as root needs (:data:`CAPABILITIES`,
+docs/security.md), no-new-privileges, the image's healthcheck and init (tini), restart on
+failure, CPU and memory limits and /dev/shm from the agent's ``deploy:`` section, rotated
+logs. The agent's secrets (``<agent>.env``, ``<agent>.token``) become files in a private folder
+beside the YAML, ``.secrets/<agent>/`` (mode 0700, each file 0400), mounted read-only at
+``/run/secrets``: no secret is an environment variable (``docker inspect`` shows none). An
+agent whose config targets a sandbox on this host's loopback shares the host's network
+namespace (the token boundary allows only loopback for a sandbox); every other agent gets the
+engine's default network.
 
 The operator's surfaces (the console, MCP at /mcp, the CLI's control calls) reach each agent on
 a control port of its own on this host's loopback, kept for the container's life (the label
@@ -35,14 +39,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import ApplianceError, ConfigError
+from ..core.files import ensure_private_dir
 from ..core.net import free_port
+from ..core.secrets import Secret, write_store
 from .agents import Agent
 
 LABEL_FLEET = "tv.retake.fleet"
@@ -53,6 +61,9 @@ STOP_TIMEOUT_S = 30     # compose's stop_grace_period: stream/stop, then FFmpeg 
 STATUS_TIMEOUT_S = 15
 # everything the tree writes outside /state (see Dockerfile): a private tmpfs per container
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=256m"}  # noqa: S108 (a mount point)
+# what starting as root needs, and no more (compose.yaml's cap_add; docs/security.md)
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
+SECRETS_MOUNT = "/run/secrets"
 LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 
 
@@ -116,6 +127,17 @@ class DockerFleet:
     def image_for(self, agent: Agent) -> str:
         return self.image or agent.settings.deploy.image
 
+    def secrets_folder(self, agent: Agent) -> Path:
+        """Where the agent's secrets are written as files (mounted at /run/secrets)."""
+        return agent.config.parent / ".secrets" / agent.name
+
+    def write_secrets(self, agent: Agent) -> Path:
+        """The agent's secrets as files (0400) in :meth:`secrets_folder` (0700), made anew."""
+        folder = self.secrets_folder(agent)
+        ensure_private_dir(folder.parent)
+        write_store(folder, {name: Secret(value) for name, value in agent.secrets().items()})
+        return folder
+
     def control_port(self, agent: Agent, containers: dict[str, Any]) -> int:
         """The agent's control port on this host's loopback: its container's (kept while it
         exists), else its pinned ``control.port``, else a free one no other agent has."""
@@ -132,7 +154,7 @@ class DockerFleet:
         raise ApplianceError("no free control port on 127.0.0.1")
 
     def run_options(self, agent: Agent, control_port: int) -> dict[str, Any]:
-        """Everything `docker run` gets for ``agent`` (the token excepted: :meth:`environment`)."""
+        """Everything `docker run` gets for ``agent``; its secrets are files (:meth:`write_secrets`)."""
         deploy = agent.settings.deploy
         host_network = agent.uses_local_sandbox
         listen = "127.0.0.1" if host_network else "0.0.0.0"  # noqa: S104 - see the module's docstring
@@ -142,7 +164,8 @@ class DockerFleet:
             "command": ["up", "--config", "/config/appliance.yaml", "--control-port", str(control_port),
                         "--control-listen", listen],
             "volumes": {volume_name(agent.name): {"bind": "/state", "mode": "rw"},
-                        str(agent.config): {"bind": "/config/appliance.yaml", "mode": "ro"}},
+                        str(agent.config): {"bind": "/config/appliance.yaml", "mode": "ro"},
+                        str(self.secrets_folder(agent)): {"bind": SECRETS_MOUNT, "mode": "ro"}},
             "restart_policy": {"Name": "on-failure"},
             "nano_cpus": int(deploy.cpus * 1e9),
             "mem_limit": f"{deploy.memory_mb}m",
@@ -150,6 +173,7 @@ class DockerFleet:
             "read_only": True,
             "tmpfs": dict(TMPFS),
             "cap_drop": ["ALL"],
+            "cap_add": list(CAPABILITIES),
             "security_opt": ["no-new-privileges"],
             "log_config": LOG_CONFIG,
             "stop_signal": "SIGTERM",
@@ -159,14 +183,6 @@ class DockerFleet:
         else:
             options["ports"] = {f"{control_port}/tcp": ("127.0.0.1", control_port)}
         return options
-
-    def environment(self, agent: Agent) -> dict[str, str]:
-        """RETAKE_ACCESS_TOKEN from ``<name>.env`` or ``<name>.token`` (none: the container
-        uses the credentials on its state volume, or holds saying what to run)."""
-        token = agent.token_from_env_file()
-        if token is None and agent.token_file is not None:
-            token = agent.token_file.read_text(encoding="utf-8").strip() or None
-        return {"RETAKE_ACCESS_TOKEN": token} if token else {}
 
     def fingerprint(self, agent: Agent, control_port: int) -> str:
         image = self.client.images.get(self.image_for(agent)).id
@@ -209,14 +225,16 @@ class DockerFleet:
                 raise ApplianceError(f"a container named {agent.name} exists outside fleet {self.fleet}",
                                      fix=f"remove or rename it (docker rm {agent.name}), or rename the agent")
             labels = {LABEL_FLEET: self.fleet, LABEL_AGENT: agent.name, LABEL_HASH: wanted, LABEL_CONTROL: str(port)}
+            self.write_secrets(agent)
             self.client.containers.run(self.image_for(agent), detach=True, labels=labels,
-                                       environment=self.environment(agent), **self.run_options(agent, port))
+                                       **self.run_options(agent, port))
             running[agent.name] = self.client.containers.get(agent.name)  # its port is taken now
             actions[agent.name] = "replaced" if current is not None else "created"
         if prune:
             for name in sorted(set(running) - {a.name for a in agents}):
                 self._stop(running[name])
                 running[name].remove(force=True, v=True)
+                self._forget_secrets(running[name])
                 actions[name] = "pruned"
         for name, action in actions.items():
             self.out(f"fleet {self.fleet}: {name}: {action}")
@@ -245,8 +263,17 @@ class DockerFleet:
         for name in chosen:
             self._stop(containers[name])
             containers[name].remove(force=True, v=True)
+            self._forget_secrets(containers[name])
             self.out(f"fleet {self.fleet}: {name}: stopped and removed (volume {volume_name(name)} kept)")
         return chosen
+
+    @staticmethod
+    def _forget_secrets(container: Any) -> None:
+        """The secrets folder mounted into a removed container goes with it."""
+        for mount in (getattr(container, "attrs", None) or {}).get("Mounts") or []:
+            source = Path(str(mount.get("Source") or ""))
+            if mount.get("Destination") == SECRETS_MOUNT and source.parent.name == ".secrets":
+                shutil.rmtree(source, ignore_errors=True)
 
     def restart(self, names: Iterable[str] | None = None) -> list[str]:
         containers = self.containers()

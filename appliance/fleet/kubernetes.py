@@ -14,11 +14,15 @@ Recreate strategy covers rollouts only), and its volumeClaimTemplates give each 
 PVC without a separate manifest. Agents are not interchangeable replicas (each has its own
 config, Secret and stream), so each gets its own StatefulSet.
 
-Security (issue 7, item 9): non-root uid 10001, read-only root filesystem with emptyDirs where
-the tree writes (/tmp: runtime folder, X socket and lock, openbox's and fontconfig's caches;
-/dev/shm in memory), every capability dropped, no privilege escalation, the runtime's
-default seccomp profile, no service account token. Probes run `appliance probe`, which reads
-the control port the appliance chose from /state/control.json: no hard-coded port.
+Security (docs/security.md): the pod starts as root only for as long as needed — `appliance up`
+gives the PVC to uid 10001 and reads the Secret (mounted at /run/secrets, one file per secret,
+mode 0400) once — then every program runs as uid 10001 and the on-screen shell as uid 10002,
+which can read none of it. Read-only root filesystem with emptyDirs where the tree writes
+(/tmp: runtime folder, X socket and lock, openbox's and fontconfig's caches; /dev/shm in
+memory), every capability dropped but the six starting as root needs (:data:`CAPABILITIES`,
+all within the Pod Security "baseline" profile), no privilege escalation, the runtime's default
+seccomp profile, no service account token. Probes run `appliance probe`, which reads the
+control port the appliance chose from /state/control.json: no hard-coded port.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from .agents import Agent
 from .settings import DeployConfig
 
 APP = "retake-appliance"
-TOKEN_KEY = "access-token"  # noqa: S105 (the Secret's key name, not a secret)
+SECRETS_MOUNT = "/run/secrets"  # the Secret: one file per key, named as the secret (RETAKE_ACCESS_TOKEN, ...)
+# starting as root needs these, no more (docs/security.md); all within the Pod Security "baseline"
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
 TERMINATION_GRACE_S = 45  # stream/stop + FFmpeg's clean close (<= 25 s), then the helpers
 PROBE = ["appliance", "probe", "health", "--state", "/state"]
-UID = 10001
 
 
 def k8s_name(agent_name: str) -> str:
@@ -71,15 +76,18 @@ def statefulset(deploy: DeployConfig | None = None) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
-                    "securityContext": {"runAsUser": UID, "runAsGroup": UID, "runAsNonRoot": True,
-                                        "fsGroup": UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    # root at the start only: `appliance up` gives the PVC to uid 10001, reads the
+                    # Secret once, and every program runs as uid 10001 but the on-screen shell,
+                    # which runs as uid 10002 and can read none of it (docs/security.md)
+                    "securityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "appliance",
                         "image": APP,
                         "args": ["up", "--config", "/config/appliance.yaml"],  # entrypoint: tini -- appliance
-                        "env": [{"name": "RETAKE_ACCESS_TOKEN_FILE", "value": f"/run/secrets/retake/{TOKEN_KEY}"}],
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "privileged": False, "capabilities": {"drop": ["ALL"]}},
+                                            "privileged": False,
+                                            "capabilities": {"drop": ["ALL"], "add": list(CAPABILITIES)}},
                         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 36},
                         "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
                         "readinessProbe": {"exec": {"command": [*PROBE[:2], "ready", *PROBE[3:]]},
@@ -88,15 +96,15 @@ def statefulset(deploy: DeployConfig | None = None) -> dict[str, Any]:
                         "volumeMounts": [
                             {"name": "config", "mountPath": "/config", "readOnly": True},
                             {"name": "state", "mountPath": "/state"},
-                            {"name": "token", "mountPath": "/run/secrets/retake", "readOnly": True},
+                            {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True},
                             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (mount points of emptyDirs)
                             {"name": "dshm", "mountPath": "/dev/shm"},  # noqa: S108
                         ],
                     }],
                     "volumes": [
                         {"name": "config", "configMap": {"name": f"{APP}-config"}},
-                        {"name": "token", "secret": {"secretName": f"{APP}-token", "optional": True,
-                                                     "defaultMode": 0o400}},
+                        {"name": "secrets", "secret": {"secretName": f"{APP}-secrets", "optional": True,
+                                                       "defaultMode": 0o400}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{deploy.shm_mb}Mi"}},
                     ],
@@ -129,7 +137,7 @@ def agent_kustomization(agent: Agent, name: str) -> dict[str, Any]:
     patch = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": APP},
              "spec": {"template": {"spec": {
                  "containers": [{"name": "appliance", "resources": _resources(deploy)}],
-                 "volumes": [{"name": "token", "secret": {"secretName": f"{APP}-token-{name}"}},
+                 "volumes": [{"name": "secrets", "secret": {"secretName": f"{APP}-secrets-{name}"}},
                              {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{deploy.shm_mb}Mi"}}],
              }}}}
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
@@ -170,6 +178,9 @@ def render(agents: list[Agent], out: Path, *, image: str | None = None) -> list[
         folder = out / "agents" / name
         folder.mkdir(parents=True, exist_ok=True)
         data = agent.settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        brain = data.get("chat", {}).get("brain")
+        if isinstance(brain, dict):  # the union's discriminator is a default, yet the config requires it
+            brain["engine"] = agent.settings.chat.brain.engine
         data.setdefault("paths", {}).pop("state_dir", None)  # always /state (the PVC) in the pod
         data["paths"] = data["paths"] or None
         if data["paths"] is None:

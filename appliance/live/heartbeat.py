@@ -31,6 +31,7 @@ from .settings import HeartbeatConfig
 log = logging.getLogger("appliance.live.heartbeat")
 READ_TIMEOUT_S = 10.0
 MAX_SEEN = 500
+TIME_PRECISION_S = 1.0  # a comment's time may be to the second (the skill's example): never newer than it says
 
 
 class Decision(enum.Enum):
@@ -129,7 +130,7 @@ class Heartbeat:
         since = self.store.data.last_heartbeat or (self.clock() - self.cfg.every_s)
         new = [c for c in comments if c.id not in self._seen and c.user_id != creds.userDbId
                and c.username.casefold() != creds.agent_name.casefold()
-               and (c.timestamp is None or c.timestamp.timestamp() > since)]
+               and (c.timestamp is None or c.timestamp.timestamp() > since - TIME_PRECISION_S)]
         self._seen |= {c.id for c in comments}
         if len(self._seen) > MAX_SEEN:
             self._seen = {c.id for c in comments}

@@ -27,6 +27,7 @@ log = logging.getLogger("appliance.lifecycle")
 TOKEN_STATS_EVERY_S = 60.0  # the token's performance read while live (reference section 8)
 FIRST_THUMB_AFTER_SCENE_S = 1.0  # a refresh this soon after the live scene is up (the renderer drew it)
 STOP_CALL_TIMEOUT_S = 4.0  # stream/stop: one attempt, this deadline (supervisord's grace is 25 s)
+WAIT_LIVE_FIRST_POLL_S = 0.25  # waiting for is_live: poll again after this, doubling up to status_poll_s
 
 
 class Supervisor:
@@ -143,6 +144,9 @@ class Supervisor:
             if health.state in ("exited", "stopped"):
                 raise MediaError(f"encoder exited before going live: {health.reason}")
             self.machine.wait(0.1)
+        # then again soon (the ingest may take a moment to report the publish), backing off to
+        # every status_poll_s: a first poll that came too early no longer costs a whole interval
+        interval = WAIT_LIVE_FIRST_POLL_S
         while True:
             status = self.run.client.stream_status()
             self.record_status(status)
@@ -154,7 +158,8 @@ class Supervisor:
             if clock() >= deadline:
                 raise MediaError(f"not live after {cfg.live_timeout_s:.0f}s although the encoder runs: "
                                  "the ingest refused the stream or the key is stale")
-            self.machine.wait(min(cfg.status_poll_s, max(0.0, deadline - clock())))
+            self.machine.wait(min(interval, cfg.status_poll_s, max(0.0, deadline - clock())))
+            interval *= 2
 
     def record_status(self, status: StreamStatus) -> None:
         m = self.metrics

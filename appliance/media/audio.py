@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pulsectl
 
+from ..core import proc
 from ..core.errors import MediaError
 
 log = logging.getLogger("appliance.audio")
@@ -121,6 +124,44 @@ def ensure_sink(name: str, sample_rate: int, *, server: str | None = None,
 def sink_monitor(name: str) -> str:
     """The PulseAudio source that records what is played into sink ``name``."""
     return f"{name}.monitor"
+
+
+KEEPER_CLIENT = "retake-appliance-sink-clock"
+KEEPER_LATENCY_MS = 50  # what the encoder asks of the monitor (-fragment_size 8820: 50 ms at 44.1 kHz)
+
+
+def keep_sink_clock(name: str, *, latency_ms: int = KEEPER_LATENCY_MS, server: str | None = None,
+                    timeout: float = 2.0, popen: proc.Popen = proc.popen,
+                    ) -> subprocess.Popen[bytes] | None:
+    """Keep the null sink ``name`` rendering in ``latency_ms`` blocks while the appliance runs.
+
+    Nobody listening, a null sink renders in 2-s blocks, and a stream that starts recording its
+    monitor gets its first audio only at the next block: an encoder started then waited up to 2 s
+    to open its audio input (measured: FFmpeg's pulse input opened in ~2.0 s, ~0.1-0.3 s with
+    this). A record stream (``parec`` into nothing, ~0.1 % of a core, dying with us) asks for
+    the encoder's latency, and a suspend and resume of the idle sink restarts its clock at once.
+    None (logged) when it cannot: the appliance then only starts slower."""
+    try:
+        keeper = popen(["parec", f"--device={sink_monitor(name)}", f"--latency-msec={int(latency_ms)}", "--raw",
+                        f"--client-name={KEEPER_CLIENT}"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("cannot keep the sink's clock (parec: %s): the encoder may wait up to 2 s for audio", exc)
+        return None
+    try:
+        with _pulse(server, timeout) as pulse:
+            deadline = time.monotonic() + timeout
+            while not any(o.proplist.get("application.name") == KEEPER_CLIENT for o in pulse.source_output_list()):
+                if keeper.poll() is not None or time.monotonic() > deadline:
+                    log.warning("the sink clock keeper did not start recording %s", sink_monitor(name))
+                    return keeper
+                time.sleep(0.02)
+            sink = pulse.get_sink_by_name(name)
+            pulse.sink_suspend(sink.index, 1)  # idle: nothing is heard, nothing is recorded yet
+            pulse.sink_suspend(sink.index, 0)
+    except _PULSE_ERRORS as exc:
+        log.warning("cannot restart the sink's clock: %s", exc)
+    return keeper
 
 
 # --- levels: the sink's volume and mute, and each client's streams ---------------------------

@@ -11,19 +11,17 @@ import logging
 import os
 import shutil
 import socket
-import struct
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..core.errors import MediaError
+from ..core.images import ImageError, check_jpeg, check_png
 from ..core.proc import run_capture, run_tool
 
 log = logging.getLogger("appliance.display")
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CAPTURE_TIMEOUT_S = 15.0
 # X's own fixed names in the shared /tmp (not temporary files of ours): display N's socket and lock
 X_SOCKET = "/tmp/.X11-unix/X{}"  # noqa: S108
@@ -39,21 +37,38 @@ def display_number(display: str) -> int:
 
 
 def display_taken(number: int) -> bool:
-    """A display number is taken when its lock or socket exists, or its abstract socket answers."""
-    if Path(X_LOCK.format(number)).exists() or Path(X_SOCKET.format(number)).exists():
-        return True
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect("\0" + X_SOCKET.format(number))
-            return True
-        except OSError:
-            return False
+    """A display number is taken when its lock or socket file exists, or its abstract socket is
+    bound in this network namespace by someone else (another X server, or another appliance's
+    placeholder: this process's own reservation does not count)."""
+    return _files_exist(number) or (number not in _RESERVED and _abstract_bound(number))
 
 
-# Display numbers reserved by this process: an flock'ed file each, held until the process exits
-# (the kernel drops the lock then, so no reservation is ever stale). `appliance up` (host.py),
-# `appliance rehearse` and the tests all reserve here, so they never take one number twice.
-_RESERVED: dict[int, int] = {}
+def _files_exist(number: int) -> bool:
+    return Path(X_LOCK.format(number)).exists() or Path(X_SOCKET.format(number)).exists()
+
+
+def _abstract_bound(number: int, table: str = "/proc/net/unix") -> bool:
+    """True when ``@/tmp/.X11-unix/X<number>`` is bound in this network namespace (the kernel's
+    table of unix sockets lists abstract names with a leading ``@``)."""
+    name = "@" + X_SOCKET.format(number)
+    try:
+        with open(table, encoding="utf-8", errors="replace") as rows:
+            return any(row.split()[-1:] == [name] for row in rows)
+    except OSError:
+        return False
+
+
+# Display numbers reserved by this process, held until the process exits (the kernel drops both
+# holds then, so no reservation is ever stale). `appliance up` (up/place.py), `appliance rehearse`
+# and the tests all reserve here, so they never take one number twice. Each reservation is
+#  - an flock'ed file in /tmp: processes that share /tmp (one host, one container);
+#  - a placeholder on X's abstract socket name, bound and never listening: processes that share a
+#    network namespace but not /tmp (containers on the host's network, a fleet on a local sandbox).
+#    The tree's Xvfb listens on its socket file only (-nolisten local, scripts/start-xvfb.sh); an X
+#    client tries the abstract name first, is refused by the placeholder (ECONNREFUSED) and falls
+#    back to the file, so no other X server that binds that name later can take our clients (and
+#    show them another screen, or refuse their cookie), and no other appliance can pick the number.
+_RESERVED: dict[int, tuple[int, socket.socket]] = {}
 RESERVATION = "/tmp/.appliance-X{}.lock"  # noqa: S108 (opened O_NOFOLLOW, flock'ed: see below)
 
 
@@ -62,9 +77,10 @@ def reserve_display(number: int) -> bool:
     when another process does.
 
     Checking that a display is free and starting Xvfb on it are two steps; two processes
-    (two rehearsals, two test runs, two `appliance up`) that check at the same moment both see
-    it free, and the second Xvfb then fails ("Server is already active") while its tree draws
-    on the first one's screen. Whoever holds the flock owns the number until it exits."""
+    (two rehearsals, two test runs, two `appliance up`, two containers on one network) that check
+    at the same moment both see it free, and the second Xvfb then fails ("Server is already
+    active") while its tree draws on the first one's screen. Whoever holds the flock and the
+    abstract placeholder owns the number until it exits."""
     if number in _RESERVED:
         return True
     try:
@@ -76,7 +92,14 @@ def reserve_display(number: int) -> bool:
     except OSError:
         os.close(fd)
         return False
-    _RESERVED[number] = fd
+    placeholder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # close-on-exec: children never hold it
+    try:
+        placeholder.bind("\0" + X_SOCKET.format(number))
+    except OSError:  # EADDRINUSE: an X server or another appliance on this network namespace has it
+        placeholder.close()
+        os.close(fd)
+        return False
+    _RESERVED[number] = (fd, placeholder)
     return True
 
 
@@ -87,7 +110,7 @@ def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
     for number in candidates:
         if number in _RESERVED or display_taken(number) or not reserve_display(number):
             continue
-        if display_taken(number):  # an Xvfb started outside any reservation (by hand, another tool)
+        if _files_exist(number):  # an Xvfb started outside any reservation (by hand, another tool)
             release_display(f":{number}")
             continue
         return f":{number}"
@@ -96,8 +119,10 @@ def free_display(candidates: Iterable[int] = range(90, 190)) -> str:
 
 def release_display(display: str) -> None:
     """Give back a number :func:`free_display` handed out (its Xvfb has stopped)."""
-    fd = _RESERVED.pop(display_number(display), None)
-    if fd is not None:
+    held = _RESERVED.pop(display_number(display), None)
+    if held is not None:
+        fd, placeholder = held
+        placeholder.close()
         os.close(fd)
 
 
@@ -136,38 +161,12 @@ def wait_for_display(display: str, timeout: float, *, interval: float = 0.1,
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """Decode a PNG enough to trust it (chunk CRCs, zlib data, row count); return its size."""
-    if not data.startswith(PNG_MAGIC):
-        raise MediaError("screenshot is not a PNG")
-    pos, idat, header = len(PNG_MAGIC), [], b""
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        crc = data[pos + 8 + length:pos + 12 + length]
-        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
-            raise MediaError("screenshot PNG is truncated or corrupt")
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    else:
-        raise MediaError("screenshot PNG has no end")
-    if len(header) != 13 or not idat:
-        raise MediaError("screenshot PNG has no header or no image data")
-    width, height, depth, color = struct.unpack(">IIBB", header[:10])
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color)
-    if not width or not height or channels is None or header[12] != 0:
-        raise MediaError("screenshot PNG has an unexpected format")
+    """A screenshot's size, once it is decoded enough to trust (:func:`~appliance.core.images.check_png`)."""
     try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise MediaError(f"screenshot PNG does not decode: {exc}") from None
-    if len(raw) != height * (1 + (width * channels * depth + 7) // 8):
-        raise MediaError("screenshot PNG has the wrong amount of pixel data")
-    return width, height
+        info = check_png(data)
+    except ImageError as exc:
+        raise MediaError(f"screenshot: {exc}") from None
+    return info.width, info.height
 
 
 def _run(cmd: list[str], display: str) -> None:
@@ -191,15 +190,14 @@ def capture_png(display: str, *, max_width: int = 1280) -> bytes:
             _run(_ffmpeg_grab(display, out, max_width), display)
         if not out.exists():
             raise MediaError(f"screenshot of {display} produced no file")
-        width, _ = png_size(out.read_bytes())
-        if width > max_width:
+        data = out.read_bytes()
+        if png_size(data)[0] > max_width:  # checked once, as it is uploaded
             scaled = Path(tmp) / "scaled.png"
             _run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(out),
                   "-vf", f"scale={max_width}:-2", "-y", str(scaled)], display)
-            out = scaled
-        data = out.read_bytes()
-    png_size(data)
-    return data
+            data = scaled.read_bytes()
+            png_size(data)
+        return data
 
 
 def capture_jpeg(display: str, *, max_width: int = 1280, quality: int = 4) -> bytes:
@@ -208,6 +206,8 @@ def capture_jpeg(display: str, *, max_width: int = 1280, quality: int = 4) -> by
         out = Path(tmp) / "shot.jpg"
         _run(_ffmpeg_grab(display, out, max_width, "-q:v", str(quality)), display)
         data = out.read_bytes() if out.exists() else b""
-    if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise MediaError(f"screenshot of {display} is not a JPEG")
+    try:
+        check_jpeg(data)
+    except ImageError as exc:
+        raise MediaError(f"screenshot of {display}: {exc}") from None
     return data

@@ -28,12 +28,16 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ..core.errors import MediaError
-from ..core.proc import parent_death_preexec
+from ..core.proc import Popen
+from ..core.proc import popen as popen_child
 from .rtmp import Publisher, RtmpTarget, is_rtmp_url
 from .settings import StreamConfig
+
+if TYPE_CHECKING:
+    from .simulcast import Simulcast
 
 log = logging.getLogger("appliance.encoder")
 
@@ -88,6 +92,8 @@ STDERR_LINES = 50
 STARTUP_GRACE_S = 10.0      # the first frame may wait for the RTMP handshake
 SPEED_WINDOW_S = 10.0       # speed is judged over this window, once this much has been encoded
 STOP_TIMEOUT_S = 5.0
+PROGRESS_PERIOD_S = 0.1     # -progress every 0.1 s (FFmpeg: 0.5): going live sees the first bytes written sooner
+
 
 AudioMode = Literal["pulse", "silent"]
 HealthState = Literal["stopped", "running", "stalled", "exited"]
@@ -179,7 +185,7 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
         raise ValueError(f"audio must be 'pulse' or 'silent', not {audio!r}")
     cmd = [FFMPEG, "-hide_banner", "-nostats", "-loglevel", "info"]
     if progress:
-        cmd += ["-progress", progress]
+        cmd += ["-progress", progress, "-stats_period", f"{PROGRESS_PERIOD_S:g}"]
     if audio == "pulse":
         # PulseAudio first, and both inputs on one wall clock (see the note at PULSE_FRAGMENT_S)
         cmd += ["-copyts", *audio_input(stream, audio, pulse_source), *video_input(stream)]
@@ -305,13 +311,13 @@ def default_audio_probe(stream: StreamConfig) -> bool:
 class Encoder:
     """One FFmpeg process at a time, started with :meth:`start` and ended with :meth:`stop`."""
 
-    def __init__(self, stream: StreamConfig, *, popen: Callable[..., Any] = subprocess.Popen,
+    def __init__(self, stream: StreamConfig, *, popen: Popen = popen_child,
                  clock: Callable[[], float] = time.monotonic,
                  audio_probe: Callable[[StreamConfig], bool] = default_audio_probe,
-                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Any = None,
+                 stop_timeout_s: float = STOP_TIMEOUT_S, simulcast: Simulcast | None = None,
                  publisher: Callable[[RtmpTarget], Publisher] = Publisher) -> None:
         self.stream = stream
-        self.simulcast = simulcast  # appliance.media.simulcast.Simulcast: relays started with FFmpeg
+        self.simulcast = simulcast  # relays started with FFmpeg
         self._popen = popen
         self._new_publisher = publisher
         self._publisher: Publisher | None = None
@@ -361,10 +367,10 @@ class Encoder:
         output = f"pipe:{write_fd}" if rtmp else target
         cmd = build_command(self.stream, output, audio=audio, relays=relays)
         try:
+            # the child dies with us (core/proc): it never streams on without us, and gets no secret
             proc = self._popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                               pass_fds=(write_fd,) if rtmp else (),
-                               preexec_fn=parent_death_preexec())  # never streams on without us
+                               pass_fds=(write_fd,) if rtmp else ())
         except OSError as exc:
             if rtmp:
                 os.close(read_fd)

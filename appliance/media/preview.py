@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..core.errors import MediaError
-from ..core.proc import parent_death_preexec
+from ..core.proc import Popen
+from ..core.proc import popen as popen_child
 
 log = logging.getLogger("appliance.preview")
 
@@ -52,7 +53,7 @@ class Preview:
 
     def __init__(self, display: str, *, fps: float = 1.0, width: int = 640, idle_s: float = 15.0,
                  env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen) -> None:
+                 popen: Popen = popen_child) -> None:
         self.display, self.fps, self.width, self.idle_s = display, fps, width, idle_s
         self.env = dict(env if env is not None else os.environ)
         self.clock, self.popen = clock, popen
@@ -108,7 +109,7 @@ class Preview:
     def _run(self, started: threading.Event) -> None:
         try:
             self._proc = self.popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, env=self.env, preexec_fn=parent_death_preexec())
+                                    stderr=subprocess.DEVNULL, env=self.env)
         except OSError as exc:
             self._proc, self._error = None, exc.strerror or str(exc)
             return

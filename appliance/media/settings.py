@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
+from ..core.secrets import SecretRef
 from ..core.settings import SettingsModel
 
 
@@ -65,6 +66,9 @@ class TerminalConfig(SettingsModel):
 
     shell: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/bin/bash"
     log_percent: Annotated[int, Field(ge=10, le=90)] = 45          # the log pane's share of the height
+    # the shell's working folder (its HOME), the shell user's own; kept between starts when set
+    # (never inside paths.state_dir); default: a fresh folder beside the tree's runtime folder
+    workspace: Path | None = None
 
 
 class SimulcastOutput(SettingsModel):
@@ -73,6 +77,10 @@ class SimulcastOutput(SettingsModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
     url: str                    # rtmp(s)://host[:port]/app, without the key
     key_file: Path              # the stream key, alone in a file (mode 600): never in this config
+
+    def secret(self) -> SecretRef:
+        """The stream key as a secret: the tree's store (``simulcast-<name>``), else ``key_file``."""
+        return SecretRef(f"simulcast-{self.name}", file=self.key_file, what=f"simulcast output {self.name}")
 
     @field_validator("url")
     @classmethod

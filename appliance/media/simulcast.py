@@ -11,7 +11,8 @@ again after a backoff, from the next keyframe. Plain tee slaves with ``onfail=ig
 never retried (dead until the encoder restarts), and tee's ``use_fifo`` recovery in
 FFmpeg 5.1 (Debian bookworm) fails with "Invalid argument" after its first reconnection.
 
-Keys are secrets: read from their files at each start, never logged, never in a command line.
+Keys are secrets: read once (the controller's secret store, see :mod:`appliance.core.secrets`) or
+from their files at each start, never logged, never in a command line.
 The relay's FFmpeg writes FLV to an inherited pipe (``pipe:N``) and a
 :class:`~appliance.media.rtmp.Publisher` thread of this process publishes it with the key; every
 line a relay prints passes through a :class:`~appliance.media.encoder.Redactor` holding the key.
@@ -27,7 +28,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,19 @@ UDP_PACKET = 1316           # 7 TS packets: one UDP datagram
 STDERR_LINES = 20
 
 
-def read_key(output: SimulcastOutput) -> str:
-    """The stream key of ``output`` from its file; ConfigError naming the output if unusable."""
+def read_key(output: SimulcastOutput, secrets: Mapping[str, str] | None = None) -> str:
+    """The stream key of ``output``: from ``secrets`` (the controller's :class:`SecretStore`,
+    which read the tree's store or the key file once), else from its file; ConfigError naming
+    the output if unusable."""
     where = f"simulcast output {output.name!r}: key_file {output.key_file}"
-    try:
-        key = Path(output.key_file).expanduser().read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read ({exc.strerror})",
-                          fix="write the stream key alone in that file, mode 600") from None
+    ref = output.secret()
+    key = secrets.get(ref.name, "") if secrets is not None else ""
+    if not key:
+        try:
+            key = Path(output.key_file).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read ({exc.strerror})",
+                              fix="write the stream key alone in that file, mode 600") from None
     if not _KEY.match(key):
         raise ConfigError(f"{where}: not a stream key (letters, digits and _ . ? = & - only, one line)")
     return key
@@ -91,9 +97,9 @@ class Relay:
     doubling backoff (``retry_s`` .. ``retry_max_s``) whenever it exits."""
 
     def __init__(self, output: SimulcastOutput, port: int, *, retry_s: float, retry_max_s: float,
-                 popen: Callable[..., Any] = proc.popen,
+                 popen: proc.Popen = proc.popen, secrets: Mapping[str, str] | None = None,
                  publisher: Callable[[RtmpTarget], Publisher] | None = None) -> None:
-        self.output, self.port = output, port
+        self.output, self.port, self.secrets = output, port, secrets
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
         self._popen = popen
         self._new_publisher = publisher or (lambda target: Publisher(target, name=f"simulcast {output.name}"))
@@ -132,7 +138,7 @@ class Relay:
         self.status.state = "stopped"
 
     def _once(self) -> int | None:
-        key = read_key(self.output)
+        key = read_key(self.output, self.secrets)
         target = RtmpTarget.parse(f"{self.output.url}/{key}")
         redact = Redactor(f"{self.output.url}/{key}")
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -150,7 +156,7 @@ class Relay:
         if self._stop.is_set():
             proc.terminate()
         self.status.state = "running"
-        for raw in iter(proc.stderr.readline, b""):
+        for raw in iter(proc.stderr.readline, b"") if proc.stderr is not None else ():
             line = redact(raw.decode("utf-8", "replace").rstrip())
             if line:
                 self.stderr.append(line)
@@ -187,9 +193,11 @@ class Simulcast:
     """The relays of every configured output; :meth:`start` gives the tee slave URLs the encoder
     adds (one UDP port each, fresh at every encoder start)."""
 
-    def __init__(self, cfg: SimulcastConfig, *, popen: Callable[..., Any] = proc.popen) -> None:
+    def __init__(self, cfg: SimulcastConfig, *, popen: proc.Popen = proc.popen,
+                 secrets: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
         self._popen = popen
+        self.secrets = secrets  # the controller's SecretStore (keys read once); None: the key files
         self.relays: list[Relay] = []
 
     def __bool__(self) -> bool:
@@ -198,12 +206,12 @@ class Simulcast:
     def check(self) -> None:
         """Every key file readable and valid (ConfigError naming the output): before going live."""
         for output in self.cfg.outputs:
-            read_key(output)
+            read_key(output, self.secrets)
 
     def start(self) -> list[str]:
         self.stop()
         self.relays = [Relay(out, free_udp_port(), retry_s=self.cfg.retry_s, retry_max_s=self.cfg.retry_max_s,
-                             popen=self._popen).start() for out in self.cfg.outputs]
+                             popen=self._popen, secrets=self.secrets).start() for out in self.cfg.outputs]
         return [local_url(relay.port) for relay in self.relays]
 
     def stop(self) -> None:

@@ -5,19 +5,18 @@ mode 600 in a mode-700 folder. The token is wrapped in :class:`Secret` so it nev
 repr or a log.
 
 :func:`resolve_credentials` is the one way every command finds them (``live``, ``register``,
-``verify``, ``status``, ``doctor``, ``rehearse``): the environment's token
-(``RETAKE_ACCESS_TOKEN``, else the file named by ``RETAKE_ACCESS_TOKEN_FILE`` — a Kubernetes
-Secret volume; a named file that is not there is an optional Secret not mounted, i.e. no
-environment token), then the credentials file of the config (the sandbox's own file for a
-sandbox config, see :meth:`appliance.config.Settings.credentials_path`). The environment's
-token wins over the file's. :func:`without_token_environment` is what a child or a rehearsal
-gets instead of the environment: nothing that holds or names the token.
+``verify``, ``status``, ``doctor``, ``rehearse``): the token from the secret resolver
+(:mod:`appliance.core.secrets`: the tree's store, ``RETAKE_ACCESS_TOKEN_FILE``,
+``/run/secrets/RETAKE_ACCESS_TOKEN``, ``RETAKE_ACCESS_TOKEN``; a named file that is not there is
+an optional Secret not mounted, i.e. no token), then the credentials file of the config (the
+sandbox's own file for a sandbox config, see :meth:`appliance.config.Settings.credentials_path`).
+The resolver's token wins over the file's. :func:`without_token_environment` is what a
+rehearsal gets instead of the environment: nothing that holds or names the token.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 from collections.abc import Mapping
@@ -25,76 +24,38 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import CredentialsError
+from ..core.errors import ConfigError, CredentialsError
 from ..core.files import write_json
+from ..core.secrets import ENV_STORE, FILE_SUFFIX, Secret, SecretRef, find
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-log = logging.getLogger("appliance.retake.credentials")
-ENV_TOKEN = "RETAKE_ACCESS_TOKEN"  # noqa: S105 (variable names, not secrets)
-ENV_TOKEN_FILE = "RETAKE_ACCESS_TOKEN_FILE"  # noqa: S105 (a file holding the token: a Kubernetes Secret volume)
+ENV_TOKEN = "RETAKE_ACCESS_TOKEN"  # noqa: S105 - the name of a variable, not a value
+ENV_TOKEN_FILE = ENV_TOKEN + FILE_SUFFIX  # a file holding the token (a Kubernetes Secret volume)
 TOKEN_VARIABLES = (ENV_TOKEN, ENV_TOKEN_FILE)
-_said_missing: set[str] = set()  # token files already reported missing (said once per process)
+TOKEN = SecretRef(ENV_TOKEN, what="the retake.tv access token")
 
 
 def token_from_environment(environ: Mapping[str, str] | None = None) -> Secret | None:
-    """``RETAKE_ACCESS_TOKEN``, else the content of ``RETAKE_ACCESS_TOKEN_FILE``, else None.
+    """The access token from the secret resolver (:func:`appliance.core.secrets.find`: the tree's
+    store, ``RETAKE_ACCESS_TOKEN_FILE``, ``/run/secrets/RETAKE_ACCESS_TOKEN``, then
+    ``RETAKE_ACCESS_TOKEN``), else None.
 
     A ``RETAKE_ACCESS_TOKEN_FILE`` that does not exist (an optional Secret that is not mounted)
-    is no environment token, said once in the log; one that exists but cannot be read is an error.
+    is no token, said once in the log; one that exists but cannot be read is an error.
     """
-    environ = os.environ if environ is None else environ
-    if environ.get(ENV_TOKEN):
-        return Secret(environ[ENV_TOKEN].strip())
-    named = environ.get(ENV_TOKEN_FILE)
-    if named:
-        try:
-            token = Path(named).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            if named not in _said_missing:
-                _said_missing.add(named)
-                log.info("%s=%s does not exist (an optional secret not mounted): no token from the "
-                         "environment; using the credentials file", ENV_TOKEN_FILE, named)
-            return None
-        except OSError as exc:
-            raise CredentialsError(
-                f"{ENV_TOKEN_FILE}={named}: unreadable ({exc.strerror})",
-                fix="mount the secret readable by the appliance's user, or unset the variable") from None
-        return Secret(token) if token else None
-    return None
+    try:
+        found = find(TOKEN, environ=environ)
+    except ConfigError as exc:
+        raise CredentialsError(exc.message, fix=exc.fix) from None
+    return found.value if found else None
 
 
 def without_token_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of ``environ`` without the variables that hold or name the access token."""
     environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k not in TOKEN_VARIABLES}
-
-
-class Secret:
-    """A string that does not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+    return {k: v for k, v in environ.items() if k not in TOKEN_VARIABLES and k != ENV_STORE}
 
 
 @dataclass(frozen=True)
@@ -147,8 +108,16 @@ def load_credentials(path: Path, *, environ: Mapping[str, str] | None = None) ->
     except FileNotFoundError:
         return None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        # Tighten rather than refuse: the file is ours, and 600 is what it must be.
-        os.chmod(path, 0o600)
+        # Tighten rather than refuse: 600 is what it must be. A file we may not chmod (another
+        # user's, a read-only mount) is a clear error naming the fix, never a traceback.
+        try:
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise CredentialsError(
+                f"{path}: readable by other users (mode {stat.S_IMODE(mode):03o}) and cannot be made "
+                f"private ({exc.strerror})",
+                fix=f"chmod 600 {path} and give it to the user the appliance runs as (in the image, uid 10001: "
+                    "the container starts as root and does it itself when it keeps CAP_CHOWN and CAP_FOWNER)") from None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -296,18 +296,36 @@ def _order_number(comment: Comment) -> int | None:
     return int(comment.id) if comment.id.isdigit() and len(comment.id) <= 20 else None
 
 
+def order_readable(comments: list[Comment]) -> bool:
+    """Whether a page shows its own order: its ends differ in time or in the platform's numeric id.
+    A page whose every comment has the same time (a burst within one second, timestamps to the
+    second as in the reference) and no numeric id does not: its order is the shape's guess."""
+    if len(comments) < 2:
+        return True
+    first, last = comments[0], comments[-1]
+    if first.timestamp and last.timestamp and first.timestamp != last.timestamp:
+        return True
+    a, b = _order_number(first), _order_number(last)
+    return a is not None and b is not None and a != b
+
+
+def _shape_runs_newest_first(item: Any) -> bool:
+    """The order a page of this item's shape is taken to run in when it does not show its own:
+    newest first for the observed ``chat_event_id`` shape and for the documented one (the
+    reference does not say; the platform's observed shape is newest first, and so is the sandbox's
+    faithful mode), oldest first for the older shapes (``comment``/``createdAt``, skill 1.x)."""
+    return isinstance(item, Mapping) and ("chat_event_id" in item or ("streamId" in item and "text" in item))
+
+
 def _newest_first(items: list[Any], comments: list[Comment]) -> bool:
     """Whether the page runs newest first: read from its ends when they differ (timestamps, then
-    numeric ids), else the shape's documented order (the observed ``chat_event_id`` shape is newest
-    first, the documented one oldest first)."""
-    if len(comments) >= 2:
+    numeric ids), else the order its shape is taken to run in (:func:`_shape_runs_newest_first`)."""
+    if len(comments) >= 2 and order_readable(comments):
         first, last = comments[0], comments[-1]
         if first.timestamp and last.timestamp and first.timestamp != last.timestamp:
             return first.timestamp > last.timestamp
-        a, b = _order_number(first), _order_number(last)
-        if a is not None and b is not None and a != b:
-            return a > b
-    return any(isinstance(item, Mapping) and "chat_event_id" in item for item in items)
+        return (_order_number(first) or 0) > (_order_number(last) or 0)
+    return any(_shape_runs_newest_first(item) for item in items)
 
 
 def oldest_first(comments: list[Comment], *, newest_first_page: bool) -> list[Comment]:

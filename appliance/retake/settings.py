@@ -8,33 +8,16 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from ..core.base58 import solana_key_problem
 from ..core.settings import SettingsModel
 from .origin import validate_base_url
-
-_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-
-def base58_decode(text: str) -> bytes:
-    """Decode a base58 (Bitcoin alphabet) string; ValueError on a bad character."""
-    if not text or not _BASE58.match(text):
-        raise ValueError("not base58 (letters and digits without 0, O, I, l)")
-    number = 0
-    for char in text:
-        number = number * 58 + _B58_ALPHABET.index(char)
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    return b"\x00" * (len(text) - len(text.lstrip("1"))) + body
 
 
 def validate_solana_address(value: str) -> str:
     """A Solana public key is base58 text that decodes to exactly 32 bytes."""
-    try:
-        decoded = base58_decode(value)
-    except ValueError as exc:
-        raise ValueError(f"wallet address is {exc}") from None
-    if len(decoded) != 32:
-        raise ValueError(f"a Solana public key decodes to 32 bytes, this one to {len(decoded)}")
+    problem = solana_key_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -25,10 +25,14 @@ Decisions where the reference (retake-skill.md 2.1.2) is silent or ambiguous:
   but that publisher no longer counts as live.
 * Chat ids are ObjectId-like 24-hex strings that sort (as strings) in creation order.
 * ``stream/comments`` documented shape: ``{"comments": [...]}`` holding the ``limit`` newest
-  messages older than ``beforeId`` (all if absent), **oldest first** (chronological). The
-  streamer's own messages (``chat/send``) are part of the history. ``limit`` above 100 is capped
-  to 100. ``beforeId`` takes either id a shape shows (the 24-hex ``_id`` or the numeric
-  ``chat_event_id``).
+  messages older than ``beforeId`` (all if absent). The reference says nothing of the page's
+  order nor of the timestamp's precision, so the sandbox assumes the least a client may rely on:
+  **newest first** (the order the observed shape shows; setting ``comments_order:
+  oldest_first`` serves the other one) and timestamps to the **second**, as the reference's
+  example (``2025-02-01T14:20:00Z``): a burst within one second has no order a client can read
+  from its times. The streamer's own messages (``chat/send``) are part of the history. ``limit``
+  above 100 is capped to 100. ``beforeId`` takes either id a shape shows (the 24-hex ``_id`` or
+  the numeric ``chat_event_id``).
 * Every chat event has two ids: the ObjectId-like ``_id`` and a numeric, increasing
   ``chat_event_id`` (as other clients observed). ``chat/send`` answers both (``message_id`` is the
   ``_id``); the reference does not document that answer.
@@ -37,6 +41,22 @@ Decisions where the reference (retake-skill.md 2.1.2) is silent or ambiguous:
   tests and older skill copies show (samples written from their field lists; see
   :data:`COMMENT_SHAPES` and the constants below). A viewer without a name (an anonymous
   wallet) has its name left out or ``null``, as each shape allows.
+* Socket.IO, as strict as the reference (section 7): ``joinRoom``/``leaveRoom {roomId}`` get no
+  acknowledgement and no answer at all (setting ``socket_ack`` acknowledges them with
+  ``{ok, roomId}``; ``joined_room_event`` emits ``joinedRoom {roomId}`` as an older platform
+  version did). Payloads carry the documented fields only: ``message`` the message payload of
+  the reference (``type``, ``session_id``, ``streamer_id``, ``sender_user_id``,
+  ``sender_username``, ``text``, ``timestamp`` in ms, ``tip_data``/``trade_data``), ``newtrade``
+  ``address``, ``action``, ``usdAmount``, ``tokenTicker``. Setting ``socket_extras`` adds what other
+  clients observed (``chat_event_id``, the sender's wallet, display name and picture; the trade's
+  trader and transaction). Rooms and events: ``{streamer_id}`` ``message``; ``live_{streamer_id}``
+  ``tip_received``, ``session_started``, ``user_followed``; ``{streamer_id}/{session_id}``
+  ``pinned``; ``trades`` ``newtrade`` and ``rawtrade``; ``trades_{tokenAddress}`` ``newtrade``.
+* A platform notice (the "shutdown warning" the reference mentions without its channel) is a
+  chat event of type ``warning`` from the platform itself (no sender id, wallet or fid; sender
+  name ``retake.tv``): emitted as ``message`` in ``{streamer_id}`` and kept in the chat history,
+  where every comments shape shows its ``type`` (the documented one too: the reference shows
+  only a viewer's comment).
 * Public-endpoint wrappers not given by the reference: lists are bare arrays except
   ``/chat/`` (``{"chats": [...]}``, documented) and ``/trades/recent/`` (``{"trades": [...],
   "next_cursor": ...}``, since it takes a cursor).
@@ -56,6 +76,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..core import base58
+from ..core.base58 import solana_key_problem
 from ..core.files import write_json
 
 SKILL_VERSION = "2.1.2"
@@ -69,7 +91,6 @@ MAX_OLD_KEYS = 50
 MAX_THUMBNAIL_BYTES = 5 * 1024 * 1024
 TWEET_URL = re.compile(r"^https?://(www\.|mobile\.)?(twitter\.com|x\.com)/[A-Za-z0-9_]{1,15}/status/\d{1,25}/?(\?[^\s#]*)?$")
 VERIFY_TEXT = "Claiming my Livestreaming Agent on @retakedottv. Code: "
-B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 # stream/comments answers (page order in brackets; docs/payloads.md lists them all):
 #   documented          (oldest first)
 #                       {"comments": [{_id, streamId, text, timestamp,
@@ -87,6 +108,8 @@ COMMENT_SHAPES = ("documented", "observed", "observed_wrapped", "comment_created
 # minimal (access_token and userDbId only); token_only (the worst case: the access token alone)
 REGISTER_SHAPES = ("documented", "nulls", "wrapped", "minimal", "token_only")
 # agent/rtmp: {url, key}; {rtmp_url, stream_key}; {rtmpUrl, streamKey}; each also under {"data": ...}
+COMMENTS_ORDERS = ("newest_first", "oldest_first")  # the documented shape's page order (setting comments_order)
+PLATFORM_NAME = "retake.tv"  # the sender name of the platform's own notices (type warning)
 RTMP_SHAPES = ("documented", "snake", "camel", "documented_data", "snake_data", "camel_data")
 RTMP_FIELDS = {"documented": ("url", "key"), "snake": ("rtmp_url", "stream_key"), "camel": ("rtmpUrl", "streamKey")}
 # field names elsewhere: stream/status viewers, tokens/:address/stats market_cap, users/live user_id + market_cap
@@ -106,39 +129,13 @@ class ApiError(Exception):
         self.message = message
 
 
-def b58decode(text: str) -> bytes:
-    """Decode base58 (Bitcoin/Solana alphabet); ValueError on a bad character."""
-    num = 0
-    for char in text:
-        index = B58_ALPHABET.find(char)
-        if index < 0:
-            raise ValueError(f"invalid base58 character {char!r}")
-        num = num * 58 + index
-    body = num.to_bytes((num.bit_length() + 7) // 8, "big") if num else b""
-    pad = len(text) - len(text.lstrip("1"))
-    return b"\x00" * pad + body
-
-
-def b58encode(data: bytes) -> str:
-    num = int.from_bytes(data, "big")
-    out = ""
-    while num:
-        num, rem = divmod(num, 58)
-        out = B58_ALPHABET[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
-
-
-def is_solana_address(text: str) -> bool:
-    if not 32 <= len(text) <= 44:
-        return False
-    try:
-        return len(b58decode(text)) == 32
-    except ValueError:
-        return False
-
-
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def iso_seconds(ts: float) -> str:
+    """The reference example's precision: ``2025-02-01T14:20:00Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class IdGen:
@@ -171,9 +168,29 @@ class ChatEvent:
     tip_data: dict[str, Any] | None = None
     trade_data: dict[str, Any] | None = None
 
+    @property
+    def from_platform(self) -> bool:
+        return self.type not in ("message", "tip", "trade")
+
     def documented(self) -> dict[str, Any]:
-        return {"_id": self.id, "streamId": self.streamer_id, "text": self.text, "timestamp": iso(self.ts),
+        data = {"_id": self.id, "streamId": self.streamer_id, "text": self.text, "timestamp": iso_seconds(self.ts),
                 "author": self._author(walletAddress=self.sender_wallet, fid=self.fid, favatar=self.sender_pfp)}
+        return {**data, "type": self.type} if self.from_platform else data
+
+    def socket(self, extras: bool = False) -> dict[str, Any]:
+        """The ``message`` event: the reference's message payload (plus what other clients saw)."""
+        data: dict[str, Any] = {"type": self.type, "session_id": self.session_id, "streamer_id": self.streamer_id,
+                                "sender_user_id": self.sender_user_id or None,
+                                "sender_username": self.sender_username or None, "text": self.text,
+                                "timestamp": str(int(self.ts * 1000))}
+        if self.tip_data is not None:
+            data["tip_data"] = self.tip_data
+        if self.trade_data is not None:
+            data["trade_data"] = self.trade_data
+        if extras:
+            data.update(chat_event_id=str(self.seq), sender_display_name=self.sender_display_name or None,
+                        sender_pfp=self.sender_pfp, sender_wallet_address=self.sender_wallet)
+        return data
 
     def _author(self, **fields: Any) -> dict[str, Any]:
         return {**fields, **({"fusername": self.sender_username} if self.sender_username else {})}
@@ -187,16 +204,19 @@ class ChatEvent:
         return {**data, "timestamp": str(int(self.ts * 1000))} if timestamp else data
 
     def comment_created_at(self) -> dict[str, Any]:
-        return {"_id": self.id, "streamId": self.streamer_id, "comment": self.text, "createdAt": iso(self.ts),
+        data = {"_id": self.id, "streamId": self.streamer_id, "comment": self.text, "createdAt": iso(self.ts),
                 "author": self._author(_id=self.sender_user_id, walletAddress=self.sender_wallet, fid=self.fid)}
+        return {**data, "type": self.type} if self.from_platform else data
 
     def flat_v1(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.sender_username or None, "message": self.text,
+        data = {"id": self.id, "username": self.sender_username or None, "message": self.text,
                 "timestamp": iso(self.ts)}
+        return {**data, "type": self.type} if self.from_platform else data
 
     def author_wallet(self) -> dict[str, Any]:
-        return {"id": self.seq, "author_wallet": self.sender_wallet, "username": self.sender_username or None,
+        data = {"id": self.seq, "author_wallet": self.sender_wallet, "username": self.sender_username or None,
                 "message": self.text, "created_at": iso(self.ts)}
+        return {**data, "type": self.type} if self.from_platform else data
 
     def public(self) -> dict[str, Any]:
         return {**self.observed(), "streamer_id": self.streamer_id,
@@ -206,8 +226,9 @@ class ChatEvent:
         return self.seq < int(cursor) if cursor.isdigit() else self.id < cursor
 
 
-def comments_page(events: list[ChatEvent], shape: str) -> Any:
-    """``events`` (oldest first) as the ``stream/comments`` answer of ``shape`` (see COMMENT_SHAPES)."""
+def comments_page(events: list[ChatEvent], shape: str, order: str = "newest_first") -> Any:
+    """``events`` (oldest first) as the ``stream/comments`` answer of ``shape`` (see COMMENT_SHAPES);
+    ``order`` is the documented shape's (which the reference does not give)."""
     newest_first = list(reversed(events))
     if shape == "observed":
         return [e.observed() for e in newest_first]
@@ -219,7 +240,7 @@ def comments_page(events: list[ChatEvent], shape: str) -> Any:
         return {"comments": [e.flat_v1() for e in events]}
     if shape == "author_wallet":
         return [e.author_wallet() for e in newest_first]
-    return {"comments": [e.documented() for e in events]}
+    return {"comments": [e.documented() for e in (newest_first if order == "newest_first" else events)]}
 
 
 @dataclass
@@ -321,16 +342,27 @@ class Settings:
     register_shape: str = "documented"
     rtmp_shape: str = "documented"
     field_drift: str = "none"
+    comments_order: str = "newest_first"  # the documented shape's page order (the reference is silent)
+    # Socket.IO switches (see the module docstring): all off = as strict as the reference
+    socket_ack: bool = False          # acknowledge joinRoom/leaveRoom with {ok, roomId}
+    joined_room_event: bool = False   # emit joinedRoom {roomId} after a join (an older platform version)
+    socket_extras: bool = False       # payloads also carry the fields other clients observed
+
+    SWITCHES = ("verify_rejects", "socket_ack", "joined_room_event", "socket_extras")
 
     def update(self, data: dict[str, Any]) -> None:
         for name, allowed in (("comments_shape", COMMENT_SHAPES), ("register_shape", REGISTER_SHAPES),
-                              ("rtmp_shape", RTMP_SHAPES), ("field_drift", tuple(FIELD_DRIFT))):
+                              ("rtmp_shape", RTMP_SHAPES), ("field_drift", tuple(FIELD_DRIFT)),
+                              ("comments_order", COMMENTS_ORDERS)):
             if name in data:
                 if data[name] not in allowed:
                     raise ApiError(400, f"{name} must be one of {', '.join(allowed)}")
                 setattr(self, name, data[name])
-        if "verify_rejects" in data:
-            self.verify_rejects = bool(data["verify_rejects"])
+        for name in self.SWITCHES:
+            if name in data:
+                if not isinstance(data[name], bool):
+                    raise ApiError(400, f"{name} must be true or false")
+                setattr(self, name, data[name])
         if "skill_version" in data:
             version = str(data["skill_version"]).strip()
             if not version or len(version) > 32:
@@ -432,7 +464,7 @@ class Platform:
             raise ApiError(400, f"agent_name must be at most {MAX_NAME} characters")
         if len(ticker) > MAX_TICKER:
             raise ApiError(400, f"ticker must be at most {MAX_TICKER} characters")
-        if not is_solana_address(wallet):
+        if solana_key_problem(wallet) is not None:
             raise ApiError(400, "wallet_address must be a valid Solana base58 public key")
         if self.find(name) is not None:
             raise ApiError(400, "Agent name already taken")
@@ -540,7 +572,7 @@ class Platform:
             agent.session = Session(str(uuid.uuid4()), agent.user_id, f"{agent.name} live", time.time())
             await self._maybe_went_live(agent, was_live)
         if agent.verified and not agent.token_address:
-            address = b58encode(secrets.token_bytes(32))
+            address = base58.encode(secrets.token_bytes(32))
             agent.token_address = address
             self.tokens[address] = Token(address, agent.user_id, agent.name, agent.ticker, agent.image_url, time.time())
             self.save()
@@ -591,8 +623,31 @@ class Platform:
                           streamer.session.session_id if streamer.session else "",
                           type_, text, time.time(), user_id, username, username, pfp, wallet, fid, tip_data, trade_data)
         self.chats.setdefault(streamer.user_id, deque(maxlen=MAX_CHAT_PER_STREAMER)).append(event)
-        await self._emit("message", event.public(), streamer.user_id)
+        await self._emit("message", event.socket(self.settings.socket_extras), streamer.user_id)
         return event
+
+    async def warn(self, streamer: Agent, text: str) -> ChatEvent:
+        """A notice from the platform itself (a shutdown warning): a chat event of type
+        ``warning`` with no sender id, wallet or fid (see the module docstring)."""
+        if not text.strip():
+            raise ApiError(400, "text is required")
+        return await self.add_chat(streamer, text=text, username=PLATFORM_NAME, user_id="", wallet="", pfp="",
+                                   fid=0, type_="warning")
+
+    def find_chat(self, streamer: Agent, message_id: str) -> ChatEvent:
+        for event in self.chats.get(streamer.user_id, ()):
+            if message_id in (event.id, str(event.seq)):
+                return event
+        raise ApiError(404, "Message not found")
+
+    async def pin(self, streamer: Agent, message_id: str, pinned: bool = True) -> dict[str, Any]:
+        """Pin (or unpin) a message of the current session: ``pinned`` in ``{streamer_id}/{session_id}``."""
+        session = self.require_session(streamer)
+        event = self.find_chat(streamer, message_id)
+        data = {"pinned": pinned, "streamer_id": streamer.user_id, "session_id": session.session_id,
+                "message": event.socket(self.settings.socket_extras)}
+        await self._emit("pinned", data, f"{streamer.user_id}/{session.session_id}")
+        return data
 
     async def agent_chat(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         message, dest = body.get("message"), body.get("destination_user_id")
@@ -619,7 +674,8 @@ class Platform:
         self.agent(user_id)
         limit = parse_limit(query.get("limit"), default=50, maximum=100)
         before = parse_chat_cursor(query.get("beforeId"), "beforeId")
-        return comments_page(self.page(user_id, limit, before), self.settings.comments_shape)
+        return comments_page(self.page(user_id, limit, before), self.settings.comments_shape,
+                             self.settings.comments_order)
 
     # ----- socket.io ----------------------------------------------------------------------------
     async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:

@@ -5,19 +5,26 @@
   ``{"error": "..."}`` with the reference's status codes (400, 401, 404, 409, 500).
 * ``/api/v1/{users,sessions,tokens,trades,chat}/*`` — the public API (see ``public.py``).
 * ``/skill.json`` and ``/skill.md`` — the skill document; its version is settable.
-* ``/socket.io/`` — python-socketio ``AsyncServer``: ``joinRoom``/``leaveRoom {roomId}``; the
-  server emits ``message``, ``session_started``, ``user_followed``, ``tip_received``,
-  ``newtrade``.
+* ``/socket.io/`` — python-socketio ``AsyncServer``: ``joinRoom``/``leaveRoom {roomId}`` with no
+  acknowledgement (settings ``socket_ack``, ``joined_room_event``); the server emits ``message``
+  (``{streamer_id}``), ``tip_received``, ``session_started``, ``user_followed``
+  (``live_{streamer_id}``), ``pinned`` (``{streamer_id}/{session_id}``), ``newtrade`` (``trades``,
+  ``trades_{tokenAddress}``) and ``rawtrade`` (``trades``), with the documented fields (setting
+  ``socket_extras`` adds the observed ones). See ``platform.py``.
 * ``/_sandbox/*`` — the control surface for tests and rehearsals: no auth, loopback clients
   only (403 otherwise). Not part of retake.tv.
 
 ``GET /agent/stream/comments`` (documented shape) answers ``{"comments": [...]}`` with the
-``limit`` newest messages older than ``beforeId``, ordered **oldest first**; the setting
-``comments_shape`` serves the other shapes seen (``state.COMMENT_SHAPES``), and
-``register_shape``, ``rtmp_shape`` and ``field_drift`` the other spellings of those answers. The
-streamer's own ``chat/send`` messages are included. ``POST /_sandbox/comments`` takes
-``{text, username}`` or ``{text, anonymous: true, wallet?}`` (a viewer without a name).
-(All decisions: ``state.py`` docstring.)
+``limit`` newest messages older than ``beforeId``, **newest first** with times to the second
+(``comments_order: oldest_first`` turns the page round); the setting ``comments_shape`` serves
+the other shapes seen (``platform.COMMENT_SHAPES``), and ``register_shape``, ``rtmp_shape`` and
+``field_drift`` the other spellings of those answers. The streamer's own ``chat/send`` messages
+are included. ``POST /_sandbox/comments`` takes ``{text, username}`` or ``{text, anonymous:
+true, wallet?}`` (a viewer without a name); ``POST /_sandbox/warning {text}`` makes a platform
+notice (a shutdown warning, type ``warning``); ``POST /_sandbox/pin {message_id, pinned}`` pins
+a message of the session; ``GET /_sandbox/sockets`` lists the Socket.IO clients with their rooms
+and what they asked for.
+(All decisions: ``platform.py`` docstring.)
 
 Fault injection (``POST /_sandbox/faults``, a JSON object; ``GET`` lists the active rules with
 their ``hits``, ``GET ?all=1`` finished ones too, ``DELETE`` clears). Common fields: ``kind``
@@ -63,8 +70,8 @@ from urllib.parse import urlsplit
 import socketio
 from aiohttp import web
 
+from ..core.images import ImageError, inspect_image
 from . import public, viewers
-from .images import ImageError, inspect_image
 from .platform import MAX_TEXT, MAX_THUMBNAIL_BYTES, Agent, ApiError, Platform, iso
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,7 @@ API = "/api/v1"
 CLIENT_MAX_SIZE = 8 * 1024 * 1024
 MAX_LOG = 2000
 MAX_FAULTS = 20
+MAX_SOCKET_LOG = 500
 SECRET_PARAMS = ("access_token", "token", "key", "authorization", "password", "secret")
 LOGGED_CONTROL = ("/_sandbox/redirect", "/_sandbox/echo-headers")
 SKILL_FILE = Path(__file__).with_name("skill.md")
@@ -114,6 +122,19 @@ class RequestLog:
 
     def since(self, seq: int = 0) -> list[dict[str, Any]]:
         return [e for e in self.entries if e["seq"] > seq]
+
+
+class SocketLog:
+    """What Socket.IO clients asked for (joinRoom, leaveRoom, message), bounded, for tests and
+    ``GET /_sandbox/sockets``; kept apart from the HTTP request log."""
+
+    def __init__(self, maxlen: int = MAX_SOCKET_LOG) -> None:
+        self.entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self.seq = 0
+
+    def add(self, sid: str, event: str, room: str | None) -> None:
+        self.seq += 1
+        self.entries.append({"seq": self.seq, "time": iso(time.time()), "sid": sid, "event": event, "room": room})
 
 
 FAULT_KINDS = ("status", "ratelimit", "reset", "slow", "truncate", "publish_refused")
@@ -235,6 +256,7 @@ class SandboxApp:
     faults: Faults = field(default_factory=Faults)
     recordings: Callable[[], dict[str, Any]] = lambda: {"recordings": [], "record_dir": None}
     sio: socketio.AsyncServer | None = None
+    socket_log: SocketLog = field(default_factory=SocketLog)
 
     # --- helpers ---
     def authenticate(self, request: web.Request) -> Agent:
@@ -269,7 +291,7 @@ def create_app(sandbox: SandboxApp) -> web.Application:
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[_middleware(sandbox)])
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", max_http_buffer_size=64 * 1024)
     sio.attach(app, socketio_path="socket.io")
-    _socket_handlers(sio)
+    _socket_handlers(sio, sandbox)
     sandbox.sio = sio
 
     async def emit(event: str, data: dict[str, Any], room: str) -> None:
@@ -503,27 +525,54 @@ def _room(data: Any) -> str | None:
     return room if isinstance(room, str) and 0 < len(room) <= 200 else None
 
 
-def _socket_handlers(sio: socketio.AsyncServer) -> None:
+def _socket_handlers(sio: socketio.AsyncServer, sb: SandboxApp) -> None:
+    """``joinRoom``/``leaveRoom {roomId}`` as the reference has them: no acknowledgement, no
+    answer at all (a client that asks for one waits in vain) unless ``socket_ack`` is on."""
+    settings = sb.platform.settings
+
+    def answer(data: dict[str, Any]) -> Any:
+        # python-socketio sends an ACK packet for whatever a handler returns, unless it returns
+        # the server's own ``not_handled`` marker (what it returns for an event nobody handles)
+        return data if settings.socket_ack else sio.not_handled
+
     @sio.on("joinRoom")
-    async def join_room(sid: str, data: Any = None) -> dict[str, Any]:
+    async def join_room(sid: str, data: Any = None) -> Any:
         room = _room(data)
+        sb.socket_log.add(sid, "joinRoom", room)
         if room is None:
-            return {"ok": False, "error": "roomId is required"}
+            return answer({"ok": False, "error": "roomId is required"})
         await sio.enter_room(sid, room)
-        return {"ok": True, "roomId": room}
+        if settings.joined_room_event:
+            await sio.emit("joinedRoom", {"roomId": room}, to=sid)
+        return answer({"ok": True, "roomId": room})
 
     @sio.on("leaveRoom")
-    async def leave_room(sid: str, data: Any = None) -> dict[str, Any]:
+    async def leave_room(sid: str, data: Any = None) -> Any:
         room = _room(data)
+        sb.socket_log.add(sid, "leaveRoom", room)
         if room is None:
-            return {"ok": False, "error": "roomId is required"}
+            return answer({"ok": False, "error": "roomId is required"})
         await sio.leave_room(sid, room)
-        return {"ok": True, "roomId": room}
+        return answer({"ok": True, "roomId": room})
 
     @sio.on("message")
-    async def message(sid: str, data: Any = None) -> dict[str, Any]:
-        # Sending over the socket needs a Privy JWT, which agents do not have: refuse.
+    async def message(sid: str, data: Any = None) -> Any:
+        # Sending over the socket needs a Privy JWT, which agents do not have: refused (an answer
+        # only for a client that asks for one: the reference documents none).
+        sb.socket_log.add(sid, "message", None)
         return {"ok": False, "error": "sender_token (Privy JWT) required; agents chat via /agent/stream/chat/send"}
+
+    @sio.on("disconnect")
+    async def disconnect(sid: str, *args: Any) -> None:
+        sb.socket_log.add(sid, "disconnect", None)
+
+
+def socket_clients(sio: socketio.AsyncServer | None) -> list[dict[str, Any]]:
+    """Each connected client and the rooms it is in (its own sid-room left out)."""
+    if sio is None:
+        return []
+    return [{"sid": sid, "rooms": sorted(r for r in sio.rooms(sid) if r != sid)}
+            for sid, _eio in sio.manager.get_participants("/", None)]
 
 
 # ----- control surface ------------------------------------------------------------------------------
@@ -569,6 +618,26 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
         else:
             raise ApiError(400, "type must be follow, tip or trade")
         return json_response(result, status=201)
+
+    async def warning(request: web.Request) -> web.Response:
+        body = await SandboxApp.read_json(_with_extra(request))
+        text = body.get("text", "This stream may be shut down for low effort: improve it now.")
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+            raise ApiError(400, f"text must be a non-empty string (max {MAX_TEXT} characters)")
+        event = await platform.warn(platform.the_agent(body.get("userDbId")), text)
+        return json_response(event.public(), status=201)
+
+    async def pin(request: web.Request) -> web.Response:
+        body = await SandboxApp.read_json(_with_extra(request))
+        message_id, pinned = body.get("message_id"), body.get("pinned", True)
+        if not isinstance(message_id, str) or not message_id or not isinstance(pinned, bool):
+            raise ApiError(400, "message_id (a chat _id or chat_event_id) and pinned (true/false) are required")
+        return json_response(await platform.pin(platform.the_agent(body.get("userDbId")), message_id, pinned))
+
+    async def sockets(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0") or 0)
+        return json_response({"clients": socket_clients(sb.sio),
+                              "events": [e for e in sb.socket_log.entries if e["seq"] > since]})
 
     async def faults_post(request: web.Request) -> web.Response:
         body = await SandboxApp.read_json(_with_extra(request))
@@ -639,6 +708,9 @@ def _control_routes(app: web.Application, sb: SandboxApp) -> None:
     r.add_delete("/_sandbox/requests", requests_clear)
     r.add_post("/_sandbox/comments", comments)
     r.add_post("/_sandbox/events", events)
+    r.add_post("/_sandbox/warning", warning)
+    r.add_post("/_sandbox/pin", pin)
+    r.add_get("/_sandbox/sockets", sockets)
     r.add_get("/_sandbox/faults", faults_get)
     r.add_post("/_sandbox/faults", faults_post)
     r.add_delete("/_sandbox/faults", faults_clear)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.net import free_port
-from ..core.proc import parent_death_preexec
+from ..core.proc import popen
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
@@ -130,10 +130,9 @@ class RtmpIngest:
         (self.workdir / "error.log").unlink(missing_ok=True)
         out = open(self.workdir / "nginx.out", "wb")  # noqa: SIM115 - handed to the child
         try:
-            self.proc = subprocess.Popen(
+            self.proc = popen(  # core/proc: dies with us (no orphaned ingest), no secret in its env
                 [binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "error.log")],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=parent_death_preexec())  # no orphaned ingest: see Sandbox._start_ingest
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             out.close()
         self._wait_ready(timeout)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from . import viewers
 from .platform import COMMENT_SHAPES, SKILL_VERSION, ApiError, Platform, Settings
-from .routes import SandboxApp, create_app
+from .routes import SandboxApp, create_app, socket_clients
 from .rtmp import IngestError, RtmpIngest, find_nginx
 
 T = TypeVar("T")
@@ -212,6 +212,21 @@ class Sandbox:
             raise ApiError(400, "kind must be follow, tip or trade")
         return self.call(make)
 
+    def warn(self, text: str, user_db_id: str | None = None) -> dict[str, Any]:
+        """A platform notice (a shutdown warning), as ``POST /_sandbox/warning`` makes it."""
+        async def warn() -> dict[str, Any]:
+            return (await self.platform.warn(self.platform.the_agent(user_db_id), text)).public()
+        return self.call(warn)
+
+    def pin(self, message_id: str, pinned: bool = True, user_db_id: str | None = None) -> dict[str, Any]:
+        """Pin (or unpin) a message, as ``POST /_sandbox/pin`` does."""
+        return self.call(lambda: self.platform.pin(self.platform.the_agent(user_db_id), message_id, pinned))
+
+    def sockets(self) -> dict[str, Any]:
+        """The Socket.IO clients with their rooms, and what they asked for (``GET /_sandbox/sockets``)."""
+        return self.call(lambda: {"clients": socket_clients(self.app_state.sio),
+                                  "events": list(self.app_state.socket_log.entries)})
+
     def set_fault(self, status: int = 500, count: int | None = None, seconds: float | None = None,
                   paths: str | None = None, *, kind: str = "status", retry_after: float | None = None,
                   delay_s: float | None = None) -> dict[str, Any]:
@@ -228,8 +243,9 @@ class Sandbox:
         return self.call(lambda: self.app_state.faults.public(include_done))
 
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """Change settings (comments_shape, register_shape, rtmp_shape, field_drift, verify_rejects,
-        skill_version, viewer_interval, idle_viewers)."""
+        """Change settings (comments_shape, comments_order, register_shape, rtmp_shape, field_drift,
+        verify_rejects, skill_version, viewer_interval, idle_viewers, and the Socket.IO switches
+        socket_ack, joined_room_event, socket_extras)."""
         def apply() -> dict[str, Any]:
             self.platform.settings.update(changes)
             return self.platform.snapshot()["settings"]

@@ -6,7 +6,8 @@ three comments is hostile on purpose — ANSI/OSC escape sequences, control char
 overrides, very long lines, fake commands (``!help``, ``!uptime``), prompt-injection bait —
 so the appliance's sanitizing is exercised. Every few ticks it also makes a follow
 (``user_followed``), a tip (``tip_received`` + a ``tip`` chat event) or, once the agent has a
-token, a trade (``newtrade`` + a ``trade`` chat event).
+token, a trade (``newtrade`` in ``trades`` and ``trades_{tokenAddress}``, ``rawtrade`` in
+``trades``, and a ``trade`` chat event).
 
 The same event makers back the control surface's ``POST /_sandbox/events``.
 """
@@ -23,7 +24,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .platform import Agent, ApiError, Platform, b58encode
+from ..core import base58
+from .platform import Agent, ApiError, Platform
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def viewer(username: str) -> Viewer:
     """A stable identity for a viewer name (same name -> same ids across runs)."""
     digest = hashlib.sha256(username.encode("utf-8", "replace")).digest()
     return Viewer(username=username, user_id=str(uuid.UUID(bytes=digest[:16], version=4)),
-                  wallet=b58encode(digest), fid=int.from_bytes(digest[:3], "big") % 900_000 + 100_000,
+                  wallet=base58.encode(digest), fid=int.from_bytes(digest[:3], "big") % 900_000 + 100_000,
                   pfp=f"https://retake.tv/avatars/{digest[:6].hex()}.png")
 
 
@@ -74,7 +76,7 @@ async def post_comment(platform: Platform, streamer: Agent, username: str, text:
                        wallet: str | None = None) -> dict[str, Any]:
     """A viewer's comment; ``username=""`` is an anonymous viewer known only by its wallet."""
     if not username and not wallet:
-        wallet = b58encode(secrets.token_bytes(32))
+        wallet = base58.encode(secrets.token_bytes(32))
     who = viewer(username[:100] if username else f"anonymous:{wallet}")
     event = await platform.add_chat(streamer, text=text, username=username[:100], user_id=who.user_id,
                                     wallet=wallet or who.wallet, pfp=who.pfp, fid=who.fid)
@@ -96,8 +98,9 @@ async def tip(platform: Platform, streamer: Agent, username: str, amount: float)
     event = await platform.add_chat(streamer, text=f"tipped {amount:g} SOL", username=who.username,
                                     user_id=who.user_id, wallet=who.wallet, pfp=who.pfp, fid=who.fid,
                                     type_="tip", tip_data=tip_data)
-    data = {**tip_data, "sender_username": who.username, "sender_user_id": who.user_id,
-            "chat_event_id": str(event.seq)}
+    data = {**tip_data, "sender_username": who.username, "sender_user_id": who.user_id}
+    if platform.settings.socket_extras:
+        data["chat_event_id"] = str(event.seq)
     await platform._emit("tip_received", data, f"live_{streamer.user_id}")
     return data
 
@@ -124,8 +127,13 @@ async def trade(platform: Platform, streamer: Agent, username: str, usd: float, 
     await platform.add_chat(streamer, text=f"{action} ${usd:.2f} of ${token.ticker}", username=who.username,
                             user_id=who.user_id, wallet=who.wallet, pfp=who.pfp, fid=who.fid,
                             type_="trade", trade_data=trade_data)
-    await platform._emit("newtrade", record, "trades")
-    await platform._emit("newtrade", record, f"trades_{token.address}")
+    documented = {k: record[k] for k in ("address", "action", "usdAmount", "tokenTicker")}
+    newtrade = record if platform.settings.socket_extras else documented
+    await platform._emit("newtrade", newtrade, "trades")
+    await platform._emit("newtrade", newtrade, f"trades_{token.address}")
+    await platform._emit("rawtrade", {"signature": record["tx_hash"], "mint": token.address,
+                                      "trader": who.wallet, "side": action, "usd": round(usd, 2),
+                                      "slot": platform.chat_seq, "timestamp": record["timestamp"]}, "trades")
     return record
 
 

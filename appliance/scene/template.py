@@ -28,9 +28,9 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 
 from ..core.errors import ConfigError
+from ..core.settings import validation_problems, yaml_problem
 
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -123,10 +123,6 @@ class Scene(BaseModel):
         return next((r for r in self.regions if isinstance(r, ContentRegion)), None)
 
 
-def _where(error: ErrorDetails) -> str:
-    return ".".join(str(p) for p in error["loc"]) or "(top level)"
-
-
 def parse_scene(text: str, name: str, source: str = "") -> Scene:
     """A scene from YAML text; ConfigError naming the file, the key and why."""
     source = source or f"{name}.yaml"
@@ -135,17 +131,15 @@ def parse_scene(text: str, name: str, source: str = "") -> Scene:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})",
+        raise ConfigError(f"{source}:{yaml_problem(exc)}",
                           fix="fix the file; the last good version stays on screen") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a scene is a mapping with regions:", fix="see overlays/live.yaml")
     try:
         scene = Scene.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{_where(e)}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}", fix="fix the file; the last good version stays on screen") from None
+        raise ConfigError(f"{source}: {validation_problems(exc)}",
+                          fix="fix the file; the last good version stays on screen") from None
     return scene.model_copy(update={"name": name})
 
 

@@ -31,10 +31,12 @@ from ..control.api import ControlServer
 from ..control.metrics import render_values
 from ..control.protocols import Json
 from ..core.errors import ApplianceError, ConfigError, CredentialsError
-from ..core.settings import IN_CONTAINER
+from ..core.paths import IN_CONTAINER
+from ..core.secrets import mount_dir
 from ..live.waiting import Hold
 from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE, resolve_credentials
 from .place import probe_state_dir, raw_setting
+from .privileges import TreeUsers, give_state
 
 log = logging.getLogger("appliance.up.hold")
 
@@ -56,9 +58,11 @@ def check_credentials(settings: Settings, environ: Mapping[str, str] = os.enviro
     if settings.auto_register or resolve_credentials(settings, environ=environ).token:
         return
     raise CredentialsError(
-        f"no credentials yet: no {ENV_TOKEN}, no token file, nothing in {settings.credentials_path()}",
-        fix=f"put {ENV_TOKEN}=... in .env (compose) or the Secret (Kubernetes), or register once: "
-            "`appliance register` (compose: `docker compose run --rm appliance register`)")
+        f"no credentials yet: no {ENV_TOKEN} secret ({mount_dir(environ) / ENV_TOKEN}, {ENV_TOKEN_FILE}, "
+        f"{ENV_TOKEN}), nothing in {settings.credentials_path()}",
+        fix=f"put the token alone in ./secrets/{ENV_TOKEN} (compose), in <agent>.env (appliance fleet) or in the "
+            f"Secret's key {ENV_TOKEN} (Kubernetes), or register once: `appliance register` "
+            "(compose: `docker compose run --rm appliance register`)")
 
 
 class HoldCommands:
@@ -204,7 +208,7 @@ def hold_until_fixed(error: ApplianceError, config: Path, *, checks: Callable[[S
         server.start()
     except (OSError, ApplianceError) as exc:
         log.error("holding without a control API (%s): probes will fail", exc)
-    watched = [config]
+    watched = [config, mount_dir(environ) / ENV_TOKEN]
     if environ.get(ENV_TOKEN_FILE):
         watched.append(Path(environ[ENV_TOKEN_FILE]))
     try:
@@ -242,10 +246,12 @@ def is_holdable(error: ApplianceError) -> bool:
 
 
 def startup_checks(settings: Settings) -> None:
-    """What must hold before the tree starts: the state on a volume (in a container), and
-    credentials the controller can find. (Display and port: :func:`appliance.up.place.place`.)"""
+    """What must hold before the tree starts: the state on a volume (in a container) and the
+    controller's alone (given to its user when we start as root), and credentials the
+    controller can find. (Display and port: :func:`appliance.up.place.place`.)"""
     from .place import check_pinned, check_state_on_volume
     check_state_on_volume(settings)
+    give_state(settings.state_dir, TreeUsers.from_environment())
     check_pinned(settings)
     check_credentials(settings)
 
@@ -277,6 +283,7 @@ def up_or_hold(config: Path, *, controller: list[str] | None = None,
 def _without_credentials(settings: Settings) -> None:
     from .place import check_pinned, check_state_on_volume
     check_state_on_volume(settings)
+    give_state(settings.state_dir, TreeUsers.from_environment())
     check_pinned(settings)
 
 

@@ -21,16 +21,16 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ..config import Settings, parse_config
 from ..core.errors import ApplianceError, ConfigError
 from ..core.files import write_private
 from ..core.net import free_port
-from ..core.settings import DEFAULT_STATE_DIR, IN_CONTAINER
+from ..core.paths import DEFAULT_STATE_DIR, IN_CONTAINER
 from ..media.display import X_LOCK, display_number, display_taken, free_display, reserve_display
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 AUTO_DISPLAY = "auto"
 DISPLAY_CANDIDATES = range(90, 290)  # where an unpinned display is looked for
@@ -122,6 +122,9 @@ def place(settings: Settings, *, runtime_dir: Path) -> tuple[Path, Settings]:
     for output in data["simulcast"]["outputs"]:
         output["key_file"] = _absolute(output["key_file"])
     path = runtime_dir / "appliance.yaml"
+    import yaml
+
+    from ..config import parse_config
     write_private(path, yaml.safe_dump(data, sort_keys=False))
     return path, parse_config(data, str(path))
 
@@ -173,6 +176,7 @@ def check_state_on_volume(settings: Settings, *, in_container: bool = IN_CONTAIN
 
 def raw_setting(config: Path, section: str, key: str) -> Any:
     """``section.key`` from a config file that may not validate (None when absent/unreadable)."""
+    import yaml
     try:
         data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
         return ((data or {}).get(section) or {}).get(key)
@@ -182,10 +186,17 @@ def raw_setting(config: Path, section: str, key: str) -> Any:
 
 def probe_state_dir(config: Path) -> Path:
     """Which state folder a probe (or a held appliance) uses: the config's when it loads, else
-    its ``paths.state_dir`` as written, else the default (``/state`` in the container)."""
+    its ``paths.state_dir`` as written, else the default (``/state`` in the container).
+
+    A probe runs every few seconds in every pod: the YAML alone is read (the whole config is
+    validated only in the container, and only when it names a state folder of its own)."""
+    raw = raw_setting(config, "paths", "state_dir")
+    if not isinstance(raw, str) or not raw:
+        return DEFAULT_STATE_DIR
+    if not IN_CONTAINER:
+        return Path(raw).expanduser()
     from ..config import load_config
     try:
         return load_config(config).state_dir
     except ApplianceError:
-        raw = raw_setting(config, "paths", "state_dir")
-        return Path(raw).expanduser() if isinstance(raw, str) and raw and not IN_CONTAINER else DEFAULT_STATE_DIR
+        return DEFAULT_STATE_DIR  # a read-only root: a held appliance writes to the volume

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -44,14 +44,16 @@ from ..core.files import (
     write_private,
     xauthority_entry,
 )
-from ..core.proc import parent_death_preexec
-from ..retake.credentials import ENV_TOKEN, ENV_TOKEN_FILE
+from ..core.proc import allowed_variable, child_environment, popen
+from ..core.secrets import ENV_STORE, Secret, collect, scrub_environment, write_store
+from ..retake.credentials import ENV_TOKEN
+from .privileges import TreeUsers, check_secret_files, give, prepare_runtime
 
 log = logging.getLogger("appliance.up")
 
 IMAGE_HOME = Path("/opt/appliance")
-PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content", "controller")
-HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "terminal", "content")
+PROGRAMS = ("xvfb", "pulseaudio", "openbox", "scene", "shell", "terminal", "content", "controller")
+HELPERS = ("xvfb", "pulseaudio", "openbox", "scene", "shell", "terminal", "content")
 _SOCKET_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 
 
@@ -95,9 +97,22 @@ def make_runtime_dir(environ: Mapping[str, str] = os.environ) -> tuple[Path, boo
     return Path(tempfile.mkdtemp(prefix="appliance-")), True
 
 
+def workspace_of(settings: Settings, runtime: RuntimeLayout) -> Path:
+    """The on-screen shell's working folder: ``terminal.workspace``, else one beside the runtime
+    folder. ConfigError when it is inside the state folder (the shell user must not reach it)."""
+    chosen = settings.terminal.workspace
+    if chosen is None:
+        return runtime.shell_workspace
+    chosen = chosen.expanduser().resolve()
+    if settings.layout.contains(chosen) or chosen == Path("/"):
+        raise ConfigError(f"terminal.workspace: {chosen} is inside paths.state_dir (or the root): the shell "
+                          "user must not reach the state", fix="choose a folder of its own, or remove the key")
+    return chosen
+
+
 def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Path,
                      controller: list[str] | None = None,
-                     environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+                     environ: Mapping[str, str] = os.environ, users: TreeUsers | None = None) -> dict[str, str]:
     """The environment of supervisord and every program: the inherited one plus APPLIANCE_*.
 
     Every APPLIANCE_* variable the tree reads is set here, and only here (supervisord's
@@ -107,6 +122,7 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
     """
     stream, overlay = settings.stream, settings.overlay
     runtime = RuntimeLayout(runtime_dir)
+    users = users or TreeUsers.from_environment(environ)
     pulse_socket = runtime.pulse_socket
     if len(str(pulse_socket)) > _SOCKET_MAX:
         raise ConfigError(f"{pulse_socket}: too long for a unix socket path",
@@ -150,12 +166,19 @@ def tree_environment(settings_path: Path, settings: Settings, *, runtime_dir: Pa
         "APPLIANCE_SCENE_DEFAULT": settings.scene.default,      # scene.default (live)
         # derived: the on-screen terminal's tmux socket (scripts/start-terminal.sh, media/terminal.py)
         "APPLIANCE_TERMINAL_SOCKET": str(runtime.terminal_socket),
-        "APPLIANCE_WORKSPACE": str(settings.layout.workspace),  # its shell's folder: <state>/workspace
+        # the shell's session (scripts/start-shell.sh, as the shell user) and its folder: never in the state
+        "APPLIANCE_SHELL_SOCKET": str(runtime.shell_socket),
+        "APPLIANCE_WORKSPACE": str(workspace_of(settings, runtime)),  # terminal.workspace
         "APPLIANCE_TERMINAL_SHELL": settings.terminal.shell,    # terminal.shell (/bin/bash)
         "APPLIANCE_TERMINAL_LOG_PERCENT": str(settings.terminal.log_percent),  # terminal.log_percent (45)
     }
-    env = dict(environ)  # inherited (PATH, HOME, RETAKE_ACCESS_TOKEN, APPLIANCE_DEBUG, ...)
+    # inherited: only what any child may have (core/proc's allow-list: PATH, locale, CA bundle,
+    # APPLIANCE_*); never a secret, nor the name of a secret's file
+    env = child_environment(environ)
     env.update(tree)
+    # who runs what: APPLIANCE_RUN_AS (every program), APPLIANCE_SHELL_RUN_AS, APPLIANCE_SHELL_OFF
+    # (why the shell is off), HOME of the controller's user
+    env.update(users.environment())
     # what X and PulseAudio clients (the controller, FFmpeg, pactl, paplay) look for
     env["DISPLAY"] = stream.display
     # Xvfb admits only holders of the cookie in this file (no -ac): openbox, xterm, FFmpeg's
@@ -176,12 +199,15 @@ class ProcessTree:
     context manager it stops the tree, and waits for every program to end, on exit.
     ``output``: where supervisord's (and so every program's) log lines go; None inherits.
     ``die_with_parent``: supervisord gets SIGTERM if the thread that started it dies (use
-    only from a main thread).
+    only from a main thread). ``secrets`` (name -> value) are handed to the tree as files
+    (:meth:`_hand_over_secrets`), never in its environment.
     """
 
     def __init__(self, env: Mapping[str, str], *, output: IO[Any] | int | None = None,
-                 die_with_parent: bool = False) -> None:
+                 die_with_parent: bool = False, secrets: Mapping[str, Secret] | None = None) -> None:
         self.env = dict(env)
+        self.secrets = dict(secrets or {})
+        self.users = TreeUsers.from_tree(self.env)
         self.home = Path(self.env["APPLIANCE_HOME"])
         self.runtime_dir = Path(self.env["APPLIANCE_RUNTIME_DIR"])
         self.runtime = RuntimeLayout(self.runtime_dir)
@@ -201,19 +227,22 @@ class ProcessTree:
             raise MediaError("the process tree is already started")
         self.socket.unlink(missing_ok=True)
         self.runtime.controller_exit.unlink(missing_ok=True)
-        self._hand_over_token()
+        self._hand_over_secrets()
         self._make_x_cookie()
-        self.process = subprocess.Popen(
+        # root (the image, `sudo appliance up`): the runtime folder to the controller's user, the
+        # shell's folder to the shell user; supervisord stays root only to start each program as
+        # its user (conf.d: user=). umask 077: whatever the tree creates is private.
+        prepare_runtime(self.runtime_dir, self.runtime.shell_dir, Path(self.env["APPLIANCE_WORKSPACE"]), self.users)
+        self.process = popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,
-            start_new_session=True,
-            preexec_fn=parent_death_preexec() if self.die_with_parent else None)
+            start_new_session=True, umask=0o077, die_with_parent=self.die_with_parent)
         log.info("process tree starting: supervisord pid %d, socket %s", self.process.pid, self.socket)
         return self
 
     @property
-    def token_file(self) -> Path:
-        return self.runtime.access_token
+    def secrets_dir(self) -> Path:
+        return self.runtime.secrets
 
     def _make_x_cookie(self) -> None:
         """A fresh MIT-MAGIC-COOKIE-1 for the tree's display in XAUTHORITY (mode 600, in the
@@ -224,15 +253,21 @@ class ProcessTree:
             entry = xauthority_entry(display_number(self.env["APPLIANCE_DISPLAY"]), secrets.token_bytes(16))
             write_private(Path(self.env["XAUTHORITY"]), entry)
 
-    def _hand_over_token(self) -> None:
-        """RETAKE_ACCESS_TOKEN never rides in the tree's environment, where supervisord, every
-        helper and every FFmpeg or espeak-ng the controller starts would inherit it (and show it
-        in /proc/<pid>/environ): it goes to a mode-600 file in the private runtime dir instead,
-        named by RETAKE_ACCESS_TOKEN_FILE, which only the controller reads."""
+    def _hand_over_secrets(self) -> None:
+        """No secret rides in the tree's environment, where supervisord, every helper and every
+        FFmpeg or espeak-ng the controller starts would inherit it (and show it in
+        /proc/<pid>/environ): each goes to a mode-0400 file of the store in the private runtime
+        dir, named by APPLIANCE_SECRETS_DIR, which the controller reads once
+        (:mod:`appliance.core.secrets`). A token given in the tree's environment (older callers,
+        tests) is moved there too."""
         token = self.env.pop(ENV_TOKEN, "").strip()
         if token:
-            write_private(self.token_file, token + "\n")
-            self.env[ENV_TOKEN_FILE] = str(self.token_file)
+            self.secrets.setdefault(ENV_TOKEN, Secret(token))
+        for name in list(self.env):
+            if not allowed_variable(name, self.env[name]):
+                del self.env[name]  # what no child may have (core/proc's allow-list)
+        write_store(self.secrets_dir, self.secrets)
+        self.env[ENV_STORE] = str(self.secrets_dir)
 
     @property
     def pid(self) -> int:
@@ -280,7 +315,8 @@ class ProcessTree:
                 for pid in [self.pid, *known]:
                     _kill(pid)
                 self.process.wait(5)
-        self.token_file.unlink(missing_ok=True)
+        shutil.rmtree(self.secrets_dir, ignore_errors=True)
+        shutil.rmtree(self.runtime.shell_dir, ignore_errors=True)
         return self.exit_status()
 
     def __enter__(self) -> ProcessTree:
@@ -372,6 +408,24 @@ class _Forwarder:
             signal.signal(signum, handler)
 
 
+def read_secrets(settings: Settings, users: TreeUsers,
+                 environ: MutableMapping[str, str] | None = None) -> dict[str, Secret]:
+    """Every secret the config names, read once (:func:`appliance.core.secrets.collect`; as
+    root, also the root-only mounts), and taken out of our own environment (a bare host's
+    exported OPENAI_API_KEY) before any child starts: the tree gets them as files only.
+    ConfigError when a file one came from can be read by the shell user."""
+    environ = os.environ if environ is None else environ
+    refs = settings.secret_refs()
+    found = collect(refs, environ=environ)
+    gone = scrub_environment([ref.name for ref in refs], environ)
+    check_secret_files(found, users, environ, credentials=settings.credentials_path())
+    for _, hit in sorted(found.items()):
+        log.info("secret %s: from %s", hit.ref.describe(), hit.source)
+    if gone:
+        log.info("taken out of this process's environment: %s (the tree reads them from files)", ", ".join(gone))
+    return {name: hit.value for name, hit in found.items()}
+
+
 def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | None = None) -> int:
     """Run the whole process tree until the controller ends it or we are signalled.
 
@@ -384,19 +438,22 @@ def run_up(settings_path: Path, settings: Settings, *, controller: list[str] | N
         # display and control port: chosen free when unpinned, checked when pinned (before
         # anything starts); the controller reads the resolved copy of the config
         settings_path, settings = place(settings, runtime_dir=runtime_dir)
-        env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller)
-        ensure_private_dir(settings.state_dir)
+        users = TreeUsers.from_environment()
+        env = tree_environment(settings_path, settings, runtime_dir=runtime_dir, controller=controller, users=users)
+        secrets = read_secrets(settings, users)
         found = where.announce(settings.state_dir, port=settings.control.port, display=settings.stream.display,
                                config=settings_path, runtime_dir=runtime_dir)
-        log.info("display %s, control API on 127.0.0.1:%d (in %s)", settings.stream.display,
-                 settings.control.port, found)
-        tree = ProcessTree(env, die_with_parent=True)
+        give(found, users.controller)
+        log.info("display %s, control API on 127.0.0.1:%d (in %s); programs run as %s, the on-screen shell %s",
+                 settings.stream.display, settings.control.port, found, users.controller.describe(),
+                 f"as {users.shell.account.describe()}" if users.shell.account else f"off: {users.shell.reason}")
+        tree = ProcessTree(env, die_with_parent=True, secrets=secrets)
         try:
             with _Forwarder(tree):
                 tree.start()
                 tree.wait()
         finally:
-            tree.stop()  # ended already: only removes the handed-over token file
+            tree.stop()  # ended already: only removes the handed-over secrets
             where.remove(settings.state_dir)
         status = tree.exit_status()
         log.info("process tree ended, status %d", status)

@@ -26,7 +26,7 @@ class MusicLoop:
     """Plays ``cfg.file`` in a loop until :meth:`stop`; :meth:`duck` lowers it while speaking."""
 
     def __init__(self, cfg: MusicConfig, sink: str, sample_rate: int, *,
-                 popen: Callable[..., Any] = proc.popen,
+                 popen: proc.Popen = proc.popen,
                  set_level: Callable[[str, float], int] = set_stream_level) -> None:
         self.cfg, self.sink, self.rate = cfg, sink, sample_rate
         self._popen, self._set_level = popen, set_level
@@ -62,7 +62,8 @@ class MusicLoop:
         except BaseException:
             dec.kill()
             raise
-        dec.stdout.close()
+        if dec.stdout is not None:
+            dec.stdout.close()  # the player holds it now
         self._procs = [dec, out]
         code = out.wait()
         dec.kill()

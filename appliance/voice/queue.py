@@ -170,7 +170,7 @@ class PaplayPlayer:
     CLIENT = "appliance-voice"
 
     def __init__(self, sink: str, *, volume: Callable[[], int] = lambda: 100,
-                 popen: Callable[..., Any] = proc.popen) -> None:
+                 popen: proc.Popen = proc.popen) -> None:
         self.sink, self.volume, self._popen = sink, volume, popen
 
     def start(self, wav: Path) -> Playing:

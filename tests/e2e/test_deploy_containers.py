@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.compose import ComposeProject, compose_available, engine_env
 from tests.support.data import WALLET
 from tests.support.sandbox import entry_name, register_agent
 from tests.support.tree import (
@@ -47,87 +49,80 @@ def publishers(sb, after: int = 0) -> set[str]:
             if entry_name(r) == "RTMP publish" and r.get("status") == 200}
 
 
-def compose_cmd() -> list[str]:
-    pytest.importorskip("podman_compose", reason="podman-compose (PyPI) drives the compose test")
-    return [sys.executable, "-m", "podman_compose"]
-
-
-def engine_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAKE_")}
-    env.setdefault("DOCKER_HOST", "unix:///run/podman-docker.sock")
-    return env
-
-
-def exec_in(name: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", "exec", name, *command], capture_output=True, text=True, timeout=timeout,
-                          env=engine_env())
-
-
 @pytest.mark.container
 @pytest.mark.timeout(420)
 def test_compose_sandbox_profile_rehearses_with_zero_edits_and_the_live_service_holds(
         appliance_image: BuiltImage) -> None:
-    if not shutil.which("podman"):
-        pytest.skip("podman-compose drives podman: not installed")
-    compose = compose_cmd()
+    if why := compose_available():
+        pytest.skip(why)
     health = subprocess.run(["podman", "image", "inspect", IMAGE_TAG, "--format", "{{json .HealthCheck}}"],
                             capture_output=True, text=True, env=engine_env(), timeout=30).stdout
     assert '"probe"' in health and "8787" not in health, health  # the port the appliance chose, not a fixed one
-    project = short_tmpdir("apcompose-")
-    name = f"apc{os.getpid()}"
-    shutil.copy(REPO / "compose.yaml", project / "compose.yaml")
-    shutil.copytree(REPO / "overlays", project / "overlays")
-    (project / "config").mkdir()
-    shutil.copy(REPO / "config.example.yaml", project / "config" / "appliance.yaml")  # copied, not edited
-    subprocess.run(["chmod", "-R", "a+rX", str(project)], check=True)
-    env = dict(engine_env(), APPLIANCE_IMAGE=IMAGE_TAG)
-    run = lambda *args, timeout=180: subprocess.run([*compose, "-p", name, "--profile", "sandbox", *args],  # noqa: E731
-                                                     cwd=project, env=env, capture_output=True, text=True,
-                                                     timeout=timeout)
-    rehearsal, live = f"{name}_sandbox_1", f"{name}_appliance_1"
-
-    def logs(container: str) -> str:
-        return subprocess.run(["podman", "logs", container], capture_output=True, text=True, env=env,
-                              timeout=30).stdout[-4000:]
-
-    try:
-        started = run("up", "-d")
-        assert started.returncode == 0, started.stdout + started.stderr
+    with ComposeProject(IMAGE_TAG, prefix="apcompose") as project:  # the example config, copied, not edited
+        rehearsal, live = project.rehearsal, project.live
+        project.up()
 
         def recorded() -> str:
-            found = exec_in(rehearsal, "find", "/state/rehearsal/recordings", "-name", "*.flv", "-size", "+30k")
+            found = project.exec(rehearsal, "find", "/state/rehearsal/recordings", "-name", "*.flv", "-size", "+30k")
             return found.stdout.strip().splitlines()[0] if found.stdout.strip() else ""
         try:
             flv = wait_until(recorded, 150, "the rehearsal's sandbox to record a publish", interval=2)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- rehearsal log ---\n{logs(rehearsal)}") from None
-        probe = exec_in(rehearsal, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "json", flv)
+            raise AssertionError(f"{exc}\n--- rehearsal log ---\n{project.logs(rehearsal)[-4000:]}") from None
+        probe = project.exec(rehearsal, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "json",
+                             flv)
         assert {"h264", "aac"} <= {s["codec_name"] for s in json.loads(probe.stdout)["streams"]}, probe
-        assert "-> live" in logs(rehearsal)
+        assert "-> live" in project.logs(rehearsal)
+        assert console_through_the_pods_loopback(project) == 200
         # the live service: no token, no credentials -> held (alive, unready), not a restart loop
-        health = exec_in(live, "appliance", "probe", "health")
-        ready = exec_in(live, "appliance", "probe", "ready")
-        assert health.returncode == 0, health.stdout + health.stderr + logs(live)
+        health = project.exec(live, "appliance", "probe", "health")
+        ready = project.exec(live, "appliance", "probe", "ready")
+        assert health.returncode == 0, health.stdout + health.stderr + project.logs(live)[-4000:]
         assert ready.returncode == 1 and "no credentials" in ready.stdout, ready.stdout
-        inspect = json.loads(subprocess.run(["podman", "inspect", live], capture_output=True, text=True,
-                                            env=env, timeout=30).stdout)[0]
+        inspect = project.inspect(live)
         assert inspect["State"]["Running"] and inspect.get("RestartCount", 0) == 0
         host = inspect["HostConfig"]
         assert host["ReadonlyRootfs"] is True
-        assert "CAP_NET_RAW" in host["CapDrop"] and "CAP_CHOWN" in host["CapDrop"]
+        # every capability dropped but what starting as root needs (docs/security.md)
+        assert {"CAP_NET_RAW", "CAP_MKNOD", "CAP_SETFCAP", "CAP_SYS_CHROOT"} <= set(host["CapDrop"])
+        assert set(inspect["BoundingCaps"]) == {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID",
+                                                "CAP_SETGID", "CAP_KILL"}
         assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
         assert host["LogConfig"]["Type"] in ("json-file", "k8s-file")
         # the entrypoint is `appliance`: `docker compose run --rm appliance register` runs a subcommand
-        sub = run("run", "--rm", "appliance", "register", "--help", timeout=120)
+        sub = project.compose("run", "--rm", "appliance", "register", "--help", timeout=120)
         assert sub.returncode == 0 and "Register the agent on retake.tv" in sub.stdout, sub.stdout + sub.stderr
         t0 = time.monotonic()
-        stopped = run("stop", "-t", "30", timeout=120)
+        stopped = project.compose("stop", "-t", "30", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert time.monotonic() - t0 < 60
-        assert "rehearsal: ended with status 0" in logs(rehearsal)
-    finally:
-        run("down", "-v", "-t", "5", timeout=180)
-        shutil.rmtree(project, ignore_errors=True)
+        assert "rehearsal: ended with status 0" in project.logs(rehearsal)
+
+
+CONSOLE_IN_NETNS = """
+import http.cookiejar, json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                     urllib.request.ProxyHandler({}))
+opener.open(sys.argv[1], timeout=10)
+state = opener.open(sys.argv[1].split("/console/")[0] + "/console/state", timeout=10)
+print(state.status, json.dumps(json.load(state)))
+"""
+
+
+def console_through_the_pods_loopback(project: ComposeProject) -> int:
+    """The Kubernetes recipe's path (`kubectl port-forward` dials localhost inside the pod's network
+    namespace): from the host, inside the container's network namespace (bridge mode: nothing is
+    published), `appliance console`'s one-time URL logs in and the console answers."""
+    if os.geteuid() != 0 or not shutil.which("nsenter"):
+        pytest.skip("entering the container's network namespace needs root and nsenter")
+    out = project.appliance(project.rehearsal, "console")
+    url = re.search(r"(http://127\.0\.0\.1:\d+/console/login\?ticket=\S+)", out)
+    assert url and f"port-forward pod/<pod> {url.group(1).split(':')[2].split('/')[0]}" in out, out
+    pid = project.inspect(project.rehearsal)["State"]["Pid"]
+    done = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", CONSOLE_IN_NETNS,
+                           url.group(1)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "MyAgent" in done.stdout, done.stdout + done.stderr
+    return int(done.stdout.split()[0])
 
 
 def fleet_config(folder: Path, sb, agent) -> Path:

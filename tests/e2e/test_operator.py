@@ -146,7 +146,7 @@ def test_mcp_over_stdio_goes_live_reads_replies_and_says(app: LiveAppliance) -> 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    require("chromium", "chromedriver", "tesseract")
+    require("chromium", "chromedriver", "tesseract", "ffmpeg")
     from selenium import webdriver
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
@@ -171,7 +171,8 @@ def preview_text(driver: Any, tmp_path: Path) -> str:
     png = tmp_path / "preview.png"
     png.write_bytes(driver.find_element(By.ID, "preview").screenshot_as_png)
     big = tmp_path / "preview-big.png"
-    subprocess.run(["convert", str(png), "-colorspace", "gray", "-resize", "200%", str(big)], check=True, timeout=30)
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(png),
+                    "-vf", "format=gray,scale=iw*2:ih*2:flags=bicubic", "-y", str(big)], check=True, timeout=30)
     return subprocess.run(["tesseract", str(big), "-"], capture_output=True, text=True, timeout=60).stdout
 
 

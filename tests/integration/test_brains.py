@@ -13,8 +13,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from appliance.chat import ChatServices
-from tests.support.chat import FakeOpenAI, agent_lines, chat_agent, make_chat, wait_for
+from tests.support.chat import DripServer, FakeOpenAI, agent_lines, chat_agent, make_chat, wait_for
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -100,21 +102,6 @@ def test_the_llm_may_keep_a_note_about_a_viewer_never_posted(sandbox, tmp_path):
         fake.close()
 
 
-def test_a_tip_read_from_a_page_is_thanked_by_amount():
-    """A documented-shape comment that also carries the tip's type and amount (the normaliser
-    reads ``type`` and ``tip_data.amount``/``amount``) is thanked by amount, not acknowledged."""
-    from appliance.chat.brains import ChatContext, HostBrain, Incoming, plan_turns
-    from appliance.retake.normalize import normalize_comment
-    item = {"_id": "6b09a19c1bed47aec10067ac", "streamId": "s", "text": "tipped 0.3 SOL",
-            "timestamp": "2026-11-27T15:00:00.000Z", "type": "tip", "tip_data": {"amount": 0.3},
-            "author": {"walletAddress": "W", "fusername": "gus", "fid": 1}}
-    comment = normalize_comment(item)
-    assert (comment.kind, comment.amount) == ("tip", 0.3)
-    turns = plan_turns([Incoming(comment, "gus", comment.text, 0.0)])
-    assert [t.kind for t in turns] == ["tip"]
-    assert HostBrain().respond(turns[0], ChatContext("A", 0.0)) == "gus, thank you for the 0.3 SOL tip!"
-
-
 def test_llm_falls_back_to_the_host_within_its_deadline_when_the_server_hangs(sandbox, tmp_path):
     client, me, token = chat_agent(sandbox, "SlowAgent")
     fake = FakeOpenAI(delay=20)
@@ -133,6 +120,45 @@ def test_llm_falls_back_to_the_host_within_its_deadline_when_the_server_hangs(sa
         assert loop.brain.fallbacks == 1
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize("engine", ["llm", "webhook"])
+def test_an_endpoint_that_drips_is_cut_at_the_deadline_and_answers_again_once_it_recovers(sandbox, tmp_path, engine):
+    """A whole-request deadline: an endpoint dripping one byte every 1.5 s (status line, headers,
+    body) is cut off at the brain's deadline, its connection closed, and the host answers that
+    turn; two such turns pin nothing, so the first turn after the endpoint recovers is the
+    brain's own answer."""
+    words = {"llm": "From the model", "webhook": "From the hook"}[engine]
+    server = DripServer(lambda body: {"choices": [{"message": {"role": "assistant", "content": f"{words}."}}]}
+                        if engine == "llm" else {"text": f"{words}."}, interval=1.5)
+    client, me, _ = chat_agent(sandbox, f"Drip{engine}")
+    brain = {"llm": {"base_url": f"{server.url}/v1", "model": "m", "timeout_s": 2.0},
+             "webhook": {"url": server.url, "timeout_s": 2.0}}[engine]
+    stop = threading.Event()
+    loop = make_chat(sandbox, tmp_path, client, me, f"Drip{engine}", stop=stop, brain={"engine": engine, **brain},
+                     services=ChatServices(environ={}))
+    loop.baseline()
+    loop.start()
+    try:
+        server.drip = True
+        for n, viewer in enumerate(("ann", "ben")):  # two turns while it drips: each the host's, within 2 s + 1 s
+            sandbox.post_comment(text="hello?", username=viewer, user_db_id=me)
+            posted = time.monotonic()
+            wait_for(lambda v=viewer: any(v in line for line in agent_lines(client, me)), 8, f"a reply to {viewer}")
+            assert time.monotonic() - posted < 2.0 + 1.0 + 1.5 + 1.0  # deadline, grace, a poll, slack
+            assert server.requests == n + 1
+        # the server notices a closed connection at its second write after the close
+        wait_for(lambda: server.dripping == 0, 8, "both dripped connections closed by the brain")
+        assert len(server.cut) == 2 and all(t < 2.0 + 1.0 + 2 * 1.5 + 1.0 for t in server.cut), server.cut
+        server.drip = False  # recovered
+        sandbox.post_comment(text="and now?", username="cat", user_db_id=me)
+        wait_for(lambda: any(words in line for line in agent_lines(client, me)), 8, "the brain's own answer")
+    finally:
+        stop.set()
+        loop.join(10)
+        server.close()
+    lines = agent_lines(client, me)
+    assert [words in line for line in lines] == [False, False, True], lines
 
 
 def test_command_brain_runs_a_program_without_our_secrets(sandbox, tmp_path, monkeypatch):

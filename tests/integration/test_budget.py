@@ -10,8 +10,6 @@ import json
 import time
 
 from appliance.control.commands import LiveCommands
-from appliance.core.store import StateStore
-from appliance.live.budget import StartBudget
 from appliance.live.lifecycle import State
 from appliance.media.encoder import Encoder
 from tests.support.live import Running, make_agent, settings_for
@@ -101,18 +99,3 @@ def test_no_credentials_is_a_hold_saying_what_to_run(sandbox, tmp_path):
     assert len(notes(settings, "no_credentials")) == 1
 
 
-def test_the_budget_counts_every_start_in_a_rolling_hour(tmp_path):
-    now = [1_000_000.0]
-    store = StateStore(tmp_path)
-    budget = StartBudget(store, per_hour=2, clock=lambda: now[0])
-    assert budget.blocked_until() is None
-    budget.record()
-    now[0] += 10
-    budget.record()
-    assert budget.blocked_until() == 1_000_000.0 + 3600
-    now[0] = 1_000_000.0 + 3600
-    assert budget.blocked_until() is None and budget.used() == 1
-    reloaded = StartBudget(StateStore(tmp_path), per_hour=2, clock=lambda: now[0])
-    assert reloaded.used() == 1  # persisted
-    store.update(stream_starts=[now[0] + 10_000, now[0] + 20_000])  # the wall clock was set back
-    assert StartBudget(store, per_hour=2, clock=lambda: now[0]).blocked_until() == now[0] + 3600

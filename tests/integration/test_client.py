@@ -12,7 +12,6 @@ from appliance.core.errors import (
     RetakeBadRequest,
     RetakeConflict,
     RetakeNotFound,
-    RetakeProtocolError,
     RetakeServerError,
     RetakeUnauthorized,
     RetakeUnavailable,
@@ -20,7 +19,6 @@ from appliance.core.errors import (
 )
 from appliance.retake.client import RetakeClient
 from appliance.retake.credentials import Secret
-from appliance.retake.models import parse_comments
 from appliance.retake.settings import RetakeConfig
 from appliance.retake.skill import check_skill
 from tests.support.data import config, register
@@ -133,14 +131,6 @@ def test_a_body_is_never_resent_off_origin(sandbox, api, other_port):
     with pytest.raises(SecurityError):
         api.request("POST", f"{sandbox.origin}/_sandbox/redirect?to=http://127.0.0.1:{other_port}/x&code=307",
                     json_body={"secret": 1})
-
-
-def test_unknown_comment_shape_is_a_clear_error():
-    with pytest.raises(RetakeProtocolError, match="stream/comments"):
-        parse_comments({"weird": 1})
-    skipped: list[str] = []  # an unreadable item is skipped and counted, the rest of the page kept
-    assert parse_comments([{"foo": "bar"}, "x", {"_id": "1", "text": "ok"}], on_skip=skipped.append)[0].text == "ok"
-    assert skipped == ["no_text", "not_object"]
 
 
 def test_public_endpoints_parse(sandbox, api):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from appliance.core.files import xauthority_entry
-from appliance.media.display import display_taken
+from appliance.media.display import display_taken, release_display, reserve_display
 from tests.support.media import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,3 +75,70 @@ def test_two_private_tmps_in_one_network_namespace_both_get_the_same_display() -
         assert "answers" in output, f"{output}\n{text}"
         assert "Cannot establish any listening sockets" not in text, text
     assert not display_taken(number)  # nothing was left listening on the host's abstract namespace
+
+
+# A second "container": its own /tmp, the host's network namespace; prints whether it could reserve.
+RESERVE_INSIDE = r"""
+set -eu
+mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+"$PYTHON" -c "import sys; from appliance.media.display import reserve_display as r; print(r(int(sys.argv[1])))" \
+  "$NUMBER"
+"""
+
+# A foreign X server in its own /tmp on the same network: it tries X's abstract socket too
+# (no -nolisten local), then our Xvfb (scripts/start-xvfb.sh) in another private /tmp, and which
+# server our client reaches: xdpyinfo's dimensions tell them apart (ours 320x240, foreign 400x300).
+FOREIGN = r"""
+set -eu
+mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+exec Xvfb ":$NUMBER" -screen 0 400x300x24 -ac -nolisten tcp
+"""
+OURS = INSIDE.replace('if xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; then echo answers; break; fi',
+                      'if out=$(xdpyinfo -display "$APPLIANCE_DISPLAY" 2>/dev/null); then '
+                      'echo "$out" | grep dimensions; break; fi')
+
+
+@pytest.mark.timeout(60)
+def test_a_reserved_number_is_refused_to_another_tmp_on_the_same_network() -> None:
+    """The flock in /tmp spans one /tmp only; the abstract placeholder spans the network
+    namespace: a fleet's second agent on the host's network cannot reserve the first one's number
+    (before the placeholder it could, and both trees used one number)."""
+    import sys
+    number = free_number()
+    assert reserve_display(number)
+    try:
+        env = dict(os.environ, PYTHON=sys.executable, NUMBER=str(number), PYTHONPATH=str(REPO))
+        out = subprocess.run(["unshare", "--mount", "sh", "-c", RESERVE_INSIDE], env=env, capture_output=True,
+                             text=True, timeout=30)
+        assert out.stdout.strip() == "False", out.stdout + out.stderr
+        assert not display_taken(number)  # our own reservation is not "taken" for us
+    finally:
+        release_display(f":{number}")
+    out = subprocess.run(["unshare", "--mount", "sh", "-c", RESERVE_INSIDE], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.stdout.strip() == "True", out.stdout + out.stderr  # released: free again
+
+
+@pytest.mark.timeout(60)
+def test_our_clients_never_reach_a_foreign_server_on_the_abstract_name() -> None:
+    """X clients try the abstract socket first. Without the placeholder, a foreign X server that
+    binds ``@/tmp/.X11-unix/X<N>`` on the same network (a developer's, a test's, an unprivileged
+    one) receives our encoder's connection: another screen captured, or our cookie refused (seen in
+    the soak: "Invalid MIT-MAGIC-COOKIE-1 key", five stream starts for one encoder kill)."""
+    number = free_number()
+    assert reserve_display(number)
+    log = Path("/dev/shm") / f"test-xvfb-{os.getpid()}-ours.log"
+    foreign = subprocess.Popen(["unshare", "--mount", "sh", "-c", FOREIGN], env=dict(os.environ, NUMBER=str(number)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(1.0)  # the foreign server is up (or gave up on the abstract name) before ours
+        cookie = base64.b64encode(xauthority_entry(number, os.urandom(16))).decode()
+        env = dict(os.environ, APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}", APPLIANCE_WIDTH="320",
+                   APPLIANCE_HEIGHT="240", COOKIE_B64=cookie, LOG=str(log), HOLD="0", APPLIANCE_LOG_NAME="xvfb-ours")
+        ours = subprocess.run(["unshare", "--mount", "sh", "-c", OURS], env=env, capture_output=True, text=True,
+                              timeout=30)
+        assert "320x240 pixels" in ours.stdout, (ours.stdout, ours.stderr, log.read_text(errors="replace"))
+    finally:
+        stop_process(foreign)
+        release_display(f":{number}")
+        log.unlink(missing_ok=True)

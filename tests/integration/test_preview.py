@@ -7,16 +7,8 @@ import os
 import subprocess
 import time
 
-from appliance.media.preview import Preview, split_jpegs
+from appliance.media.preview import Preview
 from tests.support.tree import wait_until
-
-
-def test_split_jpegs_keeps_a_partial_frame() -> None:
-    a, b = b"\xff\xd8aaa\xff\xd9", b"\xff\xd8bb"
-    frames, rest = split_jpegs(a + a + b)
-    assert frames == [a, a] and rest == b
-    frames, rest = split_jpegs(rest + b"b\xff\xd9junk")
-    assert frames == [b"\xff\xd8bbb\xff\xd9"] and rest == b""
 
 
 def test_frames_follow_the_display_and_the_grabber_stops_when_idle(xvfb_display: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,8 @@ import pytest
 import requests
 import socketio
 
+from appliance.core.images import ImageError, inspect_image
 from appliance.sandbox import Sandbox
-from appliance.sandbox.images import ImageError, inspect_image
-from appliance.sandbox.rtmp import IngestError, find_nginx
 from tests.support.sandbox import (
     WALLET,
     SandboxAgent,
@@ -174,24 +174,34 @@ def test_image_checker_accepts_a_real_jpeg(tmp_path: Path) -> None:
 
 
 # ----- chat ------------------------------------------------------------------------------------------
-def test_comments_documented_shape_oldest_first_with_paging(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+def test_comments_documented_shape_newest_first_to_the_second_with_paging(sandbox: Sandbox,
+                                                                            sandbox_agent: SandboxAgent) -> None:
+    """The reference gives neither the page's order nor sub-second times: the sandbox serves the
+    order that tells a client nothing for free (newest first; oldest first on request) and times
+    to the second, as the reference's example."""
     a = sandbox_agent
     for i in range(3):
         sandbox.post_comment(f"hello {i}", username=f"viewer{i}")
     sent = a.post("agent/stream/chat/send", json={"message": "hi chat", "destination_user_id": a.user_id})
     assert sent.status_code == 200
     comments = a.get("agent/stream/comments", params={"userDbId": a.user_id}).json()["comments"]
-    assert [c["text"] for c in comments] == ["hello 0", "hello 1", "hello 2", "hi chat"]
-    first = comments[0]
+    assert [c["text"] for c in comments] == ["hi chat", "hello 2", "hello 1", "hello 0"]
+    first = comments[-1]
     assert set(first) == {"_id", "streamId", "text", "timestamp", "author"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["timestamp"])  # 2025-02-01T14:20:00Z
     assert set(first["author"]) == {"walletAddress", "fusername", "fid", "favatar"}
     assert first["streamId"] == a.user_id and first["author"]["fusername"] == "viewer0"
-    assert comments[-1]["author"]["fusername"] == a.name
+    assert comments[0]["author"]["fusername"] == a.name
+    page = a.get("agent/stream/comments", params={"userDbId": a.user_id, "limit": 2}).json()["comments"]
+    assert [c["text"] for c in page] == ["hi chat", "hello 2"]
+    older = a.get("agent/stream/comments",
+                  params={"userDbId": a.user_id, "limit": 2, "beforeId": page[-1]["_id"]}).json()["comments"]
+    assert [c["text"] for c in older] == ["hello 1", "hello 0"]
+    sandbox.settings(comments_order="oldest_first")
     page = a.get("agent/stream/comments", params={"userDbId": a.user_id, "limit": 2}).json()["comments"]
     assert [c["text"] for c in page] == ["hello 2", "hi chat"]
-    older = a.get("agent/stream/comments",
-                  params={"userDbId": a.user_id, "limit": 2, "beforeId": page[0]["_id"]}).json()["comments"]
-    assert [c["text"] for c in older] == ["hello 0", "hello 1"]
+    assert requests.post(f"{sandbox.origin}/_sandbox/settings", json={"comments_order": "sideways"},
+                         timeout=5).status_code == 400
     assert a.get("agent/stream/comments", params={"userDbId": a.user_id, "limit": 500}).status_code == 200
     assert a.get("agent/stream/comments", params={"userDbId": "nobody"}).status_code == 404
     assert a.get("agent/stream/comments").status_code == 400
@@ -223,40 +233,124 @@ def test_control_surface_comment_injection_over_http(sandbox: Sandbox, sandbox_a
     assert too_long.status_code == 400
 
 
-def test_socketio_receives_message_after_join_room(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+def socket_client(sb: Sandbox, *events: str) -> tuple[socketio.Client, dict[str, list[dict]], threading.Event]:
+    """A connected python-socketio client recording ``events`` (``arrived`` is set on each)."""
     client = socketio.Client(reconnection=False)
-    got: list[dict] = []
+    got: dict[str, list[dict]] = {e: [] for e in events}
     arrived = threading.Event()
+    for event in events:
+        client.on(event, lambda data=None, e=event: (got[e].append(data), arrived.set()))
+    client.connect(sb.origin, socketio_path="socket.io", transports=["websocket"], wait_timeout=5)
+    return client, got, arrived
 
-    @client.on("message")
-    def on_message(data: dict) -> None:
-        got.append(data)
-        arrived.set()
 
-    client.connect(sandbox.origin, socketio_path="socket.io", transports=["websocket"], wait_timeout=5)
+def test_join_room_has_no_acknowledgement_unless_the_switch_asks(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+    client, got, arrived = socket_client(sandbox, "message", "joinedRoom")
     try:
-        ack = client.call("joinRoom", {"roomId": sandbox_agent.user_id}, timeout=5)
-        assert ack["ok"] is True
+        with pytest.raises(socketio.exceptions.TimeoutError):
+            client.call("joinRoom", {"roomId": sandbox_agent.user_id}, timeout=1.5)  # as documented: no answer
+        with pytest.raises(socketio.exceptions.TimeoutError):
+            client.call("joinRoom", {}, timeout=0.5)  # nor for a bad one
         sandbox.post_comment("ping over socket", username="sockfan")
-        assert arrived.wait(5)
-        assert got[0]["text"] == "ping over socket" and got[0]["streamer_id"] == sandbox_agent.user_id
+        assert arrived.wait(5)  # ...yet the room was joined: its traffic shows it
+        assert got["message"][0]["text"] == "ping over socket" and not got["joinedRoom"]
+        sandbox.settings(socket_ack=True, joined_room_event=True)
+        assert client.call("joinRoom", {"roomId": "live_x"}, timeout=5) == {"ok": True, "roomId": "live_x"}
+        assert sandbox.wait_for(lambda: got["joinedRoom"] == [{"roomId": "live_x"}], 5)
+        assert client.call("leaveRoom", {"roomId": "live_x"}, timeout=5)["ok"] is True
     finally:
         client.disconnect()
+    events = [(e["event"], e["room"]) for e in sandbox.sockets()["events"]]
+    assert events[:2] == [("joinRoom", sandbox_agent.user_id), ("joinRoom", None)]
+    assert ("leaveRoom", "live_x") in events
+
+
+def test_socket_payloads_carry_the_documented_fields(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+    a = sandbox_agent
+    client, got, _ = socket_client(sandbox, "message", "tip_received")
+    try:
+        for room in (a.user_id, f"live_{a.user_id}"):
+            client.emit("joinRoom", {"roomId": room})
+        assert sandbox.wait_for(lambda: len(sandbox.sockets()["clients"][0]["rooms"]) == 2, 5)
+        sandbox.post_comment("documented", username="plain")
+        sandbox.event("tip", username="tipper", amount=0.2)
+        assert sandbox.wait_for(lambda: len(got["message"]) == 2 and got["tip_received"], 5)
+        message = got["message"][0]
+        assert set(message) == {"type", "session_id", "streamer_id", "sender_user_id", "sender_username", "text",
+                                "timestamp"}
+        assert message["timestamp"].isdigit() and message["type"] == "message"
+        assert got["message"][1]["tip_data"]["amount"] == 0.2 and got["message"][1]["type"] == "tip"
+        assert "chat_event_id" not in got["tip_received"][0]
+        sandbox.settings(socket_extras=True)  # what other clients observed
+        sandbox.post_comment("observed", username="plain")
+        assert sandbox.wait_for(lambda: len(got["message"]) == 3, 5)
+        assert {"chat_event_id", "sender_wallet_address"} <= set(got["message"][2])
+    finally:
+        client.disconnect()
+
+
+def test_every_documented_room_and_event(sandbox: Sandbox) -> None:
+    a = register_agent(sandbox, "Rooms", verified=True)
+    fake_publish(sandbox, a.post("agent/rtmp").json()["key"])
+    token = a.post("agent/stream/start").json()["token"]["tokenAddress"]
+    status = a.get("agent/stream/status").json()  # no session id here: the public API has it
+    session_id = requests.get(f"{sandbox.base_url}/sessions/active/{a.user_id}/", timeout=5).json()["session_id"]
+    assert status["is_live"]
+    kinds = ("message", "tip_received", "user_followed", "session_started", "pinned", "newtrade", "rawtrade")
+    rooms = {"chat": a.user_id, "live": f"live_{a.user_id}", "session": f"{a.user_id}/{session_id}",
+             "trades": "trades", "token": f"trades_{token}"}
+    clients = {name: socket_client(sandbox, *kinds) for name in rooms}
+    try:
+        for name, (client, _, _) in clients.items():
+            client.emit("joinRoom", {"roomId": rooms[name]})
+        assert sandbox.wait_for(lambda: sum(len(c["rooms"]) for c in sandbox.sockets()["clients"]) == 5, 5)
+        posted = sandbox.post_comment("pin me", username="fan")
+        sandbox.event("follow", username="fan")
+        sandbox.event("tip", username="fan", amount=0.5)
+        sandbox.event("trade", username="fan", amount=12.5)
+        sandbox.pin(posted["chat_event_id"])
+        fake_publish(sandbox, a.post("agent/rtmp").json()["key"])  # a new key: live again, a new session_started
+        time.sleep(0.5)
+    finally:
+        for client, _, _ in clients.values():
+            client.disconnect()
+    heard = {name: {k for k, v in got.items() if v} for name, (_, got, _) in clients.items()}
+    assert heard == {"chat": {"message"}, "live": {"tip_received", "user_followed", "session_started"},
+                     "session": {"pinned"},
+                     "trades": {"newtrade", "rawtrade"}, "token": {"newtrade"}}
+    newtrade = clients["token"][1]["newtrade"][0]
+    assert newtrade == {"address": token, "action": "buy", "usdAmount": 12.5, "tokenTicker": "TEST"}
+    assert clients["session"][1]["pinned"][0]["message"]["text"] == "pin me"
+    assert requests.post(f"{sandbox.origin}/_sandbox/pin", json={"message_id": "nope"}, timeout=5).status_code == 404
 
 
 def test_socketio_session_started_and_socket_send_refused(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
-    client = socketio.Client(reconnection=False)
-    started = threading.Event()
-    client.on("session_started", lambda data: started.set())
-    client.connect(sandbox.origin, socketio_path="socket.io", transports=["websocket"], wait_timeout=5)
+    client, got, started = socket_client(sandbox, "session_started")
     try:
-        assert client.call("joinRoom", {"roomId": f"live_{sandbox_agent.user_id}"}, timeout=5)["ok"] is True
+        client.emit("joinRoom", {"roomId": f"live_{sandbox_agent.user_id}"})
+        assert sandbox.wait_for(lambda: sandbox.sockets()["clients"][0]["rooms"], 5)
         fake_publish(sandbox, sandbox_agent.post("agent/rtmp").json()["key"])
         sandbox_agent.post("agent/stream/start")
-        assert started.wait(5)
+        assert started.wait(5) and got["session_started"][0]["session_id"]
         assert client.call("message", {"type": "message", "text": "hi"}, timeout=5)["ok"] is False
     finally:
         client.disconnect()
+
+
+def test_a_platform_warning_is_a_chat_event_of_type_warning_in_every_shape(sandbox: Sandbox,
+                                                                          sandbox_agent: SandboxAgent) -> None:
+    a = sandbox_agent
+    resp = requests.post(f"{sandbox.origin}/_sandbox/warning", json={"text": "Low effort: shutdown in 10 min"},
+                         timeout=5)
+    assert resp.status_code == 201 and resp.json()["type"] == "warning"
+    params = {"userDbId": a.user_id}
+    item = a.get("agent/stream/comments", params=params).json()["comments"][0]
+    assert item["type"] == "warning" and item["text"] == "Low effort: shutdown in 10 min"
+    assert item["author"] == {"walletAddress": "", "fid": 0, "favatar": "", "fusername": "retake.tv"}
+    sandbox.settings(comments_shape="observed")
+    item = a.get("agent/stream/comments", params=params).json()[0]
+    assert item["type"] == "warning" and not item["sender_user_id"]
+    assert requests.post(f"{sandbox.origin}/_sandbox/warning", json={"text": " "}, timeout=5).status_code == 400
 
 
 def test_bounds_and_secret_hygiene(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
@@ -443,11 +537,6 @@ def test_agents_survive_a_restart_with_state_dir(tmp_path: Path) -> None:
     with Sandbox(port=0, rtmp=False, state_dir=tmp_path) as second:
         again = SandboxAgent(a.name, a.access_token, a.user_id, a.agent_id, second.base_url)
         assert again.get("agent/stream/status").json()["userDbId"] == a.user_id
-
-
-def test_missing_nginx_names_the_debian_packages() -> None:
-    with pytest.raises(IngestError, match="nginx libnginx-mod-rtmp"):
-        find_nginx(Path("/nonexistent/ngx_rtmp_module.so"))
 
 
 def test_cli_prints_ready_lines_and_requests_and_stops_on_sigterm() -> None:

@@ -21,23 +21,20 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from urllib3.util import parse_url
 
 from appliance.config import parse_config
 from appliance.core.errors import ApplianceError, ConfigError, SecurityError
 from appliance.retake.client import RetakeClient
 from appliance.retake.credentials import Secret
 from appliance.retake.settings import RetakeConfig
+from tests.support.urls import PROPERTY, hostile, independent_origin
 
 TOKEN = "rtk_boundary_" + "5" * 24
-PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 AGENT = {"name": "Boundary", "description": "d", "image_url": "https://example.com/a.png",
          "wallet_address": "11111111111111111111111111111111", "ticker": "B"}
 
@@ -148,42 +145,6 @@ def client_for(base_url: str) -> RetakeClient:
     return RetakeClient(cfg, Secret(TOKEN))
 
 
-# --- hostile URLs ------------------------------------------------------------------------------------
-
-SCHEMES = ("http", "HTTP", "hTtP", "https")
-TEMPLATES = (
-    "{s}://{g}{p}", "{s}://{e}{p}", "//{g}{p}", "//{e}{p}", "{p}", "x{p}", "../{p}",
-    "{s}://{e}\\@{g}{p}", "{s}://{g}\\@{e}{p}", "{s}://{e}@{g}{p}", "{s}://{g}@{e}{p}", "{s}://u:p@{g}{p}",
-    "{s}://{e}%2f@{g}{p}", "{s}://{e}%5c@{g}{p}", "{s}://{e}%2F@{g}{p}", "{s}://{e}%5C@{g}{p}",
-    "{s}://{g}%2f{e}{p}", "{s}://{g}#@{e}{p}", "{s}://{g}?@{e}{p}", "{s}://{g}/@{e}{p}",
-    "{s}:\\\\{e}{p}", "{s}:/\\{e}{p}", "/\\{e}{p}", "\\\\{e}{p}", "///{e}{p}", "{s}:{e}{p}", "{s}:/{e}{p}",
-)
-PATHS = ("/x", "/api/v1/agent/stream/status", "/a%2f..%2fb", "//x", "/../x", "")
-NOISE = (" ", "\t", "\x00", "\x0b", "\x7f", "\u00a0", "\u3000", "\u200b", "@", "\\", "%", "#", "?", ":", "/", ".", "[")
-
-
-def goods(port: int) -> list[str]:
-    return [f"127.0.0.1:{port}", f"127.0.0.1.:{port}", f"127.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}",
-            f"[::1]:{port}", f"127.0.0.1:0{port}", f"0x7f.0.0.1:{port}", "127.0.0.1", f"2130706433:{port}"]
-
-
-def evils(port: int) -> list[str]:
-    return [f"127.0.0.1:{port}", f"evil.com:{port}", f"EVIL.com.:{port}", f"127.0.0.1.evil.com:{port}",
-            f"retake.tv.evil.com:{port}", f"[::1]:{port}", f"l\u043ecalhost:{port}", f"\uff45vil.com:{port}",
-            f"xn--lcalhost-9wh:{port}", f"127.0.0.1%2f.evil.com:{port}", f"[::ffff:127.0.0.1]:{port}"]
-
-
-@st.composite
-def hostile(draw: st.DrawFn, good_port: int, evil_port: int) -> str:
-    url = draw(st.sampled_from(TEMPLATES)).format(
-        s=draw(st.sampled_from(SCHEMES)), g=draw(st.sampled_from(goods(good_port))),
-        e=draw(st.sampled_from(evils(evil_port))), p=draw(st.sampled_from(PATHS)))
-    if draw(st.booleans()):
-        at = draw(st.integers(0, len(url)))
-        url = url[:at] + draw(st.sampled_from(NOISE)) + url[at:]
-    return url
-
-
 def check_iff(listeners: Listeners) -> list[Seen]:
     seen = list(listeners.board.seen)
     for hit in seen:
@@ -238,19 +199,6 @@ def test_redirect_hops_that_stay_on_the_origin_keep_the_token(listeners: Listene
     assert [s.listener for s in seen] == ["allowed"]
 
 
-# --- base_url ----------------------------------------------------------------------------------------
-
-def _independent_origin(url: str) -> tuple[str, int]:
-    """(host, port) as urllib3 and the standard library both read it; they must agree."""
-    mine = parse_url(url)
-    other = urlsplit(url)
-    default = {"http": 80, "https": 443}[other.scheme.lower()]
-    hosts = {(mine.host or "").strip("[]").lower().rstrip("."), (other.hostname or "").lower().rstrip(".")}
-    ports = {mine.port or default, other.port or default}
-    assert len(hosts) == 1 and len(ports) == 1, f"accepted an ambiguous base_url {url!r}: {hosts} {ports}"
-    return hosts.pop(), ports.pop()
-
-
 def test_base_url_token_goes_exactly_where_the_connection_goes(listeners: Listeners) -> None:
     @PROPERTY
     @given(url=hostile(listeners.allowed, listeners.evil).map(
@@ -263,7 +211,7 @@ def test_base_url_token_goes_exactly_where_the_connection_goes(listeners: Listen
             client = client_for(url)
         except (ValidationError, ValueError):
             return  # refused at config time
-        host, port = _independent_origin(url)
+        host, port = independent_origin(url)
         listeners.board.reset()
         for call in (client.stream_status, lambda: client.chat_send("hello", "u1")):
             try:
@@ -281,24 +229,6 @@ def test_base_url_token_goes_exactly_where_the_connection_goes(listeners: Listen
     assert outcomes["allowed"] and outcomes["evil"], outcomes
 
 
-@PROPERTY
-@given(url=st.builds(lambda t, s, g, e, p: t.format(s=s, g=g, e=e, p=p),
-                     st.sampled_from(TEMPLATES), st.sampled_from(SCHEMES),
-                     st.sampled_from(("retake.tv", "RETAKE.TV", "retake.tv.", "retake.tv:443", "retake.tv:8443",
-                                      "\uff52etake.tv", "xn--retke-6ve.tv", "ret\u0430ke.tv")),
-                     st.sampled_from(("evil.com", "retake.tv.evil.com", "evil.com:443", "127.0.0.1", "[::1]")),
-                     st.sampled_from(("/api/v1", "", "/api/v1/"))))
-@example(url="https://evil.com\\@retake.tv/api/v1")
-def test_a_real_base_url_is_accepted_only_when_every_parser_says_retake_tv(url: str) -> None:
-    try:
-        cfg = RetakeConfig(base_url=url)
-    except ValidationError:
-        return
-    assert _independent_origin(url) == ("retake.tv", 443)
-    assert urlsplit(url).scheme.lower() == "https" and parse_url(url).auth is None
-    assert cfg.base_url.startswith("https://retake.tv/")
-
-
 def test_userinfo_in_base_url_is_refused_not_turned_into_basic_auth(listeners: Listeners) -> None:
     url = f"http://user:pw@127.0.0.1:{listeners.allowed}/api/v1"
     with pytest.raises(ConfigError, match="user info"):
@@ -312,18 +242,3 @@ def test_userinfo_in_base_url_is_refused_not_turned_into_basic_auth(listeners: L
     assert all(basic not in s.authorization for s in listeners.board.seen)
 
 
-def test_canonical_spellings_are_accepted_and_stored_rebuilt() -> None:
-    assert RetakeConfig(base_url="HTTPS://RETAKE.TV./api/v1/").base_url == "https://retake.tv/api/v1"
-    assert RetakeConfig(base_url="https://retake.tv:443/api/v1").base_url == "https://retake.tv/api/v1"
-    assert RetakeConfig(base_url="http://[::1]:8765/api/v1", sandbox=True).base_url == "http://[::1]:8765/api/v1"
-    for bad, why in (("https://retake.tv/api/v1?x=1", "query"), ("https://retake.tv:8443/api/v1", "port 443"),
-                     ("https://retake.tv/api v1", "space"), ("https://retake.tv\\@evil.com/", "backslash")):
-        with pytest.raises(ValidationError, match=why):
-            RetakeConfig(base_url=bad)
-
-
-def test_a_config_built_around_validation_still_cannot_point_the_client_elsewhere() -> None:
-    for url in ("https://evil.com/api/v1", "http://evil.com:1\\@127.0.0.1:2/api/v1", "http://127.0.0.1:9/api/v1"):
-        with pytest.raises(SecurityError, match="base_url refused"):
-            RetakeClient(RetakeConfig.model_construct(base_url=url, sandbox=False, timeout_s=1, retries=0),
-                         Secret(TOKEN))

@@ -5,6 +5,7 @@
   * ``agent_lines(client, me)``   — what the agent said in its chat, oldest first
   * ``disconnect_sockets(sb)``    — the sandbox drops every Socket.IO client (they reconnect)
   * ``FakeOpenAI``                — a local OpenAI-compatible chat-completions server
+  * ``DripServer``                — an endpoint that can drip its answer one byte at a time
 """
 
 from __future__ import annotations
@@ -85,10 +86,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 class FakeOpenAI:
     """``POST /v1/chat/completions`` on 127.0.0.1: records each request (headers and body) and
-    answers ``answer(body)``'s text after ``delay`` seconds (a hang when the delay is long)."""
+    answers ``answer(body)``'s text after ``delay`` seconds (a hang when the delay is long); with
+    ``key``, a request without ``Authorization: Bearer <key>`` gets 401 as OpenAI answers it."""
 
-    def __init__(self, answer: Callable[[dict], str] = lambda body: "Hello from the model.", delay: float = 0.0):
-        self.answer, self.delay = answer, delay
+    def __init__(self, answer: Callable[[dict], str] = lambda body: "Hello from the model.", delay: float = 0.0,
+                 key: str | None = None):
+        self.answer, self.delay, self.key = answer, delay, key
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -102,6 +105,14 @@ class FakeOpenAI:
                 outer.requests.append({"path": self.path, "headers": dict(self.headers), "raw": raw.decode(),
                                        "body": body})
                 time.sleep(outer.delay)
+                if outer.key is not None and self.headers.get("Authorization") != f"Bearer {outer.key}":
+                    refused = b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(refused)))
+                    self.end_headers()
+                    self.wfile.write(refused)
+                    return
                 data = json.dumps({"id": "x", "object": "chat.completion", "model": body.get("model"),
                                    "choices": [{"index": 0, "finish_reason": "stop",
                                                 "message": {"role": "assistant", "content": outer.answer(body)}}]})
@@ -117,6 +128,59 @@ class FakeOpenAI:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class DripServer:
+    """An HTTP endpoint that answers ``answer(body)`` (JSON) at once, or — while ``drip`` is on —
+    writes its whole response (status line and headers included) one byte every ``interval``
+    seconds, the way a stuck proxy or an overloaded model server can. ``dripping`` counts the
+    responses being dripped now; ``cut`` records how long each dripped response ran before the
+    client closed its connection."""
+
+    def __init__(self, answer: Callable[[dict], dict], *, interval: float = 1.5):
+        self.answer, self.interval = answer, interval
+        self.drip = False
+        self.dripping = 0
+        self.cut: list[float] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests += 1
+                data = json.dumps(outer.answer(json.loads(raw or b"{}"))).encode()
+                response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(data)) + data
+                if not outer.drip:
+                    self.wfile.write(response)
+                    return
+                with outer._lock:
+                    outer.dripping += 1
+                started = time.monotonic()
+                try:
+                    for i in range(len(response)):
+                        self.wfile.write(response[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(outer.interval)
+                except OSError:
+                    outer.cut.append(time.monotonic() - started)
+                finally:
+                    with outer._lock:
+                        outer.dripping -= 1
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:

@@ -33,10 +33,15 @@ PACKAGES = {"Xvfb": "xvfb", "xdpyinfo": "x11-utils", "pulseaudio": "pulseaudio",
 
 
 def require(*binaries: str) -> None:
-    """Skip the test when a binary is absent, naming the Debian package that provides it."""
+    """Skip the test when a binary is absent, naming the Debian package that provides it; with
+    ``TEST_REQUIRE_ALL=1`` (the fresh-machine run in .ci/run) fail instead: there, a missing
+    program is a missing install step, not a reason to skip."""
     for binary in binaries:
         if shutil.which(binary) is None:
-            pytest.skip(f"{binary} not installed (Debian package {PACKAGES.get(binary, binary)})")
+            why = f"{binary} not installed (Debian package {PACKAGES.get(binary, binary)})"
+            if os.environ.get("TEST_REQUIRE_ALL") == "1":
+                pytest.fail(f"{why}: scripts/setup.sh --test should have installed it")
+            pytest.skip(why)
 
 
 def free_port() -> int:

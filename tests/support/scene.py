@@ -2,7 +2,8 @@
 
 ``RendererRun``: the renderer started on a copy of the repo's ``overlays/`` as its scene folder
 (tests edit it), a socket in a private folder, and helpers to send states, read
-the screen's pixels quickly (xcffib GetImage) and take PNG screenshots."""
+the screen's pixels quickly (xcffib GetImage) and take PNG screenshots. ``HOSTILE`` text and a
+scene state full of it, for the unit and the integration tests."""
 
 from __future__ import annotations
 
@@ -17,9 +18,34 @@ from pathlib import Path
 import xcffib
 import xcffib.xproto as xp
 
-from appliance.scene.model import SceneState
+from appliance.scene.model import Alert, ChatLine, SceneState, Stats
+from appliance.scene.template import load_scene
 
 REPO = Path(__file__).resolve().parents[2]
+# text that has broken renderers: scripts, emoji, terminal escapes, markup, format strings, size
+HOSTILE = [
+    "مرحبا بكم في البث المباشر",                      # Arabic, RTL, joined
+    "שלום לכולם, מה שלומכם?",                          # Hebrew, RTL
+    "你好，世界！こんにちは 안녕하세요",                   # CJK
+    "emoji 😀🎉👍🏽 and Z\u0351\u0352\u0353 e\u0301",     # colour emoji, combining marks
+    "\x1b[2J\x1b[31mANSI red\x1b]0;title\x07 \x07\x08 bell",  # terminal escapes, control characters
+    "<b>markup</b> <span foreground='red'>x</span> &amp; {0.__class__} {} %s %n ${HOME}",
+    "x" * 10_000,                                      # 10 kB
+]
+
+
+def hostile_state(scene: str) -> SceneState:
+    chat = [ChatLine(id=str(i), user=HOSTILE[(i + 3) % len(HOSTILE)][:70], text=text[:600], answering=i == 2)
+            for i, text in enumerate(HOSTILE)]
+    return SceneState(scene=scene, title="SceneTest " + HOSTILE[0], topic=HOSTILE[2] + " " + HOSTILE[5][:100],
+                      chat=chat, caption=(HOSTILE[3] + " " + HOSTILE[0])[:600],
+                      stats=Stats(viewers=1234, live_since=time.time() - 4000, market_cap=98765.4),
+                      alerts=[Alert(id="a", kind="tip", text=HOSTILE[1][:200], until=time.time() + 60)],
+                      feeds={"show": HOSTILE[5][:2000], "welcome": HOSTILE[2]})
+
+
+def regions(name: str) -> list:
+    return [r for r in load_scene(REPO / "overlays" / f"{name}.yaml").regions if r.type not in ("content", "image")]
 
 
 class RendererRun:

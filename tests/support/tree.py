@@ -82,8 +82,12 @@ stream:
 
 
 def short_tmpdir(prefix: str) -> Path:
-    """A private temp dir with a short path (unix socket paths are limited to 107 bytes)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A temp dir with a short path (unix socket paths are limited to 107 bytes), mode 0711:
+    nobody may list it, the shell user may pass through to its own folder (beside the tree's
+    runtime folder: appliance/up/privileges.py); what is inside keeps its own modes."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    folder.chmod(0o711)
+    return folder
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:

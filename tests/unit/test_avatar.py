@@ -23,9 +23,7 @@ from appliance.scene.avatar.pack import PackStore, load_pack
 from appliance.scene.model import AvatarState, SceneModel, Speech
 from appliance.scene.renderer import Renderer
 from appliance.scene.settings import AvatarConfig
-from appliance.voice.espeak import EspeakLibrary, EspeakVoice
 from appliance.voice.lipsync import SHAPES, Cue, envelope_cues, merge, phoneme_cues, viseme, wav_levels
-from appliance.voice.settings import EspeakVoiceConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,25 +70,6 @@ def test_wav_levels_of_a_tone_and_silence(tmp_path: Path):
     levels = wav_levels(path, 0.02)
     assert len(levels) == 10
     assert max(levels[:5]) < -100 and min(levels[5:]) > -10
-
-
-def test_espeak_reports_its_phonemes_with_their_samples(tmp_path: Path):
-    library = EspeakLibrary.load()
-    if library is None:
-        pytest.skip("libespeak-ng is not installed")
-    voice = EspeakVoice(EspeakVoiceConfig())
-    wav, cues = voice.synthesize_timed("I see a map.", tmp_path)
-    with wave.open(str(wav), "rb") as w:
-        seconds = w.getnframes() / w.getframerate()
-    assert 0.5 < seconds < 3
-    assert cues[0].shape == "D" and cues[0].t < 0.05        # "I": wide open, from the first sound
-    assert "A" in {c.shape for c in cues}                    # the m and p of "map": lips closed
-    assert cues[-1].shape == "X" and cues[-1].t <= seconds + 0.01
-    assert set("".join(c.shape for c in cues)) <= set(SHAPES)
-    # the same voice as the program's (the library is what the program runs)
-    program = EspeakVoice(EspeakVoiceConfig(), library=None).synthesize("I see a map.", tmp_path)
-    with wave.open(str(program), "rb") as w:
-        assert w.getnframes() / w.getframerate() == pytest.approx(seconds, rel=0.05)
 
 
 def test_the_wire_alphabet_is_the_scene_models():

@@ -8,8 +8,8 @@ import pytest
 
 from appliance.cli import main
 from appliance.config import load_config, parse_config
+from appliance.core import base58
 from appliance.core.errors import ConfigError
-from appliance.retake.settings import base58_decode
 
 AGENT = {"name": "TestAgent", "description": "d", "image_url": "https://example.com/a.png",
          "wallet_address": "11111111111111111111111111111111", "ticker": "TEST"}
@@ -85,8 +85,13 @@ def test_cli_exit_code_2_and_one_line_for_bad_config(tmp_path, capsys):
 
 
 def test_base58():
-    assert base58_decode("11111111111111111111111111111111") == bytes(32)
-    assert len(base58_decode("So11111111111111111111111111111111111111112")) == 32
+    assert base58.decode("11111111111111111111111111111111") == bytes(32)
+    assert len(base58.decode("So11111111111111111111111111111111111111112")) == 32
+    assert base58.decode(base58.encode(b"\x00\x00\xff" * 11)) == b"\x00\x00\xff" * 11
+    assert base58.solana_key_problem("1" * 45) == ("a Solana public key decodes to 32 bytes, "
+                                                  "this one is 45 characters long")
+    with pytest.raises(ValueError, match="not base58"):
+        base58.decode("0OIl")
 
 
 def test_sandbox_credentials_never_default_to_the_real_file(tmp_path):

@@ -68,7 +68,7 @@ def test_a_token_file_that_is_not_mounted_is_no_environment_token(tmp_path, capl
     path = tmp_path / "c.json"
     save_credentials(path, make("rtk_from_file"))
     environ = {"RETAKE_ACCESS_TOKEN_FILE": str(tmp_path / "secret" / "missing")}
-    with caplog.at_level(logging.INFO, logger="appliance.retake.credentials"):
+    with caplog.at_level(logging.INFO, logger="appliance.secrets"):
         for _ in range(3):
             creds = load_credentials(path, environ=environ)
             assert creds.access_token.reveal() == "rtk_from_file" and creds.source == "file"

@@ -4,19 +4,18 @@ It greets new viewers by name and returning ones with something remembered (tips
 streams, their last line, a note), thanks tips and trades by amount, answers ``!help``,
 ``!uptime`` and ``!ideas``, reads a busy chat in one line, and never says the same canned line
 twice in a row. Quiet minutes are filled by the :class:`ProactiveBank` (``chat.proactive``):
-lines from a configurable bank, none repeated within ``no_repeat_s`` (remembered in the viewer
-memory, so across restarts too).
+lines from a configurable bank, none ever said twice and no phrase used in the last stream(s)
+(remembered in the viewer memory, so across restarts and streams).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 from collections import deque
 from collections.abc import Sequence
 
-from ..memory import Viewer, ViewerMemory
+from ..memory import Viewer, ViewerMemory, line_key
 from ..settings import ProactiveConfig
 from .base import ChatContext, Incoming, Turn
 
@@ -84,40 +83,69 @@ class _Rotation:
 
 
 class ProactiveBank:
-    """Lines for quiet moments: template x idea combinations, none repeated within the window."""
+    """Lines for quiet moments: a template (a phrase) with an idea. A line is never said twice,
+    not even in a later stream (the viewer memory remembers them, bounded). The phrases used in
+    the last ``rest_streams`` streams rest while others are left; within a stream the least
+    recently used phrase comes first. When every line is used up, nothing is said (logged once
+    per stream, with the fix)."""
 
     def __init__(self, cfg: ProactiveConfig, *, memory: ViewerMemory | None = None,
                  rng: random.Random | None = None) -> None:
         self.cfg = cfg
         self.memory = memory
         self.rng = rng or random.Random()
-        self._said: dict[str, float] = {}  # without a memory: this process only
+        self._said: set[str] = set()        # without a memory: this process only
+        self._used: dict[str, float] = {}   # phrase -> when, without a memory
+        self._warned: dict[str, str] = {}   # what was logged, for which stream
 
-    def _said_recently(self, line: str, now: float) -> bool:
-        if self.memory is not None:
-            return self.memory.said_within(line, self.cfg.no_repeat_s)
-        return line in self._said and now - self._said[line] < self.cfg.no_repeat_s
+    def _stream(self) -> str:
+        return self.memory.session if self.memory else ""
+
+    def _warn_once(self, what: str, message: str, *args: object) -> None:
+        if self._warned.get(what) != self._stream():
+            self._warned[what] = self._stream()
+            log.warning(message, *args)
+
+    def _templates(self, viewers: int) -> tuple[list[str], list[str]]:
+        """The usable phrases, least recently used first: those free, and those resting."""
+        resting = self.memory.phrases_of_recent_streams(self.cfg.rest_streams) if self.memory else set()
+        last = self.memory.phrase_last_used() if self.memory else self._used
+        templates = [t for t in dict.fromkeys(self.cfg.lines) if not ("{viewers}" in t and viewers < 2)]
+        self.rng.shuffle(templates)
+        templates.sort(key=lambda t: last.get(t, float("-inf")))  # stable: ties stay shuffled
+        return [t for t in templates if t not in resting], [t for t in templates if t in resting]
+
+    def _line(self, templates: list[str], ctx: ChatContext, viewers: int) -> str | None:
+        ideas = [ctx.direction] if ctx.direction else list(ctx.ideas or ["a live experiment"])
+        for template in templates:
+            self.rng.shuffle(ideas)
+            for idea in ideas:
+                line = template.format(idea=idea, uptime=ctx.uptime(), viewers=viewers, agent=ctx.agent_name)
+                if self.memory.said_before(line) if self.memory else line_key(line) in self._said:
+                    continue
+                if self.memory is not None:
+                    self.memory.record_said(line, phrase=template)
+                self._said.add(line_key(line))
+                self._used[template] = ctx.clock()
+                return line
+        return None
 
     def next(self, ctx: ChatContext) -> str | None:
-        """A line not said within ``no_repeat_s``; None (logged) when the bank is used up."""
+        """A line never said before, from a phrase not resting if there is one; None (logged)
+        when every line is used up."""
         viewers = ctx.viewers() or 0
-        ideas = [ctx.direction] if ctx.direction else ctx.ideas or ["a live experiment"]
-        combos = list(itertools.product(self.cfg.lines, ideas))
-        self.rng.shuffle(combos)
-        now = ctx.clock()
-        for template, idea in combos:
-            if "{viewers}" in template and viewers < 2:
-                continue
-            line = template.format(idea=idea, uptime=ctx.uptime(), viewers=viewers, agent=ctx.agent_name)
-            if self._said_recently(line, now):
-                continue
-            if self.memory is not None:
-                self.memory.record_said(line)
-            self._said[line] = now
-            return line
-        log.warning("every proactive line was said within the last %.0f s: add lines to chat.proactive.lines",
-                    self.cfg.no_repeat_s)
-        return None
+        free, resting = self._templates(viewers)
+        line = self._line(free, ctx, viewers)
+        if line is None and resting:
+            line = self._line(resting, ctx, viewers)
+            if line is not None:
+                self._warn_once("resting", "the proactive phrases not used in the last %d stream(s) are used up: "
+                                "one comes back (add lines to chat.proactive.lines, or use the llm brain, which "
+                                "writes its own)", self.cfg.rest_streams)
+        if line is None:
+            self._warn_once("used up", "every proactive line has been said (a line is said once): add lines to "
+                            "chat.proactive.lines, or use the llm brain, which writes its own")
+        return line
 
 
 class HostBrain:

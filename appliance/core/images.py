@@ -1,6 +1,7 @@
-"""Image checks for ``update-thumbnail`` without Pillow.
+"""PNG and JPEG checks without Pillow: the one home for the appliance's screenshots (a
+thumbnail is checked before it is uploaded) and the sandbox's ``update-thumbnail``.
 
-A thumbnail is accepted only if it really is a PNG or a JPEG, not just something starting with
+An image is accepted only if it really is a PNG or a JPEG, not just something starting with
 the right magic bytes:
 
 * PNG: signature, every chunk's CRC, a valid IHDR first, at least one IDAT, IEND last, and the
@@ -8,7 +9,7 @@ the right magic bytes:
 * JPEG: SOI, a walk over well-formed marker segments up to SOS with a frame header (SOF) giving
   non-zero dimensions, and an EOI marker at the end of the entropy-coded data.
 
-Pillow is used instead when it happens to be importable (a full decode).
+:func:`inspect_image` also decodes with Pillow when it happens to be importable (a full decode).
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class ImageInfo:
 def inspect_image(data: bytes) -> ImageInfo:
     """Return what the image is, or raise :class:`ImageError` saying why it is not one."""
     if data.startswith(PNG_SIGNATURE):
-        info = _check_png(data)
+        info = check_png(data)
     elif data.startswith(b"\xff\xd8\xff"):
-        info = _check_jpeg(data)
+        info = check_jpeg(data)
     else:
         raise ImageError("not a PNG or JPEG image")
     _pillow_decode(data)
@@ -87,7 +88,10 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
-def _check_png(data: bytes) -> ImageInfo:
+def check_png(data: bytes) -> ImageInfo:
+    """A PNG's size, once its chunks, header and pixel data hold together; ImageError saying why not."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ImageError("not a PNG image")
     chunks = _png_chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         raise ImageError("PNG does not start with a valid IHDR")
@@ -130,7 +134,10 @@ def _inflate_exactly(stream: bytes, expected: int | None) -> None:
         raise ImageError("PNG image data has the wrong size for its header")
 
 
-def _check_jpeg(data: bytes) -> ImageInfo:
+def check_jpeg(data: bytes) -> ImageInfo:
+    """A JPEG's size, once its markers up to the scan and its end hold together; ImageError saying why not."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        raise ImageError("not a JPEG image")
     pos, width, height = 2, 0, 0
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
