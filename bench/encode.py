@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-rate", type=float, default=2.0, help="chat messages a second in the scene run")
     parser.add_argument("--simulcast", action="store_true",
                         help="only the appliance runs, without and with one simulcast output (tee + relay)")
+    parser.add_argument("--sync", action="store_true",
+                        help="only the appliance's command, against the one it ran before audio and video were "
+                             "held to one offset (before-sync: a 1/fps time base, aresample=async=1)")
     parser.add_argument("--publisher", action="store_true",
                         help="only the appliance's command, FFmpeg's own RTMP (direct) against FLV on a pipe "
                              "published by this process (publisher: the key off the command line)")
@@ -408,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             names = ["appliance", "simulcast"]
         elif args.publisher:
             names = ["direct", "publisher"]
+        elif args.sync:
+            names = ["appliance", "before-sync"]
         elif args.scene:
             names.append("scene")
         print(f"display {display}, {os.cpu_count()} cores, {args.seconds:g} s per run, "
@@ -436,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
                     run = run_simulcast(cfg, target, workdir, ingest.url, args.seconds, round_no, env)
                 elif name == "publisher":
                     run = run_publisher(cfg, target, args.seconds, round_no, env)
+                elif name == "before-sync":
+                    from tests.support.avsync import before_sync_command
+                    run = run_ffmpeg(name, before_sync_command(build_command(cfg, target, audio="pulse")),
+                                     args.seconds, round_no, env, progress=True)
                 elif scene is None:
                     run = run_ffmpeg(name, build_command(cfg, target, audio="pulse"),
                                      args.seconds, round_no, env, progress=True)
@@ -482,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = sim.steady_cpu_per_s / app.steady_cpu_per_s
         print(f"\nsimulcast/single output: encoder cpu per stream second {ratio:.3f} (steady); the copy-only "
               f"relay's own CPU {sim.renderer_cpu * 100:.1f} % of a core (rend column)")
+    if "before-sync" in medians and "appliance" in medians:
+        app, before = medians["appliance"], medians["before-sync"]
+        print(f"\nappliance/before-sync: encoder cpu per stream second {app.cpu_per_s / before.cpu_per_s:.3f} "
+              f"(steady {app.steady_cpu_per_s / before.steady_cpu_per_s:.3f}); speed {app.steady_speed:.3f} vs "
+              f"{before.steady_speed:.3f}, dropped after warm-up {app.steady_drop} vs {before.steady_drop}")
     if "scene" in medians and "appliance" in medians:
         app, scene = medians["appliance"], medians["scene"]
         ratio = scene.steady_cpu_per_s / app.steady_cpu_per_s

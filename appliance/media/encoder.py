@@ -55,6 +55,38 @@ PULSE_FRAGMENT_S = 0.05
 # between the two opens (0.2-0.3 s measured); both devices stamp packets with the wall clock,
 # so -copyts keeps them on one time line and -avoid_negative_ts make_zero (a single offset in
 # the muxer for all streams) brings the output back to 0 (FLV timestamps are 32-bit ms).
+#
+# Audio against video, the same at every start (docs/avatar.md, "Lip sync"; measured by
+# bench/avsync.py and held by tests/integration/test_avsync.py: a flash drawn on the display
+# when a beep is heard in the sink, both read back from the recording). Two things moved the
+# offset by up to ~70 ms from one start to the next, each fixed where it arose:
+# * Video: with the encoder's time base at 1/fps, every frame was moved to the nearest slot of
+#   a 1/30 s grid fixed to the wall clock, whose phase against x11grab's grabs is random at each
+#   start: the picture was up to half a frame early or late for the whole stream. The time base
+#   is now the millisecond (FLV's own), so a frame keeps its grab's time.
+# * Audio: the pulse demuxer stamps each fragment with the wall clock less PulseAudio's
+#   latency. Right after it connects to an idle null sink that latency is reported 0.25-0.4 s
+#   too high and drains 50 ms per read, so the first ~10 fragments are stamped early; after
+#   that the stamps hold within a few ms. aresample async=1 anchored the audio track on the
+#   first fragment and filled only jumps above 0.1 s, so whatever residual (< 0.1 s) the
+#   start left stayed for the whole stream. See AUDIO_SYNC.
+VIDEO_TIME_BASE = "1/1000"
+# Load shedding without the 1/fps grid (which dropped a grab landing in an occupied slot): a
+# grab less than this fraction of a frame after the last frame kept is dropped before colour
+# conversion and encoding. That is x11grab's catch-up burst after its thread waited for a core
+# (back-to-back grabs, 0-8 ms apart); on-time grabs come 16-68 ms apart even with four encoders
+# on two cores. Measured beside a CPU hog (bench/avsync.py --overload): encoders fall behind and
+# come back as fast as with the grid. (Every grab encoded, without this, was what kept six
+# appliances on two cores from ever catching up: README, Density.)
+BURST_FRACTION = 0.25
+# async=1000: jumps above min_hard_comp (0.1 s) are still filled with silence or cut (only
+# the start's, in the silence of an idle sink), smaller differences are absorbed by stretching
+# the audio by at most 1000 samples a second (2.3 %) once they exceed min_comp (5 ms: the
+# stamps' own jitter stays below it): the track converges on its timestamps within seconds of
+# the start and stays there. flags=res runs the resampler from the first sample: without it
+# swresample starts the resampler when it first compensates, and its output timestamps jumped
+# ahead by ~70 ms there (a gap in the audio track, FFmpeg 5.1).
+AUDIO_SYNC = "aresample=async=1000:min_comp=0.005:flags=res"
 SWS_FLAGS = "bilinear"
 STDERR_LINES = 50
 STARTUP_GRACE_S = 10.0      # the first frame may wait for the RTMP handshake
@@ -112,10 +144,20 @@ def audio_input(stream: StreamConfig, audio: AudioMode, pulse_source: str | None
 def keyframe_expr(stream: StreamConfig) -> str:
     """Keyframes by time as well as by count: -g alone counts frames, and x11grab's first
     frames can arrive late (a 60-frame GOP measured 2.13 s at a start). A keyframe is forced
-    once a frame is (keyframe_s - one frame) after the last forced one, so no two keyframes are
-    more than keyframe_s apart; relative times, so it holds with -copyts' wall-clock stamps."""
-    threshold = stream.keyframe_s - 1.0 / stream.framerate
+    once a frame is (keyframe_s - 1.5 frames) after the last forced one: frames carry their grab
+    times (see VIDEO_TIME_BASE), so the frame after that point is due at keyframe_s - half a frame
+    and may be up to a frame late before two keyframes are more than keyframe_s apart (measured
+    1.967-2.022 s with one frame as the margin). Relative times, so it holds with -copyts'
+    wall-clock stamps."""
+    threshold = stream.keyframe_s - 1.5 / stream.framerate
     return f"expr:if(isnan(prev_forced_t),1,gte(t-prev_forced_t,{threshold:.4f}))"
+
+
+def burst_filter(stream: StreamConfig) -> str:
+    """Drops a grab that comes less than :data:`BURST_FRACTION` of a frame after the last one
+    kept (the first frame is kept)."""
+    gap = BURST_FRACTION / stream.framerate
+    return f"select=isnan(prev_selected_t)+gte(t-prev_selected_t\\,{gap:.4f})"
 
 
 def tee_output(target: str, relays: Sequence[str]) -> list[str]:
@@ -153,16 +195,13 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
     # 720p30, a quarter of the total. Same size, so the flags only pick the chroma
     # down-sampling filter: bilinear costs ~5% less than the default bicubic (measured).
     cmd += ["-sws_flags", SWS_FLAGS]
+    # -fps_mode vfr: FLV's default, but not the tee muxer's (simulcast), whose constant frame
+    # rate on a millisecond time base would fill every millisecond with duplicates
+    cmd += ["-vf", burst_filter(stream), "-enc_time_base:v", VIDEO_TIME_BASE, "-fps_mode:v", "vfr"]
     cmd += ["-c:v", "libx264", "-preset", stream.preset, "-tune", "zerolatency",
             "-b:v", f"{stream.video_bitrate_k}k", "-maxrate", f"{stream.video_bitrate_k}k",
             "-bufsize", f"{stream.bufsize_k}k", "-pix_fmt", "yuv420p",
             "-g", str(gop_frames(stream)), "-force_key_frames", keyframe_expr(stream)]
-    # No -enc_time_base: the encoder's stays 1/fps, so a late grab that lands within 0.6 slot
-    # of the next one is dropped, the load shedding that keeps an overloaded host real-time.
-    # A millisecond time base (every grab encoded, sent late) kept all frames under brief
-    # contention but, once behind, encoded x11grab's catch-up bursts too and never came back
-    # (6 appliances on 2 cores: speed 0.78, the input queues at 4 GB; README: Density).
-
     if stream.encoder_threads:
         cmd += ["-threads", str(stream.encoder_threads)]
     if stream.strict_cbr:
@@ -170,12 +209,8 @@ def build_command(stream: StreamConfig, target: str, *, audio: AudioMode,
     cmd += ["-c:a", "aac", "-b:a", f"{stream.audio_bitrate_k}k",
             "-ar", str(stream.sample_rate), "-ac", "2"]
     if audio == "pulse":
-        # PulseAudio's wall-clock stamps jitter by tens of ms (gaps in the FLV audio track) and
-        # the first one can be off by 0.1-0.4 s (the null sink's block at connect). aresample
-        # async=1 makes audio timestamps follow the sample count and corrects only drifts
-        # above 0.1 s, with silence or a cut: continuous audio, measured within one video
-        # frame of the picture (tests/integration/test_media.py). Output timestamps start at 0 again.
-        cmd += ["-af", "aresample=async=1", "-avoid_negative_ts", "make_zero"]
+        # the audio track follows its sample count, pulled onto the timestamps (see AUDIO_SYNC)
+        cmd += ["-af", AUDIO_SYNC, "-avoid_negative_ts", "make_zero"]
     if relays:
         # tee picks no stream by itself: video first, then audio, as FFmpeg orders them for FLV
         cmd += ["-map", "1:v", "-map", "0:a"] if audio == "pulse" else ["-map", "0:v", "-map", "1:a"]

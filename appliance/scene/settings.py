@@ -41,10 +41,11 @@ class AvatarConfig(SettingsModel):
     pack: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,40}$")] = ""   # <scene.dir>/avatars/NAME/; "": drawn
     colors: AvatarColors = Field(default_factory=AvatarColors)
     mood_s: Annotated[float, Field(ge=1, le=60)] = 6.0         # how long a reply's mood shows
-    # each mouth shape goes up this much before its sound: half a frame at 30 fps (a frame shows
-    # what is heard while it is on screen) plus the ~80 ms by which the encoder's audio track
-    # runs ahead of its video (72, 81, 94 ms measured in three streams: docs/avatar.md, Lip sync)
-    lead_ms: Annotated[float, Field(ge=-200, le=200)] = 100.0
+    # each mouth shape goes up this much before its sound (negative: after it). 0: the encoder
+    # keeps audio and video on one offset at every start, and a mouth presented at audible_at
+    # reads within a few ms of its sound in the stream (docs/avatar.md, Lip sync); a calibration
+    # for other set-ups
+    lead_ms: Annotated[float, Field(ge=-200, le=200)] = 0.0
 
     def state(self, agent_name: str) -> AvatarState:
         """The avatar's starting state for the agent called ``agent_name``."""

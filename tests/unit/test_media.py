@@ -55,6 +55,10 @@ def test_build_command_pulse_and_options() -> None:
     assert "-i stream.monitor" in line and "anullsrc" not in line
     assert "-g 50" in line and "-x264-params nal-hrd=cbr" in line and "-ar 48000" in line
     assert "-progress" not in cmd
+    # frames keep their grab times on FLV's millisecond (tests/integration/test_avsync.py), 25 fps: a
+    # grab within a quarter frame (10 ms) of the last one kept is dropped; the audio follows its timestamps
+    assert "-enc_time_base:v 1/1000 -fps_mode:v vfr" in line and "gte(t-prev_selected_t\\,0.0100)" in line
+    assert cmd[cmd.index("-af") + 1].startswith("aresample=async=1000:")
     assert cmd[cmd.index("-threads") + 1] == "1" and cmd.index("-threads") > cmd.index("libx264")  # one x264 thread
     assert "-threads" not in build_command(cfg.model_copy(update={"encoder_threads": 0}), "o.flv", audio="pulse")
     assert "-i mysink.monitor" in " ".join(build_command(cfg, "o.flv", audio="pulse",
