@@ -41,10 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.support.browser import chromium  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def cpu_ticks(pid: int) -> int | None:
@@ -108,14 +107,7 @@ def window(app, seconds: float, start=None) -> tuple[float, list[float], dict[st
 
 
 def open_console(app, user_data: Path):
-    from selenium import webdriver
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument("--window-size=1280,1100")
-    options.add_argument(f"--user-data-dir={user_data}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    driver = chromium(user_data, "--window-size=1280,1100")
     url = re.search(r"(http://127\.0\.0\.1:\d+/console/login\?ticket=\S+)", app.cli("console")).group(1)
     driver.get(url)
     return driver

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.browser import chromium
 from tests.support.media import require
 from tests.support.sandbox import NGINX_MISSING, entry_name
 from tests.support.show import LiveAppliance
@@ -41,9 +42,6 @@ pytestmark = pytest.mark.skipif(NGINX_MISSING is not None, reason=NGINX_MISSING 
 
 TOOLS = {"status", "go_live", "stop", "say", "voice", "show", "scene", "chat_send", "read_chat", "reply",
          "viewers", "terminal"}
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000"]
-
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[LiveAppliance]:
@@ -147,13 +145,7 @@ def test_mcp_over_stdio_goes_live_reads_replies_and_says(app: LiveAppliance) -> 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     require("chromium", "chromedriver", "tesseract", "ffmpeg")
-    from selenium import webdriver
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    driver = chromium(Path(tempfile.mkdtemp(dir=tmp_path)))
     try:
         yield driver
     finally:

@@ -4,7 +4,6 @@ once the appliance answers again (an EventSource that got a 503 used to stay clo
 
 from __future__ import annotations
 
-import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -17,24 +16,16 @@ import requests
 from appliance.control.api import ControlServer
 from appliance.control.events import EventBus
 from appliance.core.errors import ApplianceError
+from tests.support.browser import chromium
 from tests.support.control import FakeCommands
 from tests.support.media import require
 from tests.support.tree import wait_until
-
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000"]
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     require("chromium", "chromedriver")
-    from selenium import webdriver
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    driver = chromium(Path(tempfile.mkdtemp(dir=tmp_path)))
     try:
         yield driver
     finally:
