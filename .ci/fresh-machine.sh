@@ -18,16 +18,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REHEARSAL_S=${FRESH_REHEARSAL_SECONDS:-45}
 IMAGE=${FRESH_IMAGE:-docker.io/library/debian:bookworm}
-# Each file runs at least one external program the set-up must install (the unit scan test names
-# them all): Xvfb, openbox, xterm, tmux, xdotool, xwininfo, PulseAudio and its tools, FFmpeg,
-# espeak-ng, nginx-rtmp, scrot, tesseract, chromium + chromedriver, git, kubectl; and
-# `appliance doctor` before and after `up` (programs, fonts, encoders, display, sink). The
-# rehearsal itself is go.sh's (test_rehearse would repeat it); tesseract is test_operator's.
+# The unit tier's scan checks that every program the code runs is installed (the dpkg database of
+# a machine nobody touched); then one test per family of programs runs them: FFmpeg, Xvfb and
+# PulseAudio (test_media); `appliance doctor` before and after `up` (every binary, fonts,
+# encoders, the display and the sink); the bare process tree (openbox, xterm, tmux, xwininfo);
+# Chromium + chromedriver + tesseract (the console); git and kubectl (the
+# wheel and the Kubernetes render). The rehearsal itself is go.sh's (nginx-rtmp, espeak-ng).
 FRESH_TESTS=(-m "not container"
-  tests/unit
-  tests/integration/test_media.py tests/integration/test_voice_engines.py tests/integration/test_sandbox.py
-  tests/integration/test_doctor.py tests/e2e/test_doctor_up.py
-  tests/e2e/test_process_tree.py tests/e2e/test_operator.py tests/e2e/test_deploy.py)
+  tests/unit tests/integration/test_media.py tests/integration/test_doctor.py tests/e2e/test_doctor_up.py
+  "tests/e2e/test_process_tree.py::test_every_program_runs"
+  "tests/e2e/test_process_tree.py::test_content_window_is_on_screen"
+  "tests/e2e/test_operator.py::test_console_in_a_browser"
+  "tests/e2e/test_deploy.py::test_the_wheel_build_takes_every_file_of_the_tree_folders_new_ones_too"
+  "tests/e2e/test_deploy.py::test_kubernetes_render_is_committed_renders_and_validates")
 [ $# -gt 0 ] && FRESH_TESTS=("$@")
 
 command -v podman >/dev/null || { echo "fresh: podman is not installed (bash shared/tools/container-engine.sh)" >&2; exit 1; }

@@ -129,7 +129,9 @@ def check_controls(app: LiveAppliance) -> None:
     documented = yaml.safe_load((REPO / "openapi.yaml").read_text())["components"]["schemas"]["Utterance"]["properties"]
     first = app.call("POST", "/say", {"text": "One. Two. Three. Four. Five. Six.", "priority": "proactive"})
     second = app.call("POST", "/say", {"text": "Never heard.", "priority": "reply"})
-    assert first["queued"] and second["queued"] and second["position"] == 1, (first, second)
+    # the second waits behind the first: 1 ahead while the first is still queued, 0 once it speaks
+    # (on a loaded machine the speaker may take the first before the second arrives)
+    assert first["queued"] and second["queued"] and second["position"] in (0, 1), (first, second)
     assert set(first) - {"queued"} <= set(documented), first
     wait_until(lambda: app.call("POST", "/voice", {})["pending"] == 1, 10, "the first line speaking")
     stopped = app.call("POST", "/voice", {"flush": True, "interrupt": True})

@@ -25,11 +25,21 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("Xvfb"),
                                 reason="needs root (a mount namespace per 'container'), unshare and Xvfb")
 
+# A checkout (and its venv) under /tmp, as CI's clone may be, is bound back over the private /tmp.
+PRIVATE_TMP = r"""
+mount --make-rprivate /
+case "$KEEP" in
+  /tmp/*) keep=$(mktemp -d /dev/shm/keep-XXXXXX); mount --bind "$KEEP" "$keep"
+          mount -t tmpfs tmpfs /tmp
+          mkdir -p "$KEEP" && mount --move "$keep" "$KEEP" && rmdir "$keep" ;;
+  *) mount -t tmpfs tmpfs /tmp ;;
+esac
+"""
 # In its own mount namespace: a private /tmp (as a container's tmpfs), the cookie written there,
 # start-xvfb.sh in the background, and xdpyinfo run inside the same namespace once it answers.
 INSIDE = r"""
 set -eu
-mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+""" + PRIVATE_TMP + r"""
 printf '%s' "$COOKIE_B64" | base64 -d > /tmp/xauth && chmod 600 /tmp/xauth
 export XAUTHORITY=/tmp/xauth
 "$APPLIANCE_HOME/scripts/start-xvfb.sh" > "$LOG" 2>&1 &
@@ -56,7 +66,8 @@ def test_two_private_tmps_in_one_network_namespace_both_get_the_same_display() -
     for name in ("a", "b"):
         log = Path("/dev/shm") / f"test-xvfb-{os.getpid()}-{name}.log"  # outside the private /tmp
         cookie = base64.b64encode(xauthority_entry(number, os.urandom(16))).decode()
-        env = dict(os.environ, APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}", APPLIANCE_WIDTH="320",
+        env = dict(os.environ, KEEP=str(REPO), APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}",
+                   APPLIANCE_WIDTH="320",
                    APPLIANCE_HEIGHT="240", COOKIE_B64=cookie,
                    LOG=str(log), HOLD="4", APPLIANCE_LOG_NAME=f"xvfb-{name}")
         procs.append(subprocess.Popen(["unshare", "--mount", "sh", "-c", INSIDE], env=env, stdout=subprocess.PIPE,
@@ -80,7 +91,7 @@ def test_two_private_tmps_in_one_network_namespace_both_get_the_same_display() -
 # A second "container": its own /tmp, the host's network namespace; prints whether it could reserve.
 RESERVE_INSIDE = r"""
 set -eu
-mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+""" + PRIVATE_TMP + r"""
 "$PYTHON" -c "import sys; from appliance.media.display import reserve_display as r; print(r(int(sys.argv[1])))" \
   "$NUMBER"
 """
@@ -90,7 +101,7 @@ mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
 # server our client reaches: xdpyinfo's dimensions tell them apart (ours 320x240, foreign 400x300).
 FOREIGN = r"""
 set -eu
-mount --make-rprivate / && mount -t tmpfs tmpfs /tmp
+""" + PRIVATE_TMP + r"""
 exec Xvfb ":$NUMBER" -screen 0 400x300x24 -ac -nolisten tcp
 """
 OURS = INSIDE.replace('if xdpyinfo -display "$APPLIANCE_DISPLAY" >/dev/null 2>&1; then echo answers; break; fi',
@@ -107,7 +118,7 @@ def test_a_reserved_number_is_refused_to_another_tmp_on_the_same_network() -> No
     number = free_number()
     assert reserve_display(number)
     try:
-        env = dict(os.environ, PYTHON=sys.executable, NUMBER=str(number), PYTHONPATH=str(REPO))
+        env = dict(os.environ, KEEP=str(REPO), PYTHON=sys.executable, NUMBER=str(number), PYTHONPATH=str(REPO))
         out = subprocess.run(["unshare", "--mount", "sh", "-c", RESERVE_INSIDE], env=env, capture_output=True,
                              text=True, timeout=30)
         assert out.stdout.strip() == "False", out.stdout + out.stderr
@@ -128,12 +139,14 @@ def test_our_clients_never_reach_a_foreign_server_on_the_abstract_name() -> None
     number = free_number()
     assert reserve_display(number)
     log = Path("/dev/shm") / f"test-xvfb-{os.getpid()}-ours.log"
-    foreign = subprocess.Popen(["unshare", "--mount", "sh", "-c", FOREIGN], env=dict(os.environ, NUMBER=str(number)),
+    foreign = subprocess.Popen(["unshare", "--mount", "sh", "-c", FOREIGN],
+                               env=dict(os.environ, KEEP=str(REPO), NUMBER=str(number)),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         time.sleep(1.0)  # the foreign server is up (or gave up on the abstract name) before ours
         cookie = base64.b64encode(xauthority_entry(number, os.urandom(16))).decode()
-        env = dict(os.environ, APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}", APPLIANCE_WIDTH="320",
+        env = dict(os.environ, KEEP=str(REPO), APPLIANCE_HOME=str(REPO), APPLIANCE_DISPLAY=f":{number}",
+                   APPLIANCE_WIDTH="320",
                    APPLIANCE_HEIGHT="240", COOKIE_B64=cookie, LOG=str(log), HOLD="0", APPLIANCE_LOG_NAME="xvfb-ours")
         ours = subprocess.run(["unshare", "--mount", "sh", "-c", OURS], env=env, capture_output=True, text=True,
                               timeout=30)
