@@ -114,6 +114,8 @@ def check_show(project: ComposeProject, work: Path) -> None:
     wait_until(lambda: "live" in project.appliance(project.rehearsal, "status"), 30, "`appliance status` inside")
 
     terminal = check_terminal(project)
+    # the starting card (scene.starting_s) gives way to the live scene, whose chat panel is read below
+    wait_until(lambda: "scene: live" in project.logs(project.rehearsal, tail=400), 60, "the live scene", interval=1)
 
     # a viewer's comment, answered in chat
     sb.post_comment("hello from the harbour", "marina")
