@@ -206,6 +206,12 @@ class RuntimeLayout:
         return self.shell_dir / "shell.sock"
 
     @property
+    def shell_programs(self) -> Path:
+        """Copies of the shell session's scripts (root's, readable by all), run by the shell user
+        from here: the checkout may sit where that user cannot reach (``/root/...``)."""
+        return self.shell_dir / "bin"
+
+    @property
     def shell_workspace(self) -> Path:
         """The shell's working folder when ``terminal.workspace`` is not set (gone with the tree)."""
         return self.shell_dir / "workspace"

@@ -46,6 +46,7 @@ from ..core.users import (
 
 log = logging.getLogger("appliance.up.privileges")
 
+SHELL_SCRIPTS = ("start-shell.sh", "shell-loop.sh", "lib.sh")  # what the shell user runs (scripts/)
 SHELL_DIR_MODE = 0o2750   # the shell user's; the controller's group may enter (to attach), setgid
 WORKSPACE_MODE = 0o700
 # what `appliance up` tells the tree (conf.d/*.conf: user=; scripts/start-shell.sh, shell-pane.sh)
@@ -171,16 +172,25 @@ def fresh_folder(folder: Path) -> None:
     folder.mkdir(mode=0o700)  # fails if someone raced us to it: better no shell than theirs
 
 
-def prepare_runtime(runtime_dir: Path, shell_dir: Path, workspace: Path, users: TreeUsers) -> None:
+def prepare_runtime(runtime_dir: Path, shell_dir: Path, workspace: Path, users: TreeUsers, *,
+                    scripts: Path, programs: Path) -> None:
     """The runtime folder to the controller's user; the shell's folder (its socket), made anew,
     to the shell user with the controller's group allowed in, and its workspace (step 3). The
     shell's folder is beside the runtime folder, so their parent must let the shell user pass
-    (``/tmp`` does; a folder of mode 0711 does)."""
+    (``/tmp`` does; a folder of mode 0711 does). The shell session's scripts are copied from
+    ``scripts`` into ``programs`` inside it (root's, mode 0755): the shell user runs them from
+    there, whether or not it could reach the checkout (a clone in ``/root`` it cannot)."""
     give(runtime_dir, users.controller)
     shell = users.shell.account
     if shell is None:
         return
     fresh_folder(shell_dir)
+    programs.mkdir()
+    # scripts the shell user runs: nothing secret in them, and root's, so not its to change
+    os.chmod(programs, 0o755)  # noqa: S103
+    for name in SHELL_SCRIPTS:
+        shutil.copyfile(scripts / name, programs / name)
+        os.chmod(programs / name, 0o755)  # noqa: S103
     os.chown(shell_dir, shell.uid, users.controller.gid)
     # the setgid bit (so the socket's group is the controller's) is kept only when the folder's
     # group is ours (or with CAP_FSETID, which the container does not keep): ours for a moment

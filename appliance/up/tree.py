@@ -232,7 +232,11 @@ class ProcessTree:
         # root (the image, `sudo appliance up`): the runtime folder to the controller's user, the
         # shell's folder to the shell user; supervisord stays root only to start each program as
         # its user (conf.d: user=). umask 077: whatever the tree creates is private.
-        prepare_runtime(self.runtime_dir, self.runtime.shell_dir, Path(self.env["APPLIANCE_WORKSPACE"]), self.users)
+        prepare_runtime(self.runtime_dir, self.runtime.shell_dir, Path(self.env["APPLIANCE_WORKSPACE"]), self.users,
+                        scripts=self.home / "scripts", programs=self.runtime.shell_programs)
+        # the shell program (conf.d/shell.conf) runs those copies; off, the checkout's says why
+        self.env["APPLIANCE_SHELL_PROGRAMS"] = str(
+            self.runtime.shell_programs if self.users.shell.account is not None else self.home / "scripts")
         self.process = popen(
             self.command(), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
             stdout=self.output, stderr=subprocess.STDOUT if self.output is not None else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -105,12 +106,24 @@ def test_the_shells_folder_is_made_anew_for_the_shell_user_with_our_group_allowe
     (runtime / "secrets").mkdir()
     shell_dir.mkdir()
     (shell_dir / "planted").symlink_to("/etc")  # something left beside a runtime folder in /tmp
-    prepare_runtime(runtime, shell_dir, shell_dir / "workspace", users())
+    # the checkout where the shell user cannot go (a clone in /root, mode 0700)
+    checkout = base / "root-only"
+    shutil.copytree(REPO / "scripts", checkout / "scripts")
+    checkout.chmod(0o700)
+    prepare_runtime(runtime, shell_dir, shell_dir / "workspace", users(), scripts=checkout / "scripts",
+                    programs=shell_dir / "bin")
     assert (runtime / "secrets").stat().st_uid == NOBODY.uid
     info = shell_dir.stat()
     assert (info.st_uid, info.st_gid, mode(shell_dir)) == (SHELL.uid, NOBODY.gid, 0o2750)
-    assert sorted(p.name for p in shell_dir.iterdir()) == ["workspace"]
+    assert sorted(p.name for p in shell_dir.iterdir()) == ["bin", "workspace"]
     assert (shell_dir / "workspace").stat().st_uid == SHELL.uid and not can_read(SHELL, runtime)
+    # the shell session's scripts, copied where the shell user can run them and not change them
+    assert sorted(p.name for p in (shell_dir / "bin").iterdir()) == ["lib.sh", "shell-loop.sh", "start-shell.sh"]
+    assert (shell_dir / "bin").stat().st_uid == 0 and mode(shell_dir / "bin") == 0o755
+    ran = subprocess.run(["bash", "-c", f"test -x {shell_dir}/bin/start-shell.sh && ! test -w {shell_dir}/bin && "
+                                        f"! test -x {checkout}/scripts/start-shell.sh && echo ok"],
+                         capture_output=True, text=True, timeout=10, user=SHELL.uid, group=SHELL.gid, extra_groups=[])
+    assert ran.stdout.strip() == "ok", ran.stdout + ran.stderr
 
 
 def run_as_nobody(code: str) -> subprocess.CompletedProcess[str]:

@@ -39,9 +39,11 @@ class Session:
             "APPLIANCE_SHELL_RUN_AS": DEFAULT_SHELL_USER if not off else "root", "APPLIANCE_SHELL_OFF": off,
             "RETAKE_ACCESS_TOKEN": SECRET})  # this process's environment: the shell must not see it
         self.users = TreeUsers.from_tree({"APPLIANCE_RUN_AS": "root", **self.env})
-        prepare_runtime(self.runtime.root, self.runtime.shell_dir, self.runtime.shell_workspace, self.users)
+        prepare_runtime(self.runtime.root, self.runtime.shell_dir, self.runtime.shell_workspace, self.users,
+                        scripts=REPO / "scripts", programs=self.runtime.shell_programs)
         account = self.users.shell.account
-        self.shell = subprocess.Popen([str(REPO / "scripts/start-shell.sh")], env=self.env, start_new_session=True,
+        programs = self.runtime.shell_programs if account else REPO / "scripts"  # as ProcessTree.start chooses
+        self.shell = subprocess.Popen([str(programs / "start-shell.sh")], env=self.env, start_new_session=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       **({"user": account.uid, "group": account.gid, "extra_groups": []}
                                          if account else {}))
