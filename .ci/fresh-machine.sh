@@ -16,7 +16,7 @@
 #   bash .ci/fresh-machine.sh -k voice     other pytest arguments instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REHEARSAL_S=${FRESH_REHEARSAL_SECONDS:-45}
+REHEARSAL_S=${FRESH_REHEARSAL_SECONDS:-30}
 IMAGE=${FRESH_IMAGE:-docker.io/library/debian:bookworm}
 # The unit tier's scan checks that every program the code runs is installed (the dpkg database of
 # a machine nobody touched); then one test per family of programs runs them: FFmpeg, Xvfb and
