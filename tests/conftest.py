@@ -22,3 +22,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that runs a command in this process (``cli.main``) points the root logger at the
+    stderr pytest captures for that test; put the root logger back after it, so later log lines
+    never go to a closed capture ("--- Logging error --- I/O operation on closed file")."""
+    import logging
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
