@@ -70,9 +70,9 @@ class Check:
 
 def _run(argv: list[str], timeout: float = 10.0, env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """(exit status, stdout) of a tool, run the one way tools are run (core.proc); a tool that
-    cannot start or hangs is (-1, why). ``env``: variables added to the environment."""
+    cannot start or hangs is (-1, why). ``env``: variables set on top of the child's environment."""
     try:
-        result = run_capture(argv, timeout=timeout, env=dict(os.environ, **env) if env else None)
+        result = run_capture(argv, timeout=timeout, extra_env=env)
     except MediaError as exc:
         return -1, exc.message
     return result.returncode, (result.stdout or b"").decode("utf-8", "replace")

@@ -65,10 +65,12 @@ def allowed_variable(name: str, value: str) -> bool:
     return False
 
 
-def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every child process gets: ``environ`` (default: ours) reduced to what a
-    child may inherit (:func:`allowed_variable`). The one place a child's environment is made."""
-    source = os.environ if environ is None else environ
+def child_environment(environ: Mapping[str, str] | None = None,
+                      extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every child process gets: ``environ`` (default: ours) with ``extra`` set
+    on top (``DISPLAY`` for one tool), both reduced to what a child may inherit
+    (:func:`allowed_variable`). The one place a child's environment is made."""
+    source = {**(os.environ if environ is None else environ), **(extra or {})}
     return {name: value for name, value in source.items() if allowed_variable(name, value)}
 
 
@@ -130,16 +132,17 @@ Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 
 
 def run_capture(cmd: list[str], *, timeout: float, runner: Runner = subprocess.run,
-                env: Mapping[str, str] | None = None, what: str | None = None,
-                input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+                env: Mapping[str, str] | None = None, extra_env: Mapping[str, str] | None = None,
+                what: str | None = None, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run ``cmd`` and return what it did, whatever its exit status; MediaError naming ``what``
-    (default: the tool) when it cannot start or does not finish within ``timeout``."""
+    (default: the tool) when it cannot start or does not finish within ``timeout``. The child's
+    environment: :func:`child_environment` of ``env`` (default: ours) and ``extra_env``."""
     name = what or cmd[0]
     try:
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return runner(cmd, **stdin, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, timeout=timeout, check=False,
-                      preexec_fn=parent_death_preexec(), env=child_environment(env))
+                      preexec_fn=parent_death_preexec(), env=child_environment(env, extra_env))
     except subprocess.TimeoutExpired:
         raise MediaError(f"{name} did not finish within {timeout:.0f}s") from None
     except FileNotFoundError:
@@ -149,10 +152,11 @@ def run_capture(cmd: list[str], *, timeout: float, runner: Runner = subprocess.r
 
 
 def run_tool(cmd: list[str], *, timeout: float, runner: Runner = subprocess.run,
-             env: Mapping[str, str] | None = None, what: str | None = None,
-             input: bytes | None = None) -> bytes:
+             env: Mapping[str, str] | None = None, extra_env: Mapping[str, str] | None = None,
+             what: str | None = None, input: bytes | None = None) -> bytes:
     """Run ``cmd``; its stdout, or MediaError naming ``what`` (default: the tool) and why."""
-    result = run_capture(cmd, timeout=timeout, runner=runner, env=env, what=what, input=input)
+    result = run_capture(cmd, timeout=timeout, runner=runner, env=env, extra_env=extra_env, what=what,
+                         input=input)
     if result.returncode != 0:
         text = (result.stderr or result.stdout or b"").decode("utf-8", "replace").strip()
         tail = " | ".join(clean_text(line, 200) for line in text.splitlines()[-3:]) \

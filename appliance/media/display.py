@@ -170,7 +170,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def _run(cmd: list[str], display: str) -> None:
-    run_tool(cmd, timeout=CAPTURE_TIMEOUT_S, env=dict(os.environ, DISPLAY=display),
+    run_tool(cmd, timeout=CAPTURE_TIMEOUT_S, extra_env={"DISPLAY": display},
              what=f"{cmd[0]} on {display}")
 
 

@@ -6,6 +6,7 @@ of its own /proc/<pid>/environ."""
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,19 @@ def test_the_config_names_every_secret_and_the_store_reads_each_once(tmp_path: P
 
 
 # -- the one child environment -------------------------------------------------------------------
+
+def test_a_tool_gets_its_extra_variable_on_the_allow_list_and_never_a_secret() -> None:
+    """run_capture's ``extra_env`` (a display for one tool) is set on top of the allow-listed
+    environment; a secret given there, or in ours, still never reaches the child."""
+    seen: dict[str, str] = {}
+
+    def runner(cmd, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(cmd, 0, b"", b"")
+    proc.run_capture(["true"], timeout=1, runner=runner, env={"PATH": "/bin", "OPENAI_API_KEY": "sk-x"},
+                     extra_env={"DISPLAY": ":93", "RETAKE_ACCESS_TOKEN": "rtk_x"})
+    assert seen == {"PATH": "/bin", "DISPLAY": ":93"}
+
 
 def test_a_child_inherits_only_the_allow_list() -> None:
     parent = {"PATH": "/usr/bin:/bin", "HOME": "/home/a", "LANG": "C.UTF-8", "LC_ALL": "C", "DISPLAY": ":90",
