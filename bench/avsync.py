@@ -35,11 +35,10 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance.media.content import ContentLog, content_window_command  # noqa: E402
 from appliance.media.encoder import Encoder, EncoderStats, apply_progress, build_command  # noqa: E402
-from appliance.media.settings import OverlayConfig, StreamConfig  # noqa: E402
+from appliance.media.settings import StreamConfig  # noqa: E402
 from tests.support.avsync import StartResult, before_sync_command, play_cues, read_pairs, spread  # noqa: E402
-from tests.support.media import start_pulseaudio, start_xvfb, stop_process  # noqa: E402
+from tests.support.media import moving_content, start_pulseaudio, start_xvfb, stop_process  # noqa: E402
 
 
 def ms(values: list[float]) -> str:
@@ -138,19 +137,12 @@ def long_run(display: str, work: Path, args: argparse.Namespace) -> None:
 
 
 def overload(display: str, work: Path, args: argparse.Namespace) -> None:
-    content = ContentLog(work / "c.log", 150)
-    term = subprocess.Popen(content_window_command(work / "c.log", OverlayConfig()),
-                            env=dict(os.environ, DISPLAY=display), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    stop = threading.Event()
+    """Four encoders (after and before the fix) on moving content, three CPU hogs for a while."""
+    with moving_content(work / "c.log", display):
+        _overload(display, work, args)
 
-    def feed() -> None:
-        n = 0
-        while not stop.wait(0.1):
-            n += 1
-            content.write(f"line {n}: the quick brown fox jumps over the lazy dog " * 2)
 
-    threading.Thread(target=feed, daemon=True).start()
+def _overload(display: str, work: Path, args: argparse.Namespace) -> None:
     kinds = ["after", "before", "after", "before"]
     procs: list[tuple[str, subprocess.Popen[bytes], EncoderStats, float]] = []
     hogs: list[subprocess.Popen[bytes]] = []
@@ -211,9 +203,6 @@ def overload(display: str, work: Path, args: argparse.Namespace) -> None:
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait()
-        stop.set()
-        term.terminate()
-        term.wait(5)
 
 
 def main(argv: list[str] | None = None) -> int:

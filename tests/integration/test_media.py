@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 
 from appliance.core.errors import MediaError
 from appliance.media import audio
-from appliance.media.content import ContentLog, content_window_command
+from appliance.media.content import ContentLog
 from appliance.media.display import (
     capture_jpeg,
     capture_png,
@@ -30,7 +29,7 @@ from appliance.media.display import (
     wait_for_display,
 )
 from appliance.media.encoder import Encoder
-from appliance.media.settings import OverlayConfig, StreamConfig
+from appliance.media.settings import StreamConfig
 from appliance.voice import (
     EspeakVoice,
     FallbackVoice,
@@ -42,7 +41,7 @@ from appliance.voice import (
 from appliance.voice.settings import EspeakVoiceConfig, GttsVoiceConfig
 
 # the fixtures xvfb_display, pulse_server and flv_target come from conftest.py (media_fixtures)
-from tests.support.media import free_port, require
+from tests.support.media import free_port, moving_content, require
 
 SECRET = "sk_live_7hQpZ3mN9xR2"
 
@@ -87,27 +86,8 @@ def stream_cfg(display: str, **kw) -> StreamConfig:
 def content_window(xvfb_display: str, tmp_path_factory: pytest.TempPathFactory):
     """The reference xterm tailing a ContentLog, fed a line every 0.1 s (moving content)."""
     require("xterm")
-    path = tmp_path_factory.mktemp("content") / "stream.log"
-    log = ContentLog(path, 150)
-    proc = subprocess.Popen(content_window_command(path, OverlayConfig()),
-                            env=dict(os.environ, DISPLAY=xvfb_display),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    stop = threading.Event()
-
-    def feed() -> None:
-        n = 0
-        while not stop.wait(0.1):
-            n += 1
-            log.write(f"line {n}: the quick brown fox jumps over the lazy dog " * 2)
-
-    thread = threading.Thread(target=feed, daemon=True)
-    thread.start()
-    yield log
-    stop.set()
-    thread.join(2)
-    proc.terminate()
-    proc.wait(5)
+    with moving_content(tmp_path_factory.mktemp("content") / "stream.log", xvfb_display) as log:
+        yield log
 
 
 # --- PulseAudio ------------------------------------------------------------------------------

@@ -18,13 +18,17 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from appliance.media.content import ContentLog, content_window_command
 from appliance.media.display import display_taken
+from appliance.media.settings import OverlayConfig
 
 PACKAGES = {"Xvfb": "xvfb", "xdpyinfo": "x11-utils", "pulseaudio": "pulseaudio",
             "pactl": "pulseaudio-utils", "paplay": "pulseaudio-utils", "ffmpeg": "ffmpeg",
@@ -58,6 +62,31 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+
+
+@contextmanager
+def moving_content(path: Path, display: str) -> Iterator[ContentLog]:
+    """The reference xterm tailing a ContentLog at ``path`` on ``display``, fed a line every
+    0.1 s (moving content, what an encoder is measured on); stopped on exit."""
+    log = ContentLog(path, 150)
+    proc = subprocess.Popen(content_window_command(path, OverlayConfig()), env=dict(os.environ, DISPLAY=display),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    stop = threading.Event()
+
+    def feed() -> None:
+        n = 0
+        while not stop.wait(0.1):
+            n += 1
+            log.write(f"line {n}: the quick brown fox jumps over the lazy dog " * 2)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield log
+    finally:
+        stop.set()
+        thread.join(2)
+        stop_process(proc)
 
 
 def start_xvfb(width: int = 1280, height: int = 720, attempts: int = 5,
