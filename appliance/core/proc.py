@@ -103,23 +103,22 @@ def parent_death_preexec(sig: int = signal.SIGTERM,
     return preexec
 
 
-def _child(kwargs: dict[str, Any]) -> dict[str, Any]:
-    kwargs["preexec_fn"] = parent_death_preexec(then=kwargs.get("preexec_fn"))
+def _child(kwargs: dict[str, Any], *, die_with_parent: bool = True) -> dict[str, Any]:
+    """``kwargs`` of a child: the child environment, and the parent-death signal unless told not to."""
     kwargs["env"] = child_environment(kwargs.get("env"))
+    if die_with_parent:
+        kwargs["preexec_fn"] = parent_death_preexec(then=kwargs.get("preexec_fn"))
     return kwargs
 
 
-Popen = Callable[..., "subprocess.Popen[Any]"]  # what starts a child: :func:`popen`, or a test's fake
+Popen = Callable[..., "subprocess.Popen[Any]"]  # what starts a child: :func:`popen` or a test's fake
 
 
 def popen(cmd: list[str], *, die_with_parent: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` whose child gets :func:`child_environment` and dies with us
     (``die_with_parent=False``: one that may outlive the thread that starts it, such as a
     supervisord started from a short-lived thread)."""
-    if not die_with_parent:
-        kwargs["env"] = child_environment(kwargs.get("env"))
-        return subprocess.Popen(cmd, **kwargs)
-    return subprocess.Popen(cmd, **_child(kwargs))
+    return subprocess.Popen(cmd, **_child(kwargs, die_with_parent=die_with_parent))
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
